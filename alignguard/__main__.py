@@ -1,0 +1,3 @@
+from alignguard.cli.app import main
+
+main()

@@ -1,0 +1,66 @@
+"""The check use case: spec + model file -> Report. Also the public Python API."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from alignguard.checks.base import CheckResult, Status, registered_checks
+from alignguard.errors import AlignguardError
+from alignguard.report.model import Report
+from alignguard.spec.model import Spec
+from alignguard.waivers import apply_waivers
+
+
+def run_check(spec: Spec | str | Path, model_path: str | Path, spec_path: str | None = None) -> Report:
+    """Load everything, run every registered check that applies, return the report.
+
+    Raises AlignguardError for input the tool cannot judge (bad spec, model file, capture).
+    """
+    from alignguard.checks.context import CheckContext
+    from alignguard.modelfile.loader import load_model_file
+    from alignguard.spec.loader import load_spec
+
+    if not isinstance(spec, Spec):
+        spec_path = spec_path or str(spec)
+        spec = load_spec(spec)
+    context_timings: dict[str, float] = {}
+    model_file = load_model_file(model_path, spec.entry_points)
+    model = model_file.build()
+    context = CheckContext(spec=spec, model_file=model_file, model=model, timings=context_timings)
+    results: list[CheckResult] = []
+    for check_class in registered_checks():
+        check = check_class()
+        if not check.applies(spec):
+            continue
+        with context.timed(check_class.ids[0].split(".")[0]):
+            results.extend(_run_one(check, context))
+    results = [r.with_(severity=spec.severity_of(r.check_id)) for r in results]
+    results = apply_waivers(spec, results)
+    graph = context._memo.get("capture")
+    return Report(
+        spec_name=spec.name,
+        spec_path=spec_path or "<spec>",
+        model_path=str(model_path),
+        results=results,
+        capture=graph.capture if graph else "",
+        capture_note=graph.capture_note if graph else "",
+        timings=context.timings,
+    )
+
+
+def _run_one(check, context) -> list[CheckResult]:
+    try:
+        return list(check.run(context))
+    except AlignguardError:
+        raise
+    except Exception as exc:  # a bug in a check must not hide the other results
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        return [CheckResult(check.ids[0], "alignguard", Status.ERROR, "the check runs",
+                            f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})",
+                            fix="report this as an alignguard bug, with the spec and model file")]
+
+
+def check(spec: Spec | str | Path, model_path: str | Path) -> Report:
+    """Public API: check a model file against a spec and return the report."""
+    return run_check(spec, model_path)

@@ -1,0 +1,53 @@
+"""Everything a check may read, computed lazily and once: the model, batches, the graph.
+
+Expensive artefacts (the captured graph, gradient measurements, probe runs) are memoised with
+`context.memo(key, factory)`, so check families share work without knowing about each other,
+and a run that needs no graph never captures one.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from alignguard.modelfile.loader import ModelFile
+from alignguard.spec.model import Spec
+
+
+@dataclass
+class CheckContext:
+    spec: Spec
+    model_file: ModelFile
+    model: Any  # torch.nn.Module, built once
+    timings: dict[str, float] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)
+
+    def memo(self, key: str, factory: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            with self.timed(key):
+                self._memo[key] = factory()
+        return self._memo[key]
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+
+    def batch(self, index: int = 0, batch_size: int | None = None) -> dict:
+        """The index-th example batch (seed = spec seed + index), memoised."""
+        size = batch_size or self.spec.entry_points.batch_size
+        seed = self.spec.entry_points.seed + index
+        return self.memo(
+            f"batch:{size}:{seed}", lambda: self.model_file.batch(self.model, size, seed)
+        )
+
+    @property
+    def graph(self):
+        from alignguard.graph.capture import capture_graph
+
+        return self.memo("capture", lambda: capture_graph(self.model, self.batch(0)))

@@ -1,0 +1,80 @@
+"""symbol.bound: every design symbol resolves to a node of the captured graph.
+
+Other checks call `resolve_symbol` to turn a spec symbol into a graph node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.context import CheckContext
+from alignguard.graph.model_graph import ModelGraph
+from alignguard.spec.model import SymbolBinding
+
+
+@dataclass(frozen=True)
+class Resolution:
+    node: str | None
+    found: str  # what the graph has there, for a failure message
+
+
+def resolve_binding(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
+    if binding.output is not None:
+        node = graph.outputs.get(binding.output)
+        keys = ", ".join(sorted(graph.outputs)) or "none"
+        return Resolution(node, f"forward outputs: {keys}")
+    calls = graph.module_outputs(binding.module)
+    if not calls:
+        return Resolution(None, f"module '{binding.module}' is never called in forward")
+    outputs = calls[-1].outputs
+    index = binding.index if binding.index is not None else 0
+    if binding.index is None and len(outputs) > 1:
+        return Resolution(None, f"module '{binding.module}' returns {len(outputs)} values; add `index:`")
+    if index >= len(outputs) or outputs[index] is None:
+        return Resolution(None, f"module '{binding.module}' returns {len(outputs)} tensor value(s)")
+    return Resolution(outputs[index], f"node {outputs[index]}")
+
+
+def resolve_symbol(context: CheckContext, name: str) -> Resolution:
+    return resolve_binding(context.graph, context.spec.symbols[name])
+
+
+def symbol_where(graph: ModelGraph, node: str | None) -> Where:
+    if node is None or node not in graph.graph:
+        return Where()
+    data = graph.node(node)
+    return Where(module=data.get("scope") or None, node=node, file=data.get("file"), line=data.get("line"))
+
+
+@register
+class SymbolBound(Check):
+    ids = ("symbol.bound",)
+    order = 10
+    explanations = {
+        "symbol.bound": (
+            "Every design symbol (z_I, U_I, M, B, T, logit, ...) is bound in the spec to a place in the "
+            "implementation: a key of the dict forward returns, or the output of a module (an element of "
+            "its tuple output with `index`). The check fails when that place does not exist in the "
+            "captured graph, which usually means the design element was never implemented. Fix: return "
+            "the tensor from forward under that key, or correct the binding."
+        )
+    }
+
+    def applies(self, spec) -> bool:
+        return bool(spec.symbols)
+
+    def run(self, context: CheckContext) -> Iterable[CheckResult]:
+        for name, binding in context.spec.symbols.items():
+            resolution = resolve_binding(context.graph, binding)
+            element = f"symbol {name}"
+            if resolution.node is None:
+                yield failed(
+                    "symbol.bound", element, f"{name} at {binding.describe()}", resolution.found,
+                    fix=f"compute {name} in the model and expose it as {binding.describe()}, "
+                    "or bind the symbol to where it is computed",
+                )
+            else:
+                yield passed("symbol.bound", element, f"{name} at {binding.describe()}",
+                             f"node {resolution.node}", where=symbol_where(context.graph, resolution.node))

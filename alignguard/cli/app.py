@@ -1,0 +1,54 @@
+"""The root `alignguard` command. Each command lives in its own module; none imports torch
+at import time, so `alignguard --help` and `alignguard schema` answer instantly."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from alignguard.cli.check import check_command
+from alignguard.cli.errors import reports_errors
+
+app = typer.Typer(
+    name="alignguard",
+    help="Prove a PyTorch model implements its design before anyone spends GPU hours training it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("check")(check_command)
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of design specs (point your editor's YAML plugin at it)."""
+    from alignguard.spec.model import Spec
+
+    typer.echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2))
+
+
+@app.command("explain")
+@reports_errors
+def explain_command(check_id: str = typer.Argument(..., help="A check id, e.g. noise.present.")) -> None:
+    """Explain what a check proves and how to fix its typical failures."""
+    import difflib
+
+    from alignguard.checks.base import all_check_ids, explanation
+    from alignguard.errors import UsageError
+
+    text = explanation(check_id)
+    if text is None:
+        ids = all_check_ids()
+        guess = difflib.get_close_matches(check_id, ids, n=1)
+        raise UsageError(f"there is no check '{check_id}'",
+                         fix=(f"did you mean '{guess[0]}'? " if guess else "") + "known: " + ", ".join(ids))
+    typer.echo(f"{check_id}\n\n{text}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Load a spec file: YAML with line numbers (ruamel.yaml), validated by the pydantic models.
+
+Every problem becomes one `SpecError` paragraph naming the file, line and column, what was
+wrong and how to fix it (with a "did you mean" for misspelled keys).
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from alignguard.errors import SpecError
+from alignguard.spec.model import Spec, SpecReferenceError
+
+Loc = tuple[str | int, ...]
+
+
+def load_spec(path: str | Path) -> Spec:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(
+            f"spec file '{path}' does not exist",
+            fix="pass the path to a YAML design spec, e.g. specs/cmdn.yaml",
+        )
+    text = path.read_text(encoding="utf-8")
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> Spec:
+    data = _read_yaml(text, source)
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise SpecError(
+            f"the spec must be a YAML mapping of keys such as `version`, `name`, `inputs`, but it is {found}",
+            where=f"{source}:1:1",
+            fix="start the file with `version: 1` and `name: ...` (run `alignguard schema` for every key)",
+        )
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, data, source) from None
+
+
+def _read_yaml(text: str, source: str) -> Any:
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise SpecError(
+            f"the spec is not valid YAML: {exc.problem or exc.context}",
+            where=where,
+            fix="check indentation, colons and quoting at that line (quote strings containing ': ' or '#')",
+        ) from None
+    except YAMLError as exc:
+        raise SpecError(f"the spec is not valid YAML: {exc}", where=source, fix="fix the YAML syntax") from None
+
+
+def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
+    first = exc.errors(include_url=False)[0]
+    loc: Loc = tuple(first["loc"])
+    kind = first["type"]
+    context = first.get("ctx") or {}
+    reference = context.get("error")
+    if isinstance(reference, SpecReferenceError):
+        loc = reference.loc
+        what = str(reference)
+        fix = "define the name (under `inputs`, `symbols` or `components`) or correct the spelling"
+    elif kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _fields_at(Spec, loc[:-1])
+        guess = difflib.get_close_matches(key, allowed, n=1)
+        what = f"unknown key '{key}' in {_dotted(loc[:-1]) or 'the top level'}"
+        fix = f"did you mean '{guess[0]}'? " if guess else ""
+        fix += f"allowed keys here: {', '.join(allowed)}" if allowed else "remove it"
+    elif kind == "missing":
+        what = f"required key '{loc[-1]}' is missing in {_dotted(loc[:-1]) or 'the top level'}"
+        fix = f"add `{loc[-1]}:` (see `alignguard schema`)"
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+        what = f"{_dotted(loc) or 'the spec'}: {msg} (got {_short(first.get('input'))})"
+        fix = "correct the value (see `alignguard schema` for the expected type)"
+    more = len(exc.errors()) - 1
+    if more:
+        fix += f"; {more} more problem{'s' if more > 1 else ''} may follow once this is fixed"
+    line, column = _position(data, loc)
+    return SpecError(what, where=f"{source}:{line}:{column}", fix=fix)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value if not hasattr(value, "items") else dict(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _position(data: Any, loc: Loc) -> tuple[int, int]:
+    """1-based line and column of the deepest part of `loc` present in the YAML."""
+    line, column = 1, 1
+    node = data
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, dict) and part in node:
+                line, column = (lc.key(part) if lc else (line - 1, column - 1))
+                line, column = line + 1, column + 1
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                line, column = (lc.item(part) if lc else (line - 1, column - 1))
+                line, column = line + 1, column + 1
+                node = node[part]
+            else:
+                break
+        except (KeyError, AttributeError, TypeError):
+            break
+    return line, column
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Allowed keys of the model found by following `loc` through the spec's types."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0] if len(options) == 1 else annotation
+            if len(options) != 1:
+                return annotation
+        else:
+            return annotation
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    annotation = _unwrap(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple):
+        return typing.get_args(annotation)[0]
+    if origin is dict:
+        return typing.get_args(annotation)[1]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, field in annotation.model_fields.items():
+            if part in (name, field.alias):
+                return field.annotation
+    return None

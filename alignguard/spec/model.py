@@ -1,0 +1,333 @@
+"""The design spec: what a model must contain, as strict pydantic v2 models.
+
+A spec names the design's *inputs*, binds design *symbols* (z_I, U_I, M, ...) to places in the
+implementation, lists *components* (module paths) and the rules each check enforces. Unknown
+keys are rejected; every cross-reference (a formula's symbols, a flow endpoint, a loss's
+components) is resolved here so that a check never meets a dangling name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alignguard.spec.formula import Equation, FormulaSyntaxError, parse_equation
+
+Severity = Literal["error", "warning"]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class SpecModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SpecReferenceError(ValueError):
+    """A name in the spec that refers to nothing; `loc` is the path to the offending entry."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
+class EntryPoints(SpecModel):
+    """Names of the functions the model file defines (rename them here if yours differ)."""
+
+    build_model: str = Field("build_model", description="Returns the torch.nn.Module to check.")
+    example_batch: str = Field(
+        "example_batch", description="(batch_size, seed) -> dict of forward inputs and targets."
+    )
+    loss_terms: str = Field(
+        "loss_terms", description="(model, batch, outputs, step) -> dict of weighted loss terms."
+    )
+    batch_size: int = Field(32, ge=2, description="Batch size used for capture and probes.")
+    seed: int = Field(0, description="Seed of the first example batch.")
+
+
+class InputSpec(SpecModel):
+    """A forward argument and its role in the design."""
+
+    role: Literal["invariant", "context", "other"] = Field(
+        description="invariant: the same for a locus in every cell line (x); context: describes the cell (c)."
+    )
+    description: str = ""
+
+
+class SymbolBinding(SpecModel):
+    """Where a design symbol lives in the implementation: exactly one of `output` or `module`."""
+
+    output: str | None = Field(None, description="Key of the dict (or attribute) that forward returns.")
+    module: str | None = Field(None, description="Dotted module path whose output is the symbol.")
+    index: int | None = Field(None, ge=0, description="Element of the module's tuple output.")
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `z_I: z_I` is short for `z_I: {output: z_I}`.
+        return {"output": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _exactly_one_place(self) -> "SymbolBinding":
+        if (self.output is None) == (self.module is None):
+            raise ValueError("bind a symbol to exactly one place: `output: KEY` or `module: PATH`")
+        if self.index is not None and self.module is None:
+            raise ValueError("`index` selects an element of a module's tuple output; add `module:`")
+        return self
+
+    def describe(self) -> str:
+        if self.output is not None:
+            return f"forward output '{self.output}'"
+        suffix = f"[{self.index}]" if self.index is not None else ""
+        return f"output of module '{self.module}'{suffix}"
+
+
+class NoiseRequirement(SpecModel):
+    """The component must inject noise (reparameterisation) while training."""
+
+    symbol: str = Field(description="The symbol the noise must reach, e.g. z_I.")
+    through_scale: bool = Field(
+        True, description="The noise must reach the symbol through a product with a learned scale (sigma)."
+    )
+    eval: Literal["deterministic", "stochastic", "any"] = Field(
+        "deterministic", description="Documented behaviour in eval mode."
+    )
+
+
+class ComponentSpec(SpecModel):
+    """A design component implemented by one module."""
+
+    module: str = Field(description="Dotted module path, e.g. `bottleneck` or `heads.modulator`.")
+    called: bool = Field(True, description="The module must be called in forward.")
+    reaches: list[str] = Field(default_factory=list, description="Symbols its output must reach.")
+    stochastic: NoiseRequirement | None = None
+    description: str = ""
+
+
+class PathRule(SpecModel):
+    """A path between two design elements (inputs, symbols or components)."""
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    via: list[str] = Field(default_factory=list, description="Elements the path must pass, in order.")
+    why: str = ""
+
+    def endpoints(self) -> list[str]:
+        return [self.source, *self.via, self.target]
+
+    def describe(self) -> str:
+        return " -> ".join(self.endpoints())
+
+
+class FlowSpec(SpecModel):
+    required: list[PathRule] = Field(default_factory=list)
+    forbidden: list[PathRule] = Field(default_factory=list)
+
+
+class FormulaSpec(SpecModel):
+    """A design equation, e.g. `logit = (M * U_I + B) / T`."""
+
+    equation: str
+    why: str = ""
+
+    @field_validator("equation")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        try:
+            parse_equation(text)
+        except FormulaSyntaxError as exc:
+            where = f" (column {exc.column})" if exc.column else ""
+            raise ValueError(f"{exc}{where}") from None
+        return text
+
+    @property
+    def parsed(self) -> Equation:
+        return parse_equation(self.equation)
+
+
+class ForbiddenPattern(SpecModel):
+    """A computation the design rules out."""
+
+    name: Name
+    kind: Literal["additive_mix"] = Field(
+        "additive_mix",
+        description="An add/sub whose one operand derives from `left` only and the other from `right` "
+        "only, on a path to `on_path_to`: the translation-symmetric head U_I - R_E.",
+    )
+    ops: list[Literal["add", "sub"]] = Field(default_factory=lambda: ["add", "sub"])
+    left: str = "x"
+    right: str = "c"
+    on_path_to: str = "logit"
+    why: str = ""
+
+
+class LossSpec(SpecModel):
+    """A loss term `loss_terms` must return, and the gradient it must carry."""
+
+    min_share: float = Field(0.0, le=1.0, description="Minimum share g_i.g/|g|^2 of the total gradient.")
+    max_share: float | None = Field(None, description="Maximum share (e.g. to stop one term dominating).")
+    reaches: list[str] = Field(default_factory=list, description="Components it must have gradient on.")
+    step: int = Field(0, ge=0, description="Training step at which it is measured (its weight must be > 0).")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> "LossSpec":
+        if self.max_share is not None and self.max_share < self.min_share:
+            raise ValueError(f"max_share {self.max_share} is below min_share {self.min_share}")
+        return self
+
+
+class GradientSpec(SpecModel):
+    """How gradients are measured and the bounds on how terms interact."""
+
+    batches: int = Field(3, ge=1, description="Example batches averaged over.")
+    step: int | None = Field(None, ge=0, description="Step for conflict/cancellation (default: max loss step).")
+    min_cosine: float = Field(-0.5, ge=-1.0, le=1.0, description="Pairwise cosine below this is a conflict.")
+    min_net_ratio: float = Field(
+        0.3, ge=0.0, le=1.0, description="|sum g_i| / sum |g_i| below this means the terms cancel."
+    )
+    unexpected_losses: Literal["error", "warning", "allow"] = "error"
+    dead_params: bool = Field(True, description="Report trainable parameters no loss reaches.")
+
+
+class NoiseProbe(SpecModel):
+    symbol: str
+    eval: Literal["deterministic", "stochastic"] = "deterministic"
+
+
+class SwapProbe(SpecModel):
+    symbol: str
+    context: str = "c"
+    gradient: bool = Field(True, description="Also require d symbol / d context == 0 exactly.")
+    tolerance: float = Field(1e-6, ge=0)
+
+
+class ModulationProbe(SpecModel):
+    output: str = "logit"
+    energy: str = "U_I"
+    context: str = "c"
+    min_relative_spread: float = Field(
+        0.05, gt=0, description="Std/mean of |d output / d energy| across contexts must exceed this."
+    )
+
+
+class PositivityProbe(SpecModel):
+    symbols: list[str]
+    trials: int = Field(256, ge=1)
+    scale: float = Field(100.0, gt=0, description="Contexts are drawn up to this many std devs out.")
+
+
+class TranslationProbe(SpecModel):
+    shift: str = Field("U_I", description="The symbol shifted by delta.")
+    output: str = "logit"
+    partners: list[str] | None = Field(
+        None, description="Terms shifted together with it (default: every other tensor forward returns)."
+    )
+    delta: float = 1.0
+    tolerance: float = Field(1e-4, ge=0)
+
+
+class ProbesSpec(SpecModel):
+    noise: NoiseProbe | None = None
+    swap_invariance: SwapProbe | None = None
+    modulation: ModulationProbe | None = None
+    positivity: PositivityProbe | None = None
+    translation_symmetry: TranslationProbe | None = None
+
+
+class Waiver(SpecModel):
+    check: str = Field(description="Check id (glob allowed), e.g. `params.dead`.")
+    selector: str = Field("*", description="Glob over the finding's design element, e.g. `loss kl`.")
+    reason: str = Field(min_length=3)
+    expires: dt.date | None = None
+
+
+class Spec(SpecModel):
+    """A design spec. `version: 1` is the only version so far."""
+
+    version: Literal[1]
+    name: str
+    description: str = ""
+    entry_points: EntryPoints = Field(default_factory=EntryPoints)
+    inputs: dict[Name, InputSpec]
+    symbols: dict[Name, SymbolBinding] = Field(default_factory=dict)
+    components: dict[Name, ComponentSpec] = Field(default_factory=dict)
+    flow: FlowSpec = Field(default_factory=FlowSpec)
+    formulas: list[FormulaSpec] = Field(default_factory=list)
+    forbidden_patterns: list[ForbiddenPattern] = Field(default_factory=list)
+    losses: dict[Name, LossSpec] = Field(default_factory=dict)
+    gradients: GradientSpec = Field(default_factory=GradientSpec)
+    probes: ProbesSpec = Field(default_factory=ProbesSpec)
+    severity: dict[str, Severity] = Field(
+        default_factory=dict, description="Per check id (glob allowed): error or warning."
+    )
+    waivers: list[Waiver] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "Spec":
+        for loc, message in self.reference_problems():
+            raise SpecReferenceError(loc, message)
+        return self
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every name that refers to nothing, with the path to where it is used."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        clash = set(self.inputs) & set(self.symbols) | set(self.components) & (
+            set(self.inputs) | set(self.symbols)
+        )
+        for name in sorted(clash):
+            problems.append(((), f"'{name}' is defined twice (inputs, symbols and components share one namespace)"))
+        elements = set(self.inputs) | set(self.symbols) | set(self.components)
+
+        def need(names: list[str], kinds: set[str], loc: tuple, what: str) -> None:
+            for name in names:
+                if name not in kinds:
+                    known = ", ".join(sorted(kinds)) or "none defined"
+                    problems.append((loc, f"{what} '{name}' is not defined (known: {known})"))
+
+        symbols, components, inputs = set(self.symbols), set(self.components), set(self.inputs)
+        for name, comp in self.components.items():
+            need(comp.reaches, symbols, ("components", name, "reaches"), "symbol")
+            if comp.stochastic:
+                need([comp.stochastic.symbol], symbols, ("components", name, "stochastic", "symbol"), "symbol")
+        for kind in ("required", "forbidden"):
+            for i, rule in enumerate(getattr(self.flow, kind)):
+                need(rule.endpoints(), elements, ("flow", kind, i), "flow endpoint")
+        for i, formula in enumerate(self.formulas):
+            need(sorted(formula.parsed.symbols()), symbols, ("formulas", i, "equation"), "formula symbol")
+        for i, pattern in enumerate(self.forbidden_patterns):
+            need([pattern.left, pattern.right], inputs | symbols, ("forbidden_patterns", i), "pattern operand")
+            need([pattern.on_path_to], symbols, ("forbidden_patterns", i, "on_path_to"), "symbol")
+        for name, loss in self.losses.items():
+            need(loss.reaches, components, ("losses", name, "reaches"), "component")
+        probes = self.probes
+        for field, names in (
+            ("noise", [probes.noise.symbol] if probes.noise else []),
+            ("swap_invariance", [probes.swap_invariance.symbol] if probes.swap_invariance else []),
+            ("modulation", [probes.modulation.output, probes.modulation.energy] if probes.modulation else []),
+            ("positivity", probes.positivity.symbols if probes.positivity else []),
+            (
+                "translation_symmetry",
+                [probes.translation_symmetry.shift, probes.translation_symmetry.output,
+                 *(probes.translation_symmetry.partners or [])]
+                if probes.translation_symmetry
+                else [],
+            ),
+        ):
+            need(names, symbols, ("probes", field), "probe symbol")
+        for field, probe in (("swap_invariance", probes.swap_invariance), ("modulation", probes.modulation)):
+            if probe is not None:
+                need([probe.context], inputs, ("probes", field, "context"), "input")
+        return problems
+
+    def severity_of(self, check_id: str, default: Severity = "error") -> Severity:
+        from fnmatch import fnmatchcase
+
+        for pattern, level in self.severity.items():
+            if fnmatchcase(check_id, pattern):
+                return level
+        return default
+
+    def input_with_role(self, role: str) -> list[str]:
+        return [name for name, spec in self.inputs.items() if spec.role == role]
