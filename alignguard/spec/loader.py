@@ -63,7 +63,9 @@ def _read_yaml(text: str, source: str) -> Any:
 
 
 def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
-    first = exc.errors(include_url=False)[0]
+    # A misspelled key also makes the intended key "missing": report the misspelling first.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     loc: Loc = tuple(first["loc"])
     kind = first["type"]
     context = first.get("ctx") or {}
@@ -85,7 +87,11 @@ def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
     else:
         msg = first["msg"].removeprefix("Value error, ")
         what = f"{_dotted(loc) or 'the spec'}: {msg} (got {_short(first.get('input'))})"
-        fix = "correct the value (see `alignguard schema` for the expected type)"
+        fix = (
+            "write it as `symbol = expression` over spec symbols with + - * /, unary minus and named functions"
+            if loc and loc[-1] == "equation"
+            else "correct the value (see `alignguard schema` for the expected type)"
+        )
     more = len(exc.errors()) - 1
     if more:
         fix += f"; {more} more problem{'s' if more > 1 else ''} may follow once this is fixed"
