@@ -13,21 +13,26 @@ from alignguard.waivers import apply_waivers
 
 
 def run_check(spec: Spec | str | Path, model_path: str | Path, spec_path: str | None = None) -> Report:
-    """Load everything, run every registered check that applies, return the report.
+    """Load the spec and model file, run every registered check that applies, return the report.
 
     Raises AlignguardError for input the tool cannot judge (bad spec, model file, capture).
     """
-    from alignguard.checks.context import CheckContext
     from alignguard.modelfile.loader import load_model_file
     from alignguard.spec.loader import load_spec
 
     if not isinstance(spec, Spec):
         spec_path = spec_path or str(spec)
         spec = load_spec(spec)
-    context_timings: dict[str, float] = {}
     model_file = load_model_file(model_path, spec.entry_points)
+    return check_model_file(spec, model_file, spec_path=spec_path or "<spec>")
+
+
+def check_model_file(spec: Spec, model_file, spec_path: str = "<spec>") -> Report:
+    """Run the checks on an already-loaded ModelFile (mutation testing passes altered ones)."""
+    from alignguard.checks.context import CheckContext
+
     model = model_file.build()
-    context = CheckContext(spec=spec, model_file=model_file, model=model, timings=context_timings)
+    context = CheckContext(spec=spec, model_file=model_file, model=model)
     results: list[CheckResult] = []
     for check_class in registered_checks():
         check = check_class()
@@ -40,8 +45,8 @@ def run_check(spec: Spec | str | Path, model_path: str | Path, spec_path: str | 
     graph = context._memo.get("capture")
     return Report(
         spec_name=spec.name,
-        spec_path=spec_path or "<spec>",
-        model_path=str(model_path),
+        spec_path=spec_path,
+        model_path=str(model_file.path),
         results=results,
         capture=graph.capture if graph else "",
         capture_note=graph.capture_note if graph else "",
