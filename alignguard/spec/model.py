@@ -121,6 +121,8 @@ class PathRule(SpecModel):
 
 
 class FlowSpec(SpecModel):
+    """Paths that must exist (`required`) and must not (`forbidden`) in the forward graph."""
+
     required: list[PathRule] = Field(default_factory=list)
     forbidden: list[PathRule] = Field(default_factory=list)
 
@@ -192,11 +194,15 @@ class GradientSpec(SpecModel):
 
 
 class NoiseProbe(SpecModel):
+    """Two train-mode passes differ at `symbol`; eval behaves as documented."""
+
     symbol: str
     eval: Literal["deterministic", "stochastic"] = "deterministic"
 
 
 class SwapProbe(SpecModel):
+    """The same x under shuffled context leaves `symbol` unchanged."""
+
     symbol: str
     context: str = "c"
     gradient: bool = Field(True, description="Also require d symbol / d context == 0 exactly.")
@@ -204,6 +210,8 @@ class SwapProbe(SpecModel):
 
 
 class ModulationProbe(SpecModel):
+    """d output / d energy varies across contexts (multiplicative modulation)."""
+
     output: str = "logit"
     energy: str = "U_I"
     context: str = "c"
@@ -213,12 +221,16 @@ class ModulationProbe(SpecModel):
 
 
 class PositivityProbe(SpecModel):
+    """Symbols stay strictly positive over many, including extreme, contexts."""
+
     symbols: list[str]
     trials: int = Field(256, ge=1)
     scale: float = Field(100.0, gt=0, description="Contexts are drawn up to this many std devs out.")
 
 
 class TranslationProbe(SpecModel):
+    """Shifting `shift` and a partner by the same delta must change `output` (no translation symmetry)."""
+
     shift: str = Field("U_I", description="The symbol shifted by delta.")
     output: str = "logit"
     partners: list[str] | None = Field(
@@ -229,6 +241,8 @@ class TranslationProbe(SpecModel):
 
 
 class ProbesSpec(SpecModel):
+    """Black-box numerical probes; each is optional."""
+
     noise: NoiseProbe | None = None
     swap_invariance: SwapProbe | None = None
     modulation: ModulationProbe | None = None
@@ -246,23 +260,31 @@ class Waiver(SpecModel):
 class Spec(SpecModel):
     """A design spec. `version: 1` is the only version so far."""
 
-    version: Literal[1]
-    name: str
+    version: Literal[1] = Field(description="Spec format version; 1 is the only one so far.")
+    name: str = Field(description="The design's name, shown in reports.")
     description: str = ""
-    entry_points: EntryPoints = Field(default_factory=EntryPoints)
-    inputs: dict[Name, InputSpec]
-    symbols: dict[Name, SymbolBinding] = Field(default_factory=dict)
-    components: dict[Name, ComponentSpec] = Field(default_factory=dict)
-    flow: FlowSpec = Field(default_factory=FlowSpec)
-    formulas: list[FormulaSpec] = Field(default_factory=list)
-    forbidden_patterns: list[ForbiddenPattern] = Field(default_factory=list)
-    losses: dict[Name, LossSpec] = Field(default_factory=dict)
-    gradients: GradientSpec = Field(default_factory=GradientSpec)
-    probes: ProbesSpec = Field(default_factory=ProbesSpec)
+    entry_points: EntryPoints = Field(default_factory=EntryPoints, description="Model-file function names.")
+    inputs: dict[Name, InputSpec] = Field(description="forward's arguments and their roles (x, c).")
+    symbols: dict[Name, SymbolBinding] = Field(
+        default_factory=dict, description="Design symbols bound to places in the implementation."
+    )
+    components: dict[Name, ComponentSpec] = Field(
+        default_factory=dict, description="Design components: module paths and what each must satisfy."
+    )
+    flow: FlowSpec = Field(default_factory=FlowSpec, description="Required and forbidden data-flow paths.")
+    formulas: list[FormulaSpec] = Field(default_factory=list, description="Design equations over symbols.")
+    forbidden_patterns: list[ForbiddenPattern] = Field(
+        default_factory=list, description="Computations the design rules out (e.g. U_I - R_E)."
+    )
+    losses: dict[Name, LossSpec] = Field(
+        default_factory=dict, description="Terms `loss_terms` must return, with gradient-share bounds."
+    )
+    gradients: GradientSpec = Field(default_factory=GradientSpec, description="How gradients are measured and bounded.")
+    probes: ProbesSpec = Field(default_factory=ProbesSpec, description="Numerical probes that need no tracer.")
     severity: dict[str, Severity] = Field(
         default_factory=dict, description="Per check id (glob allowed): error or warning."
     )
-    waivers: list[Waiver] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list, description="Accepted findings, with reason and expiry.")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Spec":
