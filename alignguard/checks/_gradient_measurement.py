@@ -1,0 +1,97 @@
+"""The gradient measurement every loss/gradient check reads, taken once per check run.
+
+Each loss is measured at the training step its spec entry names (β starts at 0, so a share at
+step 0 would say nothing); conflict and cancellation at `gradients.step` (default: the largest
+loss step). All steps reuse one forward pass per example batch, on the real model in train mode.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from alignguard.checks.base import Where
+from alignguard.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from alignguard.checks.context import CheckContext
+    from alignguard.gradients.measure import StepMeasurement
+    from alignguard.spec.model import Spec
+
+
+def conflict_step(spec: "Spec") -> int:
+    if spec.gradients.step is not None:
+        return spec.gradients.step
+    return max((loss.step for loss in spec.losses.values()), default=0)
+
+
+def measured_steps(spec: "Spec") -> list[int]:
+    return sorted({loss.step for loss in spec.losses.values()} | {conflict_step(spec)})
+
+
+def measurement(context: "CheckContext") -> dict[int, "StepMeasurement"]:
+    """{step: StepMeasurement} over `gradients.batches` example batches (memoised)."""
+    return context.memo("gradients", lambda: _measure(context))
+
+
+def batches_phrase(context: "CheckContext") -> str:
+    n = context.spec.gradients.batches
+    return f"{n} batch{'es' if n != 1 else ''} of {context.spec.entry_points.batch_size}"
+
+
+def loss_terms_where(context: "CheckContext") -> Where:
+    function = context.model_file.loss_terms
+    try:
+        return Where(file=inspect.getsourcefile(function), line=inspect.getsourcelines(function)[1])
+    except (OSError, TypeError):
+        return Where(file=str(context.model_file.path))
+
+
+def owning_module(param_name: str) -> str:
+    return param_name.rpartition(".")[0] or "<root>"
+
+
+def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
+    from alignguard.gradients.measure import LossTermTypeError, measure_steps
+    from alignguard.modelfile.loader import _user_frame, forward_inputs
+
+    spec, model_file, model = context.spec, context.model_file, context.model
+    count = spec.gradients.batches
+    batches = [context.batch(i) for i in range(count)]
+    seeds = [spec.entry_points.seed + i for i in range(count)]
+    loss_name = model_file.loss_terms.__name__
+
+    def run_forward(batch: dict) -> Any:
+        try:
+            return model(**forward_inputs(model, batch))
+        except Exception as exc:
+            raise ModelFileError(f"the model's forward raised {type(exc).__name__}: {exc}",
+                                 where=_user_frame(exc, model_file.path),
+                                 fix="make forward run on the example batch in train mode") from None
+
+    def terms_at(batch: dict, outputs: Any, step: int) -> dict:
+        try:
+            terms = model_file.loss_terms(model, batch, outputs, step)
+        except Exception as exc:
+            raise ModelFileError(f"`{loss_name}(model, batch, outputs, step={step})` raised "
+                                 f"{type(exc).__name__}: {exc}", where=_user_frame(exc, model_file.path),
+                                 fix="make it return the weighted loss terms for any step") from None
+        if not isinstance(terms, dict) or not terms:
+            raise ModelFileError(f"`{loss_name}` returned {type(terms).__name__ if not isinstance(terms, dict) else 'an empty dict'}"
+                                 ", not a dict of named loss terms", where=str(loss_terms_where(context)),
+                                 fix="return {'bce': ..., 'kl': ...}: each weighted term as a scalar tensor, "
+                                 "whose sum is the training objective")
+        return terms
+
+    try:
+        return measure_steps(model, batches, run_forward, terms_at, measured_steps(spec), seeds=seeds)
+    except LossTermTypeError as exc:
+        raise ModelFileError(f"`{loss_name}` returned loss term '{exc.name}' as {exc.found}, not a scalar tensor",
+                             where=str(loss_terms_where(context)),
+                             fix="reduce the term to a scalar (e.g. `.mean()`) and keep it a tensor "
+                             "(no `.item()`), so that it has a gradient") from None
+    except RuntimeError as exc:  # autograd failing on the user's graph, e.g. an in-place edit
+        raise ModelFileError(f"autograd failed while differentiating the loss terms: {exc}",
+                             where=str(loss_terms_where(context)),
+                             fix="make every term differentiable with `torch.autograd.grad` on one "
+                             "forward graph (no in-place edits of tensors autograd saved)") from None
