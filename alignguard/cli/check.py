@@ -1,31 +1,99 @@
-"""`alignguard check SPEC MODEL`: exit 0 aligned, 1 misaligned, 2 could not judge."""
+"""`alignguard check SPEC MODEL`: exit 0 aligned, 1 misaligned, 2 could not judge.
+
+Reports: `--format` picks what goes to standard output (repeatable: `--format text --format
+github`), `--output [FORMAT:]FILE` writes more reports in the same run (repeatable: `--output
+sarif:alignguard.sarif --output junit:alignguard.xml`). When the spec or model cannot be
+loaded, file and machine-readable outputs are still written, saying why, and the exit code is 2.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import List, Optional
 
 import typer
-from rich.console import Console
 
 from alignguard.cli.errors import reports_errors
+
+FORMAT_HELP = "Report on standard output, repeatable: text|json|junit|sarif|github|markdown. Default: text."
+OUTPUT_HELP = ("Also write a report to FILE, repeatable. FORMAT is one of the --format names; without it the "
+               "extension decides (.json .sarif .xml .md .txt).")
 
 
 @reports_errors
 def check_command(
     spec: Path = typer.Argument(..., help="Design spec (YAML)."),
     model: Path = typer.Argument(..., help="Model file defining build_model, example_batch, loss_terms."),
+    formats: Optional[List[str]] = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
+    outputs: Optional[List[str]] = typer.Option(None, "--output", "-o", metavar="[FORMAT:]FILE", help=OUTPUT_HELP),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest severity that fails the check: error|warning."),
-    timings: bool = typer.Option(False, "--timings", help="Print the time spent in each phase."),
+    timings: bool = typer.Option(False, "--timings", help="Show the time spent in each phase."),
 ) -> None:
     """Check that MODEL implements the design in SPEC."""
     from alignguard.api import run_check
-    from alignguard.errors import UsageError
-    from alignguard.report.console import render_console
+    from alignguard.errors import AlignguardError
+    from alignguard.report.model import Report
 
-    if fail_on not in ("error", "warning"):
-        raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
-    level: Literal["error", "warning"] = fail_on  # type: ignore[assignment]
-    report = run_check(spec, model, spec_path=str(spec))
-    render_console(report, Console(), fail_on=level, timings=timings)
-    raise typer.Exit(int(report.exit_code(level)))
+    plan = ReportPlan.parse(formats or [], outputs or [], fail_on, timings)
+    try:
+        report = run_check(spec, model, spec_path=str(spec))
+    except AlignguardError as error:
+        plan.emit(Report.failed_run(error, str(spec), str(model)), console_text=False)
+        raise  # reports_errors prints the paragraph and exits with the error's code
+    plan.emit(report)
+    raise typer.Exit(int(report.exit_code(plan.options.fail_on)))
+
+
+class ReportPlan:
+    """Which formats go to standard output and which to files, checked before the run starts."""
+
+    def __init__(self, stdout_formats, files, options) -> None:
+        self.stdout_formats = stdout_formats
+        self.files = files
+        self.options = options
+
+    @classmethod
+    def parse(cls, formats: list[str], outputs: list[str], fail_on: str, timings: bool) -> "ReportPlan":
+        from alignguard.errors import UsageError
+        from alignguard.report.formats import get_format, parse_output
+        from alignguard.report.model import FAIL_ON_CHOICES, RenderOptions
+
+        if fail_on not in FAIL_ON_CHOICES:
+            raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
+        stdout_formats = list(dict.fromkeys(get_format(name) for name in (formats or ["text"])))
+        documents = [f.name for f in stdout_formats if f.document]
+        if len(documents) > 1 or (documents and len(stdout_formats) > 1):
+            raise UsageError(
+                f"--format {' and '.join(f.name for f in stdout_formats)} would mix a whole document "
+                f"({documents[0]}) with other output on standard output",
+                fix=f"write it to a file instead: --output {documents[0]}:FILE",
+            )
+        files = [parse_output(value) for value in outputs]
+        paths = [path.resolve() for _, path in files]
+        duplicate = next((p for p in paths if paths.count(p) > 1), None)
+        if duplicate:
+            raise UsageError(f"two --output options write to '{duplicate}'", fix="give each report its own file")
+        return cls(stdout_formats, files, RenderOptions(fail_on=fail_on, timings=timings))  # type: ignore[arg-type]
+
+    def emit(self, report, console_text: bool = True) -> None:
+        from rich.console import Console
+
+        from alignguard.errors import UsageError
+        from alignguard.report.console import render_console
+        from alignguard.report.github import write_step_summary
+
+        for fmt in self.stdout_formats:
+            if fmt.name == "text":
+                if console_text:  # on a load error the paragraph on stderr says it all
+                    render_console(report, Console(), fail_on=self.options.fail_on, timings=self.options.timings)
+            else:
+                typer.echo(fmt.render(report, self.options), nl=False)
+        for fmt, path in self.files:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(fmt.render(report, self.options), encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write the {fmt.name} report to '{path}': {exc.strerror or exc}",
+                                 fix="choose a writable path for --output") from None
+        if any(fmt.name == "github" for fmt in self.stdout_formats):
+            write_step_summary(report, self.options)

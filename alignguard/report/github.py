@@ -1,0 +1,66 @@
+"""The `github` format: GitHub Actions workflow commands, one annotation per finding
+(`::error file=F,line=L,title=T::message`), placed on the pull request's diff. When the run
+is inside Actions (GITHUB_STEP_SUMMARY is set) the Markdown report is also appended to the
+job's step summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from alignguard.checks.base import Status
+from alignguard.report.anchors import Locator, parse_where
+from alignguard.report.model import RenderOptions, Report
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(level: str, message: str, file: str | None = None, line: int | None = None,
+            title: str | None = None, col: int | None = None) -> str:
+    properties = [(k, v) for k, v in (("file", file), ("line", line), ("col", col), ("title", title)) if v]
+    head = ",".join(f"{k}={escape_property(str(v))}" for k, v in properties)
+    return f"::{level}{' ' + head if head else ''}::{escape_data(message)}"
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    lines = []
+    if report.error is not None:
+        anchor = parse_where(report.error.where)
+        lines.append(command("error", report.error.paragraph(), anchor.file if anchor else None,
+                             anchor.line if anchor else None, f"alignguard: {report.error.kind}",
+                             anchor.column if anchor else None))
+    locator = Locator(report.spec_path, report.model_path)
+    for result in report.results:
+        if result.status not in (Status.FAIL, Status.ERROR):
+            continue
+        level = "error" if result.status is Status.ERROR or report.counts_against(result, options.fail_on) \
+            else "warning"
+        anchor = locator.anchor(result)
+        message = f"expected: {result.expected}\nfound: {result.found}"
+        if str(result.where):
+            message += f"\nwhere: {result.where}"
+        if result.fix:
+            message += f"\nfix: {result.fix}"
+        lines.append(command(level, message, anchor.file, anchor.line,
+                             f"alignguard {result.check_id} — {result.element}"))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_step_summary(report: Report, options: RenderOptions, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Append the Markdown report to $GITHUB_STEP_SUMMARY; the path written, or None outside Actions."""
+    target = environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    from alignguard.report.markdown import render as render_markdown
+
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(render_markdown(report, options) + "\n")
+    return path
