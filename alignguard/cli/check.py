@@ -8,6 +8,7 @@ loaded, file and machine-readable outputs are still written, saying why, and the
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -85,7 +86,8 @@ class ReportPlan:
         for fmt in self.stdout_formats:
             if fmt.name == "text":
                 if console_text:  # on a load error the paragraph on stderr says it all
-                    render_console(report, Console(), fail_on=self.options.fail_on, timings=self.options.timings)
+                    console = Console(soft_wrap=not sys.stdout.isatty())  # CI logs: no hard wraps
+                    render_console(report, console, fail_on=self.options.fail_on, timings=self.options.timings)
             else:
                 typer.echo(fmt.render(report, self.options), nl=False)
         for fmt, path in self.files:

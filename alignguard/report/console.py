@@ -109,7 +109,8 @@ def _summary(report: Report, console: Console, fail_on: FailOn) -> None:
 def render_text(report: Report, fail_on: FailOn = "error", timings: bool = False) -> str:
     """The console report as plain text (for --output FILE)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=110, no_color=True, force_terminal=False, highlight=False)
+    console = Console(file=buffer, width=110, no_color=True, force_terminal=False, highlight=False,
+                      soft_wrap=True)
     render_console(report, console, fail_on=fail_on, timings=timings)
     return buffer.getvalue()
 
