@@ -124,7 +124,7 @@ class LossChecks(Check):
             if name in spec.losses:
                 continue
             share = stats.shares.get(name)
-            share_text = f" (share {share:.3f} of the gradient at step {at})" if share is not None else ""
+            share_text = f" (share {share:.3g} of the gradient at step {at})" if share is not None else ""
             element, expected = f"loss {name}", "only the terms the spec names"
             found = f"`{fn}` also returns '{name}'{share_text}, which the spec does not name"
             if policy == "allow":
@@ -188,7 +188,7 @@ class LossChecks(Check):
                          fix="the terms cancel exactly or none has a gradient; see gradient.cancellation",
                          where=where, details=details)
             return
-        found = f"share {share:.3f} (|g_{name}|/|g| = {ratio:.3f}) at step {step.step} over {batches_phrase(context)}"
+        found = f"share {share:.3g} (|g_{name}|/|g| = {ratio:.3g}) at step {step.step} over {batches_phrase(context)}"
         low = share < loss.min_share
         high = loss.max_share is not None and share > loss.max_share
         if not (low or high):

@@ -52,7 +52,7 @@ class GradientStats:
         lines = [head]
         for a in self.names:
             line = f"{a:<{width}}  {self.norms[a]:>9.3g}  {_fmt(self.norm_ratios[a], 9)}  {_fmt(self.shares[a], 7)}"
-            line += "".join(f"  {_fmt(1.0 if a == b and self.norms[a] else self.cosine(a, b), 10)}"
+            line += "".join(f"  {_fmt(1.0 if a == b and self.norms[a] else self.cosine(a, b), 10, '.3f')}"
                             for b in self.names)
             lines.append(line)
         lines.append(f"|g| = {self.total_norm:.3g}; net/sum |Σg_i|/Σ|g_i| = {_fmt(self.net_ratio, 0).strip()}")
@@ -65,33 +65,34 @@ class GradientStats:
         return "; ".join(parts) + f"; net/sum {_fmt(self.net_ratio, 0).strip()}"
 
 
-def _fmt(value: float | None, width: int) -> str:
-    return f"{'—':>{width}}" if value is None else f"{value:>{width}.3f}"
+def _fmt(value: float | None, width: int, spec: str = ".3g") -> str:
+    return f"{'—':>{width}}" if value is None else f"{value:>{width}{spec}}"
 
 
 def gradient_stats(names: Sequence[str], grads: torch.Tensor) -> GradientStats:
-    """Statistics of the rows of `grads` (K, P), one per term name."""
+    """Statistics of the rows of `grads` (K, P), one per term name, from one K×K Gram matrix.
+
+    Works on any device; only the K×K and K-sized results are moved to the CPU.
+    """
     g = grads.double()
-    norms = g.norm(dim=1) if len(names) else torch.zeros(0, dtype=torch.float64)
-    total = g.sum(dim=0)
-    total_sq = float(total.dot(total)) if len(names) else 0.0
+    k = len(names)
+    gram = (g @ g.T).cpu() if k else torch.zeros(0, 0, dtype=torch.float64)  # gram[i, j] = g_i·g_j
+    norms = gram.diagonal().clamp(min=0).sqrt()
+    along = gram.sum(dim=1)  # g_i·g with g = Σ g_j
+    total_sq = float(along.sum()) if k else 0.0
+    total_sq = max(total_sq, 0.0)
     total_norm = total_sq ** 0.5
     norm_sum = float(norms.sum())
-    shares: dict[str, float | None] = {}
-    ratios: dict[str, float | None] = {}
-    for i, name in enumerate(names):
-        shares[name] = float(g[i].dot(total)) / total_sq if total_sq > 0 else None
-        ratios[name] = float(norms[i]) / total_norm if total_norm > 0 else None
     cosines: dict[tuple[str, str], float | None] = {}
-    for i, j in combinations(range(len(names)), 2):
+    for i, j in combinations(range(k), 2):
         denominator = float(norms[i] * norms[j])
-        cosines[(names[i], names[j])] = float(g[i].dot(g[j])) / denominator if denominator > 0 else None
+        cosines[(names[i], names[j])] = float(gram[i, j]) / denominator if denominator > 0 else None
     return GradientStats(
         names=list(names),
         norms={n: float(norms[i]) for i, n in enumerate(names)},
         total_norm=total_norm,
-        shares=shares,
-        norm_ratios=ratios,
+        shares={n: float(along[i]) / total_sq if total_sq > 0 else None for i, n in enumerate(names)},
+        norm_ratios={n: float(norms[i]) / total_norm if total_norm > 0 else None for i, n in enumerate(names)},
         cosines=cosines,
         net_ratio=total_norm / norm_sum if norm_sum > 0 else None,
     )

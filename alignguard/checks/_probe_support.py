@@ -1,0 +1,58 @@
+"""What the probe checks share: one SymbolRunner per check run, inputs, and error mapping."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+from alignguard.checks.base import Where
+from alignguard.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from alignguard.checks.context import CheckContext
+    from alignguard.probes.runtime import SymbolRunner
+
+
+def runner(context: "CheckContext") -> "SymbolRunner":
+    from alignguard.probes.runtime import SymbolRunner
+
+    return context.memo("probes:runner", lambda: SymbolRunner(context.model, context.spec.symbols))
+
+
+def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
+    from alignguard.modelfile.loader import forward_inputs
+
+    return forward_inputs(context.model, context.batch(index))
+
+
+def probe_seed(context: "CheckContext") -> int:
+    return context.spec.entry_points.seed
+
+
+@contextmanager
+def user_forward(context: "CheckContext") -> Iterator[None]:
+    """Turn an exception raised by the model's forward into a ModelFileError paragraph."""
+    from alignguard.modelfile.loader import _user_frame
+    from alignguard.probes.runtime import ForwardError
+
+    try:
+        yield
+    except ForwardError as exc:
+        raise ModelFileError(f"the model's forward raised {exc} while probing",
+                             where=_user_frame(exc.original, context.model_file.path),
+                             fix="make forward run on the example batch in train and eval mode") from None
+
+
+def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:
+    """The module that produces a symbol, found by running the model (never captures a graph)."""
+    from alignguard.probes.runtime import ForwardError, SymbolError
+
+    try:
+        site = runner(context).site(name, inputs, train=False, seed=probe_seed(context))
+    except (SymbolError, ForwardError):
+        return Where()
+    return Where(module=site.module)
+
+
+def max_abs_diff(a, b) -> float:
+    return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0

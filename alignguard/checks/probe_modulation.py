@@ -1,0 +1,121 @@
+"""probe.modulation: the context scales the energy, it does not just shift it.
+
+For the same x the slope ∂logit/∂U_I is taken under many contexts c. In the design,
+logit = (M(c)·U_I + B(c)) / T(c), so the slope M(c)/T(c) varies with c. An additive head
+(logit = U_I − R_E(c), or U_I + B(c)) has a slope that does not depend on c at all.
+The slope comes from autograd through a forward hook that makes U_I a leaf where the module
+producing it returns it; no graph is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from alignguard.checks._probe_support import probe_inputs, probe_seed, runner, symbol_where, user_forward
+from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.context import CheckContext
+
+MAX_EXAMPLES, MAX_CONTEXTS, CONTEXT_SCALE = 8, 16, 3.0
+
+
+@register
+class ModulationProbe(Check):
+    ids = ("probe.modulation",)
+    order = 72
+    explanations = {
+        "probe.modulation": (
+            "Takes the slope ∂output/∂energy (∂logit/∂U_I) of the real model for the same x under many "
+            "contexts c, by hooking the module that returns U_I and differentiating through it. The "
+            "relative spread std/mean of |slope| across contexts must exceed `min_relative_spread`: the "
+            "design's multiplicative modulation (M(c)·U_I + B(c))/T(c) gives the slope M(c)/T(c), which "
+            "varies with c; an additive head (U_I − R_E(c)) gives the same slope for every c and fails. "
+            "It fails, rather than passes, when U_I cannot be intervened on. Fix: let the context scale "
+            "the energy (M(c) > 0, T(c) > 0) instead of adding to it."
+        )
+    }
+
+    def applies(self, spec) -> bool:
+        return spec.probes.modulation is not None
+
+    def run(self, context: CheckContext) -> Iterable[CheckResult]:
+        from alignguard.probes.runtime import SymbolError
+
+        probe = context.spec.probes.modulation
+        element = f"symbol {probe.output}"
+        expected = (f"∂{probe.output}/∂{probe.energy} for the same x varies across contexts {probe.context} "
+                    f"(relative spread > {probe.min_relative_spread:g})")
+        inputs = probe_inputs(context)
+        if probe.context not in inputs:
+            yield failed("probe.modulation", element, expected, f"matched nothing: forward takes {', '.join(inputs)}",
+                         fix="set `probes.modulation.context` to forward's context argument")
+            return
+        try:
+            with user_forward(context):
+                slopes = self._slopes(context, probe, inputs)
+        except SymbolError as exc:
+            yield failed("probe.modulation", element, expected, f"cannot take the slope: {exc}",
+                         fix=f"compute {probe.energy} in a submodule (or bind it with `module:`) so it can be "
+                         "intervened on", where=symbol_where(context, probe.energy, inputs))
+            return
+        yield self._judge(probe, element, expected, slopes, symbol_where(context, probe.energy, inputs))
+
+    def _slopes(self, context, probe, inputs):
+        """(examples, contexts) slopes: every example's x paired with every context."""
+        import torch
+
+        from alignguard.probes.contexts import draw_contexts
+
+        c = inputs[probe.context]
+        n, k = min(MAX_EXAMPLES, len(c)), MAX_CONTEXTS
+        # Observed contexts and draws up to CONTEXT_SCALE std devs out: cell lines not in the batch.
+        contexts = draw_contexts(c, k, CONTEXT_SCALE, torch.Generator().manual_seed(probe_seed(context)))
+        pairs = {}
+        for key, value in inputs.items():
+            if key == probe.context:
+                pairs[key] = contexts.repeat(n, *[1] * (value.dim() - 1))  # contexts cycle fastest
+            elif isinstance(value, torch.Tensor) and len(value) == len(c):
+                pairs[key] = value[:n].repeat_interleave(k, dim=0)
+            else:
+                pairs[key] = value
+        leaves = []
+
+        def make_leaf(tensor):
+            leaf = tensor.detach().clone().requires_grad_(True)
+            leaves.append(leaf)
+            return leaf
+
+        run = runner(context).run(pairs, seed=probe_seed(context), observe=[probe.output],
+                                  edits={probe.energy: make_leaf})
+        output = run[probe.output]
+        if not leaves:
+            raise SymbolError(f"{probe.energy} was not produced in this forward pass")
+        if not output.requires_grad:
+            return torch.zeros(n, k)
+        (grad,) = torch.autograd.grad(output.sum(), leaves[-1], allow_unused=True)
+        if grad is None:
+            return torch.zeros(n, k)
+        # Row i·k + j is example i under context j; the slope is the effect of shifting all of U_I's row.
+        return grad.reshape(n * k, -1).sum(-1).reshape(n, k).double()
+
+    def _judge(self, probe, element, expected, slopes, where) -> CheckResult:
+        magnitude = slopes.abs()
+        mean = magnitude.mean(dim=1)
+        details = {"slopes": slopes.tolist()}
+        if bool((mean == 0).all()):
+            return failed("probe.modulation", element, expected,
+                          f"∂{probe.output}/∂{probe.energy} is 0 under every context: {probe.energy} does not "
+                          f"reach {probe.output}", fix=f"compute {probe.output} from {probe.energy}",
+                          where=where, details=details)
+        keep = mean > 0
+        spread = float((magnitude[keep].std(dim=1, unbiased=False) / mean[keep]).mean())
+        details["relative_spread"] = spread
+        found = (f"relative spread {spread:.3g} of |∂{probe.output}/∂{probe.energy}| across {slopes.shape[1]} "
+                 f"contexts ({slopes.shape[0]} examples; slope range {float(slopes.min()):.3g} .. "
+                 f"{float(slopes.max()):.3g})")
+        if spread > probe.min_relative_spread:
+            return passed("probe.modulation", element, expected, found, where=where, details=details)
+        return failed("probe.modulation", element, expected,
+                      f"{found}: the slope does not depend on the context, so the head is additive "
+                      f"({probe.output} = f({probe.energy}) + g(c)) rather than multiplicative",
+                      fix=f"modulate multiplicatively: {probe.output} = (M(c)·{probe.energy} + B(c)) / T(c) with "
+                      "M, T > 0", where=where, details=details)
