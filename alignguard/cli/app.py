@@ -9,6 +9,7 @@ import typer
 
 from alignguard.cli.check import check_command
 from alignguard.cli.errors import reports_errors
+from alignguard.cli.train import evaluate_command, train_command
 
 app = typer.Typer(
     name="alignguard",
@@ -18,6 +19,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("check")(check_command)
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 @app.command("schema")

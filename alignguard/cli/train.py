@@ -1,0 +1,71 @@
+"""`alignguard train SPEC MODEL` and `alignguard evaluate RUN_DIR`.
+
+Exit codes: 0 trained / evaluated; 1 the design check failed, nothing trained; 2 usage, spec,
+model or data error; 3 the loss became NaN/inf (last good checkpoint intact); 4 a checkpoint is
+corrupt, mismatched or could not be written; 130 Ctrl-C (a checkpoint was written first).
+Imports nothing heavy at module level, so `alignguard --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from alignguard.cli.errors import reports_errors
+from alignguard.errors import ExitCode
+
+
+@reports_errors
+def train_command(
+    spec: Path = typer.Argument(..., help="Design spec (YAML); the model must pass its check first."),
+    model: Path = typer.Argument(..., help="Model file defining build_model, example_batch, loss_terms."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory (default: built-in benchmark)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config YAML (see docs/training.md)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<spec>-<time>)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget shared by the curriculum."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    settings: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set monitor.every_steps=20."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    skip_check: bool = typer.Option(
+        False, "--skip-check-i-know",
+        help="Train even though the design check fails (loud, and recorded in run.json)."),
+) -> None:
+    """Check MODEL against SPEC, then train it (curriculum, monitoring, early stopping on validation AUPR)."""
+    from alignguard.train.config import parse_assignment
+    from alignguard.train.session import TrainRequest, train_run
+    from alignguard.train.trainer import TrainingInterrupted
+
+    overrides = dict(parse_assignment(text) for text in settings)
+    for key, value in (("device", device), ("epochs", epochs), ("batch_size", batch_size), ("optim.lr", lr),
+                       ("seed", seed), ("max_steps", max_steps)):
+        if value is not None:
+            overrides[key] = value
+    request = TrainRequest(spec=spec, model=model, data=data, config_file=config, out=out, overrides=overrides,
+                           resume=resume, skip_check=skip_check)
+    try:
+        code = train_run(request, Console())
+    except TrainingInterrupted as stop:
+        where = f"checkpoint written to {stop.checkpoint}" if stop.checkpoint else "no checkpoint could be written"
+        print(f"interrupted at step {stop.step}; {where}. Continue with --resume --out {out or '<run dir>'}.",
+              file=sys.stderr)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    raise typer.Exit(code)
+
+
+@reports_errors
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `alignguard train`."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this dataset instead of the run's."),
+) -> None:
+    """Test-set metrics of the run's best checkpoint per held-out cell line, beside the Bayes ceiling."""
+    from alignguard.train.session import evaluate_run
+
+    evaluate_run(run_dir, data, Console())

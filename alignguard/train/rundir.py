@@ -1,0 +1,153 @@
+"""The gate in front of training, and the run directory's provenance records.
+
+Nothing is written to the run directory until the check has passed (or been overridden out loud):
+a refused run leaves no trace but the report on the console.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from alignguard.errors import UsageError
+from alignguard.train.records import clean
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+REPORT_FILE = "check_report.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+OVERRIDE_BANNER = ("TRAINING DESPITE A FAILED DESIGN CHECK (--skip-check-i-know). The model does not implement "
+                   "its spec; whatever this run learns is not evidence for the design. This override is "
+                   "recorded in run.json.")
+
+
+@dataclass
+class GateOutcome:
+    report: Any  # alignguard.report.model.Report
+    exit_code: int
+    overridden: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def report_as_json(report) -> dict[str, Any]:
+    return clean({
+        "spec_name": report.spec_name,
+        "spec_path": report.spec_path,
+        "model_path": report.model_path,
+        "capture": report.capture,
+        "capture_note": report.capture_note,
+        "counts": report.counts(),
+        "exit_code": int(report.exit_code()),
+        "timings": report.timings,
+        "results": [
+            {"check_id": r.check_id, "element": r.element, "status": r.status.value, "severity": r.severity,
+             "expected": r.expected, "found": r.found, "where": str(r.where), "fix": r.fix, "note": r.note,
+             "details": _plain(r.details)}
+            for r in report.results
+        ],
+    })
+
+
+def _plain(value: Any) -> Any:
+    """details may hold tuples as keys or odd objects: keep what JSON can say, stringify the rest."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def versions() -> dict[str, Any]:
+    import torch
+
+    found: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("alignguard", "torch", "numpy", "scikit-learn", "pydantic", "typer", "rich", "matplotlib",
+                    "safetensors", "tensorboard"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    found["cuda"] = torch.version.cuda
+    found["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    if torch.cuda.is_available():
+        found["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return found
+
+
+def prepare_new_run(run_dir: Path) -> None:
+    """A new run needs an absent or empty directory (an existing run is continued with --resume)."""
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise UsageError(
+            f"run directory '{run_dir}' already exists and is not empty",
+            fix="pass --resume to continue that run, or choose another --out",
+        )
+    (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+
+
+def record_provenance(run_dir: Path, *, spec_path: Path, model_path: Path, gate: GateOutcome,
+                      config_json: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """run.json, config.json, check_report.json and copies of the spec and model file."""
+    shutil.copyfile(spec_path, run_dir / "spec.yaml")
+    shutil.copyfile(model_path, run_dir / "model.py")
+    _write_json(run_dir / REPORT_FILE, report_as_json(gate.report))
+    _write_json(run_dir / CONFIG_FILE, config_json)
+    run = {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "spec": {"path": str(Path(spec_path).resolve()), "sha256": sha256_of(spec_path)},
+        "model": {"path": str(Path(model_path).resolve()), "sha256": sha256_of(model_path)},
+        "gate": {"passed": gate.passed, "exit_code": gate.exit_code, "overridden": gate.overridden,
+                 "counts": gate.report.counts(), "report": REPORT_FILE,
+                 **({"banner": OVERRIDE_BANNER} if gate.overridden else {})},
+        "versions": versions(),
+        **extra,
+        "resumes": [],
+    }
+    _write_json(run_dir / RUN_FILE, run)
+    return run
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise UsageError(f"'{run_dir}' is not an alignguard run directory (no {RUN_FILE})",
+                         fix="pass the --out directory of an `alignguard train` run")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{RUN_FILE} is not valid JSON: {error}", where=str(path),
+                         fix="restore the file from a backup; it records the run's provenance") from None
+
+
+def update_run(run_dir: Path, **changes: Any) -> None:
+    run = read_run(run_dir)
+    for key, value in changes.items():
+        if key == "resume":
+            run.setdefault("resumes", []).append(value)
+        else:
+            run[key] = value
+    _write_json(Path(run_dir) / RUN_FILE, run)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(clean(value), indent=1) + "\n", encoding="utf-8")
+    temporary.replace(path)
