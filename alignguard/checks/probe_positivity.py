@@ -58,8 +58,12 @@ class PositivityProbe(Check):
             values: dict[str, list] = {s: [] for s in readable}
             for batch in batches:
                 run = runner(context).run(batch, seed=probe_seed(context), observe=readable) if readable else {}
+                rows = len(batch[names[0]])
                 for symbol in readable:
-                    values[symbol].append(run[symbol].detach().double().reshape(len(run[symbol]), -1))
+                    value = run[symbol].detach().double()
+                    # A context-free symbol (a global temperature) is one value for every row.
+                    value = value.reshape(1, 1).expand(rows, 1) if value.dim() == 0 else value.reshape(len(value), -1)
+                    values[symbol].append(value)
         for symbol in probe.symbols:
             element, expected = f"symbol {symbol}", f"{symbol} > 0 and finite for {probe.trials} contexts up to {probe.scale:g} std devs out"
             where = symbol_where(context, symbol, inputs)

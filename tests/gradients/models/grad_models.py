@@ -129,3 +129,7 @@ def scalar_shape_terms(model, batch, outputs, step):
     terms = loss_terms(model, batch, outputs, step)
     terms["bce"] = F.binary_cross_entropy_with_logits(outputs["logit"], batch["y"], reduction="none")
     return terms
+
+
+def raising_terms(model, batch, outputs, step):
+    return {"bce": F.binary_cross_entropy_with_logits(outputs["logits"], batch["y"])}  # misspelled key

@@ -1,0 +1,110 @@
+"""The measurement primitives: per-term statuses, shares/cosines/cancellation, one forward per batch."""
+
+import pytest
+import torch
+
+from alignguard.gradients import (
+    LossTermTypeError,
+    gradient_stats,
+    measure_steps,
+    term_gradients,
+    trainable_parameters,
+)
+
+
+@pytest.fixture
+def linear():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    return model, model(torch.randn(8, 3)).squeeze(-1), [p for _, p in trainable_parameters(model)]
+
+
+def test_each_dead_term_gets_its_own_status(linear):
+    model, out, params = linear
+    frozen = torch.nn.Parameter(torch.ones(()), requires_grad=True)
+    terms = {
+        "alive": out.pow(2).mean(),
+        "detached": out.detach().mean(),
+        "fresh": torch.tensor(out.mean().item()),
+        "unreached": frozen * 2.0,  # has a grad_fn, but on no parameter we measure
+        "zero_weight": 0.0 * out.mean(),
+        "zero_gradient": 1.0 + 0.0 * out.mean(),
+        "nan_value": out.mean() * float("nan"),
+        "inf_gradient": torch.sqrt(out * 0.0).sum(),  # finite value 0, gradient inf at 0
+    }
+    got = term_gradients(terms, params).status
+    assert got == {"alive": "alive", "detached": "detached", "fresh": "detached", "unreached": "unreached",
+                   "zero_weight": "zero_value", "zero_gradient": "zero_gradient", "nan_value": "nonfinite",
+                   "inf_gradient": "nonfinite"}
+
+
+def test_non_scalar_term_is_rejected_by_name(linear):
+    _, out, params = linear
+    with pytest.raises(LossTermTypeError, match="'per_example'.*shape \\(8,\\)"):
+        term_gradients({"per_example": out.pow(2)}, params)
+    with pytest.raises(LossTermTypeError, match="a float"):
+        term_gradients({"logged": 0.5}, params)
+
+
+def test_opposite_terms_have_cosine_minus_one_and_cancel(linear):
+    _, out, params = linear
+    energy = out.pow(2).mean()
+    stats = term_gradients({"orth": energy, "domain": -0.98 * energy}, params).stats()
+    assert stats.cosine("orth", "domain") == pytest.approx(-1.0, abs=1e-6)
+    assert stats.net_ratio == pytest.approx(0.02 / 1.98, rel=1e-4)
+    assert stats.shares["orth"] == pytest.approx(1 / 0.02, rel=1e-3)  # pushes 50x the net step
+    assert stats.shares["domain"] < 0  # pushes against the total
+
+
+def test_shares_sum_to_one_and_match_the_definition():
+    grads = torch.randn(4, 50, generator=torch.Generator().manual_seed(1))
+    stats = gradient_stats(list("abcd"), grads)
+    total = grads.double().sum(0)
+    assert sum(stats.shares.values()) == pytest.approx(1.0)
+    for i, name in enumerate("abcd"):
+        assert stats.shares[name] == pytest.approx(float(grads[i].double() @ total / total.dot(total)))
+        assert stats.norm_ratios[name] == pytest.approx(float(grads[i].double().norm() / total.norm()))
+    assert stats.net_ratio == pytest.approx(float(total.norm() / grads.double().norm(dim=1).sum()))
+    table = stats.table()
+    assert "share" in table and "cos a" in table and "net/sum" in table
+    assert set(stats.as_dict()["terms"]) == set("abcd")
+
+
+def test_zero_gradients_leave_shares_and_cosines_undefined():
+    stats = gradient_stats(["a", "b"], torch.zeros(2, 5))
+    assert stats.shares == {"a": None, "b": None}
+    assert stats.cosine("a", "b") is None and stats.net_ratio is None
+
+
+def test_one_forward_per_batch_for_any_number_of_steps_and_state_restored():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 1))
+    model.eval()
+    forwards = []
+    batches = [{"x": torch.randn(6, 3)} for _ in range(3)]
+
+    def run_forward(batch):
+        forwards.append(model.training)
+        return model(batch["x"]).squeeze(-1)
+
+    def terms_at(batch, out, step):
+        return {"a": out.pow(2).mean(), "b": (0.0 if step == 0 else 1.0) * out.mean()}
+
+    rng = torch.get_rng_state()
+    steps = measure_steps(model, batches, run_forward, terms_at, [0, 5, 9], seeds=[1, 2, 3])
+    assert forwards == [True, True, True]  # train mode, once per batch
+    assert not model.training and torch.equal(torch.get_rng_state(), rng)
+    assert steps[0].status("b") == "zero_value" and steps[5].status("b") == "alive"
+    assert steps[5].batches == 3
+    again = measure_steps(model, batches, run_forward, terms_at, [5], seeds=[1, 2, 3])
+    assert torch.equal(again[5].mean_grad("a"), steps[5].mean_grad("a"))  # seeded: dropout reproducible
+    norms = steps[5].param_norms("a")
+    assert list(norms) == [n for n, _ in model.named_parameters()] and all(v > 0 for v in norms.values())
+
+
+def test_nonfinite_in_one_batch_wins_and_is_left_out_of_the_stats():
+    model = torch.nn.Linear(2, 1)
+    batches = [{"x": torch.ones(2, 2)}, {"x": torch.full((2, 2), float("nan"))}]
+    steps = measure_steps(model, batches, lambda b: model(b["x"]), lambda b, o, s: {"a": o.mean(), "b": 2 * model.bias.sum()}, [0])
+    assert steps[0].status("a") == "nonfinite" and steps[0].batches_with("a", "nonfinite") == [1]
+    assert steps[0].stats().names == ["b"]
