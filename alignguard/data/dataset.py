@@ -9,7 +9,6 @@ not starve a small CNN; `SplitDataset.__getitems__` lets torch's DataLoader fetc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from .encoding import one_hot
 from .store import Manifest, ShardedColumn, SplitMetrics, Verify, load_manifest
 
 Batch = dict[str, torch.Tensor]
-DEFAULT_CACHE = Path(".alignguard-cache") / "data"
 
 
 class SplitDataset(Dataset):
@@ -232,33 +230,14 @@ def open_dataset(path: str | Path, *, verify: Verify = "full") -> BenchmarkData:
     return BenchmarkData(path, load_manifest(path, verify))
 
 
-def default_cache_dir() -> Path:
-    """$ALIGNGUARD_CACHE/data when set, else .alignguard-cache/data under the working directory."""
-    root = os.environ.get("ALIGNGUARD_CACHE")
-    return Path(root) / "data" if root else DEFAULT_CACHE
-
-
 def synth_dataset(
     config: SynthConfig | None = None, cache_dir: str | Path | None = None, *, verify: Verify = "full"
 ) -> BenchmarkData:
-    """The synthetic dataset for `config`, generated once and reused from `cache_dir/synth-<hash>`."""
-    from .synth import generate
+    """The synthetic dataset for `config`, generated once and reused from `cache_dir/synth-<hash>`.
 
-    config = config or SynthConfig()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"synth-{config.config_hash()[:16]}"
-    if (path / "manifest.json").is_file():
-        try:
-            data = open_dataset(path, verify=verify)
-            if data.manifest.config_hash == config.config_hash():
-                return data
-        except DataError:
-            pass  # corrupt or stale cache entry: regenerate it below
-        generate(config, path, overwrite=True)
-        return open_dataset(path, verify=verify)
-    try:
-        generate(config, path)
-    except DataError:
-        if not (path / "manifest.json").is_file():  # not a lost race with another process
-            raise
-    return open_dataset(path, verify=verify)
+    cache_dir defaults to $ALIGNGUARD_CACHE/data, else .alignguard-cache/data in the working directory.
+    """
+    from .synth import cached_generate
+
+    path = cached_generate(config or SynthConfig(), cache_dir, verify=verify)
+    return open_dataset(path, verify="size")  # cached_generate has just verified it

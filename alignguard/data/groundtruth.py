@@ -25,7 +25,7 @@ HIDDEN_UNITS = 16
 REFERENCE_DESCRIPTORS = 4096  # population used to standardise the hidden map's outputs
 # Fixed scales of the hidden map (multiplied by SynthConfig.cell_effect / access_effect).
 LOG_M_SCALE = 0.3  # M* = exp(0.3 s_M): one s.d. of s_M changes the TF "concentration" x1.35
-B_CELL_SCALE = 0.5
+RATE_SCALE = 0.5  # one s.d. of s_B moves a cell line's positive rate by 0.5 in log-odds
 B_ACCESS_SCALE = 1.5  # per unit of accessibility logit
 LOG_T_CELL_SCALE = 0.3
 LOG_T_ACCESS_SCALE = 1.0  # T* is e^0.5 higher at a=0 (closed), e^-0.5 lower at a=1 (open), vs a=0.5
@@ -148,61 +148,81 @@ class HiddenMap:
 
 @dataclass(frozen=True)
 class CellTruth:
-    """Per cell line: the parts of M*, B*, T* and of accessibility that depend on the descriptor alone."""
+    """Per cell line: the descriptor-dependent parts of M*, B*, T* and of accessibility."""
 
-    m: np.ndarray  # M*(c) > 0
-    b_cell: np.ndarray  # descriptor part of B*
-    log_t_cell: np.ndarray  # descriptor part of log T*
+    m: np.ndarray  # M*(c) > 0 (1 under the additive mechanism)
+    log_t_cell: np.ndarray  # descriptor part of log T* (0 under the additive mechanism)
     access_shift: np.ndarray  # descriptor part of the accessibility logit
+    rate_score: np.ndarray  # s_B(c): moves the cell line's target positive rate
+    baseline: np.ndarray | None = None  # beta0(c), calibrated by `calibrate_baselines`
 
     def subset(self, cells: np.ndarray) -> CellTruth:
-        return CellTruth(self.m[cells], self.b_cell[cells], self.log_t_cell[cells], self.access_shift[cells])
+        baseline = None if self.baseline is None else self.baseline[cells]
+        return CellTruth(
+            self.m[cells], self.log_t_cell[cells], self.access_shift[cells], self.rate_score[cells], baseline
+        )
 
     @classmethod
     def from_descriptors(cls, hidden: HiddenMap, descriptors: np.ndarray, config: SynthConfig) -> CellTruth:
         s = hidden.scores(descriptors)
         e = config.cell_effect
+        multiplicative = config.mechanism == "multiplicative"
         return cls(
-            m=np.exp(LOG_M_SCALE * e * s[:, 0]),
-            b_cell=B_CELL_SCALE * e * s[:, 1],
-            log_t_cell=LOG_T_CELL_SCALE * e * s[:, 2],
+            m=np.exp(LOG_M_SCALE * e * s[:, 0]) if multiplicative else np.ones(len(s)),
+            log_t_cell=LOG_T_CELL_SCALE * e * s[:, 2] if multiplicative else np.zeros(len(s)),
             access_shift=ACCESS_CELL_SCALE * e * s[:, 3],
+            rate_score=RATE_SCALE * e * s[:, 1],
         )
 
 
-def accessibility_logits(
-    openness: np.ndarray, truth: CellTruth, noise: np.ndarray
-) -> np.ndarray:
+def accessibility_logits(openness: np.ndarray, truth: CellTruth, noise: np.ndarray) -> np.ndarray:
     """alpha[l, c] = rho_l + shift(c) + eta[l, c]; accessibility a = sigmoid(alpha) in (0, 1)."""
     return openness[:, None] + truth.access_shift[None, :] + ACCESS_NOISE * noise
 
 
+def temperature(access_logit: np.ndarray, truth: CellTruth, config: SynthConfig) -> np.ndarray:
+    """T*(c, a) = exp(t(c) - k_T (a - 1/2)): open chromatin (a -> 1) gives a lower T, a sharper response."""
+    if config.mechanism == "additive":
+        return np.ones_like(access_logit)
+    access = expit(access_logit)
+    return np.exp(truth.log_t_cell[None, :] - LOG_T_ACCESS_SCALE * config.access_effect * (access - 0.5))
+
+
 def binding_logits(
-    energy: np.ndarray, access_logit: np.ndarray, truth: CellTruth, config: SynthConfig, threshold: float
+    energy: np.ndarray, access_logit: np.ndarray, truth: CellTruth, config: SynthConfig, baseline=None
 ) -> np.ndarray:
     """(n_loci, n_cells) logits of the true binding probability.
 
-    multiplicative: (M*(c) U*(x) + B*(c, a)) / T*(c, a), with B*(c, a) = b(c, a) - M*(c) theta
-    additive:       (U*(x) - R*(c, a)) / T0,            with R*(c, a) = theta - b(c, a), T0 = 1
-    where b(c, a) = b_cell(c) + k_a alpha. Writing B* around the threshold theta makes M* and T*
-    change how sharply binding depends on U* near theta rather than mostly the positive rate.
+    multiplicative: (M*(c) U*(x) + B*(c, a)) / T*(c, a),  B*(c, a) = beta0(c) + k_B alpha
+    additive:       (U*(x) - R*(c, a)) / T0,               R*(c, a) = -(beta0(c) + k_B alpha), T0 = 1
     """
-    e = config.access_effect
-    b = truth.b_cell[None, :] + B_ACCESS_SCALE * e * access_logit
-    if config.mechanism == "additive":
-        return energy[:, None] - threshold + b
-    access = expit(access_logit)
-    t = np.exp(truth.log_t_cell[None, :] - LOG_T_ACCESS_SCALE * e * (access - 0.5))
-    return (truth.m[None, :] * (energy[:, None] - threshold) + b) / t
+    beta0 = truth.baseline if baseline is None else baseline
+    b = beta0[None, :] + B_ACCESS_SCALE * config.access_effect * access_logit
+    return (truth.m[None, :] * energy[:, None] + b) / temperature(access_logit, truth, config)
 
 
-def calibrate_threshold(
-    energy: np.ndarray, access_logit: np.ndarray, truth: CellTruth, config: SynthConfig
-) -> float:
-    """theta such that the mean true probability on the reference sample equals the target rate."""
-    low, high = float(energy.min()) - 100.0, float(energy.max()) + 100.0
-    for _ in range(80):  # the mean probability decreases in theta because M* > 0 and T* > 0
+def target_rates(truth: CellTruth, train_cells: np.ndarray, config: SynthConfig) -> np.ndarray:
+    """pi(c) = sigmoid(c0 + s_B(c)), c0 chosen so the training cells' mean pi(c) is the target rate."""
+    low, high = -30.0, 30.0
+    for _ in range(80):
         middle = 0.5 * (low + high)
-        rate = expit(binding_logits(energy, access_logit, truth, config, middle)).mean()
-        low, high = (middle, high) if rate > config.positive_rate else (low, middle)
+        rate = expit(middle + truth.rate_score[train_cells]).mean()
+        low, high = (middle, high) if rate < config.positive_rate else (low, middle)
+    return expit(0.5 * (low + high) + truth.rate_score)
+
+
+def calibrate_baselines(
+    energy: np.ndarray, access_logit: np.ndarray, truth: CellTruth, config: SynthConfig, targets: np.ndarray
+) -> np.ndarray:
+    """beta0(c) per cell line such that its mean p_true over the reference loci equals pi(c).
+
+    Bisection for all cell lines at once; the mean probability increases in beta0 because T* > 0.
+    """
+    low = np.full(len(targets), -300.0)
+    high = np.full(len(targets), 300.0)
+    for _ in range(80):
+        middle = 0.5 * (low + high)
+        rate = expit(binding_logits(energy, access_logit, truth, config, middle)).mean(axis=0)
+        below = rate < targets
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
     return 0.5 * (low + high)

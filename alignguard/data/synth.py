@@ -8,14 +8,16 @@ grow with n_loci. Within a shard every locus gets a value in every cell line (on
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 import alignguard
+from alignguard.errors import DataError
 
 from .config import SynthConfig
 from .groundtruth import (
@@ -24,15 +26,17 @@ from .groundtruth import (
     HiddenMap,
     accessibility_logits,
     binding_logits,
-    calibrate_threshold,
+    calibrate_baselines,
     expit,
     plant,
     sample_background,
+    target_rates,
 )
 from .metrics import split_metrics
-from .store import FORMAT_NAME, FORMAT_VERSION, DatasetWriter, ShardSet
+from .store import FORMAT_NAME, FORMAT_VERSION, MANIFEST, DatasetWriter, ShardSet, Verify, load_manifest
 
 CALIBRATION_LOCI = 4096
+DEFAULT_CACHE = Path(".alignguard-cache") / "data"
 # Independent random streams, so e.g. adding a co-factor does not change the cell descriptors.
 STREAM_MAP, STREAM_CELLS, STREAM_CALIBRATION, STREAM_BLOCKS, STREAM_LOCI, STREAM_CONTEXT, STREAM_LABELS = range(1, 8)
 
@@ -43,14 +47,14 @@ def _rng(config: SynthConfig, stream: int, shard: int = 0) -> np.random.Generato
 
 @dataclass(frozen=True)
 class World:
-    """Everything fixed before any locus is drawn: motif energy, cells, hidden map, threshold, splits."""
+    """Everything fixed before any locus is drawn: motif energy, cells and their hidden truth, splits."""
 
     config: SynthConfig
     energy: Energy
     cell_names: list[str]
     descriptors: np.ndarray  # (n_cells, D)
-    truth: CellTruth
-    threshold: float  # theta, calibrated so the training cells' mean p_true is the target rate
+    truth: CellTruth  # with calibrated baselines beta0(c)
+    targets: np.ndarray  # pi(c), each cell line's expected positive rate
     splits: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (block ids, cell ids)
 
     def block_of(self, loci: np.ndarray) -> np.ndarray:
@@ -82,9 +86,8 @@ def build_world(config: SynthConfig) -> World:
     energy = energy.calibrated(reference)
     access = _draw_context(config, truth, CALIBRATION_LOCI, calibration)
     train_cells = np.arange(config.cells_train)
-    threshold = calibrate_threshold(
-        energy(reference), access[:, train_cells], truth.subset(train_cells), config
-    )
+    targets = target_rates(truth, train_cells, config)
+    truth = replace(truth, baseline=calibrate_baselines(energy(reference), access, truth, config, targets))
 
     order = _rng(config, STREAM_BLOCKS).permutation(config.locus_blocks)
     test_blocks = np.sort(order[: config.test_blocks])
@@ -105,7 +108,7 @@ def build_world(config: SynthConfig) -> World:
         + [f"val_c{i}" for i in range(config.cells_val)]
         + [f"test_c{i}" for i in range(config.cells_test)]
     )
-    return World(config, energy, names, descriptors.astype(np.float32), truth, threshold, splits)
+    return World(config, energy, names, descriptors.astype(np.float32), truth, targets, splits)
 
 
 @dataclass
@@ -150,6 +153,38 @@ def generate(
         return writer.commit(manifest)
 
 
+def default_cache_dir() -> Path:
+    """$ALIGNGUARD_CACHE/data when set, else .alignguard-cache/data under the working directory."""
+    root = os.environ.get("ALIGNGUARD_CACHE")
+    return Path(root) / "data" if root else DEFAULT_CACHE
+
+
+def cached_generate(
+    config: SynthConfig,
+    cache_dir: str | Path | None = None,
+    *,
+    verify: Verify = "full",
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Path of the dataset for `config` under `cache_dir/synth-<hash>`, generated only if absent or broken."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache / f"synth-{config.config_hash()[:16]}"
+    if (path / MANIFEST).is_file():
+        try:
+            if load_manifest(path, verify).config_hash == config.config_hash():
+                return path
+        except DataError:
+            pass  # corrupt or stale cache entry: regenerate it
+        return generate(config, path, overwrite=True, progress=progress)
+    try:
+        return generate(config, path, progress=progress)
+    except DataError:
+        if not (path / MANIFEST).is_file():  # not a lost race with another process writing the same entry
+            raise
+        load_manifest(path, verify)
+        return path
+
+
 def _write_shard(world: World, writer: DatasetWriter, shard: int, loci: ShardSet, accumulators) -> None:
     config = world.config
     first = shard * config.shard_loci
@@ -157,7 +192,7 @@ def _write_shard(world: World, writer: DatasetWriter, shard: int, loci: ShardSet
     codes = _draw_sequences(config, world.energy, len(index), _rng(config, STREAM_LOCI, shard))
     energy = world.energy(codes)
     access_logit = _draw_context(config, world.truth, len(index), _rng(config, STREAM_CONTEXT, shard))
-    p_true = expit(binding_logits(energy, access_logit, world.truth, config, world.threshold)).astype(np.float32)
+    p_true = expit(binding_logits(energy, access_logit, world.truth, config)).astype(np.float32)
     y = (_rng(config, STREAM_LABELS, shard).random(p_true.shape) < p_true).astype(np.uint8)
     access = expit(access_logit).astype(np.float32)
 
@@ -236,26 +271,23 @@ def _truth(world: World) -> dict:
     """The hidden parameters, for comparing what a model learns (e.g. T(c)) with the truth."""
     config, truth = world.config, world.truth
     split_of = {int(c): name for name in ("train", "val", "test") for c in world.splits[name][1]}
+    motif, cofactor = world.energy.motif, world.energy.cofactor
     return {
         "mechanism": config.mechanism,
-        "formula": "p = sigmoid((M*(c) U*(x) + B*(c,a)) / T*(c,a)), B* = b(c,a) - M*(c) theta"
+        "formula": "p = sigmoid((M*(c) U*(x) + B*(c,a)) / T*(c,a)), B* = beta0(c) + k_B logit(a)"
         if config.mechanism == "multiplicative"
-        else "p = sigmoid((U*(x) - R*(c,a)) / T0), R* = theta - b(c,a), T0 = 1",
-        "threshold_theta": world.threshold,
-        "motif": {"id": world.energy.motif.matrix_id, "name": world.energy.motif.name, "source": world.energy.motif.source},
-        "cofactor": None
-        if world.energy.cofactor is None
-        else {"id": world.energy.cofactor.matrix_id, "name": world.energy.cofactor.name},
+        else "p = sigmoid((U*(x) - R*(c,a)) / T0), R* = -(beta0(c) + k_B logit(a)), T0 = 1",
+        "motif": {"id": motif.matrix_id, "name": motif.name, "source": motif.source},
+        "cofactor": None if cofactor is None else {"id": cofactor.matrix_id, "name": cofactor.name},
         "energy_scale": world.energy.scale,
         "cells": {
             name: {
                 "split": split_of[i],
-                "M": float(truth.m[i]) if config.mechanism == "multiplicative" else 1.0,
-                "B_cell": float(truth.b_cell[i]),
-                "T_at_half_access": float(np.exp(truth.log_t_cell[i]))
-                if config.mechanism == "multiplicative"
-                else 1.0,
+                "M": float(truth.m[i]),
+                "beta0": float(truth.baseline[i]),
+                "T_at_half_access": float(np.exp(truth.log_t_cell[i])),
                 "access_shift": float(truth.access_shift[i]),
+                "target_rate": float(world.targets[i]),
             }
             for i, name in enumerate(world.cell_names)
         },

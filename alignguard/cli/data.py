@@ -1,0 +1,284 @@
+"""`alignguard data ...`: generate the built-in benchmark, import real data, inspect a dataset.
+
+Register on the root app with `app.add_typer(data.app, name="data")`. No torch import here: these
+commands only need NumPy, and `alignguard --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alignguard.errors import AlignguardError, UsageError
+
+app = typer.Typer(
+    help="Datasets: generate the built-in benchmark with a known Bayes ceiling, import ENCODE-DREAM-style "
+    "data, inspect either.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+class Mechanism(str, Enum):
+    multiplicative = "multiplicative"
+    additive = "additive"
+
+
+class Background(str, Enum):
+    iid = "iid"
+    markov = "markov"
+
+
+class AccessTransform(str, Enum):
+    log1p = "log1p"
+    none = "none"
+
+
+def _fail(error: AlignguardError) -> NoReturn:
+    typer.echo(error.paragraph(), err=True)
+    raise typer.Exit(int(error.exit_code))
+
+
+def _config_error(error, what: str) -> UsageError:
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
+    return UsageError(f"invalid {what}: {problems}", fix="see `alignguard data --help` for the allowed ranges")
+
+
+def _default(field: str):
+    from alignguard.data.config import SynthConfig
+
+    return SynthConfig.model_fields[field].default
+
+
+@app.command()
+def synth(
+    out: Path | None = typer.Option(
+        None, "--out", help="Dataset directory. Default: the cache ($ALIGNGUARD_CACHE or .alignguard-cache)."
+    ),
+    seed: int | None = typer.Option(None, help=f"Random seed [default: {_default('seed')}]."),
+    n_loci: int | None = typer.Option(None, help=f"Distinct loci [default: {_default('n_loci')}]."),
+    cells_train: int | None = typer.Option(None, help=f"Training cell lines [default: {_default('cells_train')}]."),
+    cells_val: int | None = typer.Option(None, help=f"Validation cell lines [default: {_default('cells_val')}]."),
+    cells_test: int | None = typer.Option(None, help=f"Held-out test cell lines [default: {_default('cells_test')}]."),
+    positive_rate: float | None = typer.Option(
+        None, help=f"Target positive rate of the training cells [default: {_default('positive_rate')}]."
+    ),
+    mechanism: Mechanism | None = typer.Option(
+        None, help="Ground truth: multiplicative (CMDN's sigmoid((M U + B)/T)) or additive (legacy) "
+        "[default: multiplicative]."
+    ),
+    background: Background | None = typer.Option(None, help="Background DNA model [default: iid]."),
+    gc: float | None = typer.Option(None, help=f"Background GC content [default: {_default('gc')}]."),
+    motif: str | None = typer.Option(None, help=f"JASPAR matrix id [default: {_default('motif')}]."),
+    cofactor: str | None = typer.Option(None, help="Optional co-factor JASPAR id, e.g. MA0079.5 (SP1)."),
+    window: int | None = typer.Option(None, help=f"Window length L [default: {_default('window')}]."),
+    descriptor_dim: int | None = typer.Option(
+        None, help=f"Cell descriptor dimension D [default: {_default('descriptor_dim')}]."
+    ),
+    plant_rate: float | None = typer.Option(
+        None, help=f"Fraction of loci with a motif instance [default: {_default('plant_rate')}]."
+    ),
+    cell_effect: float | None = typer.Option(
+        None, help="Strength of the cell descriptor's effect on M*, T* and rates (2 = clearer multiplicative "
+        f"contrast) [default: {_default('cell_effect')}]."
+    ),
+    access_effect: float | None = typer.Option(
+        None, help=f"Strength of accessibility in B* and T* [default: {_default('access_effect')}]."
+    ),
+    diagnostic_splits: bool = typer.Option(
+        False, help="Also write test_new_cells and test_new_loci (one kind of novelty each)."
+    ),
+    shard_loci: int | None = typer.Option(None, help=f"Loci per shard [default: {_default('shard_loci')}]."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),
+) -> None:
+    """Generate the planted-ground-truth benchmark (deterministic from the seed) and print its summary."""
+    from pydantic import ValidationError
+
+    from alignguard.data.config import SynthConfig
+
+    chosen = {
+        "seed": seed, "n_loci": n_loci, "cells_train": cells_train, "cells_val": cells_val,
+        "cells_test": cells_test, "positive_rate": positive_rate, "gc": gc, "motif": motif,
+        "cofactor": cofactor, "window": window, "descriptor_dim": descriptor_dim, "plant_rate": plant_rate,
+        "shard_loci": shard_loci, "cell_effect": cell_effect, "access_effect": access_effect, "mechanism": mechanism.value if mechanism else None,
+        "background": background.value if background else None,
+    }  # fmt: skip
+    settings = {key: value for key, value in chosen.items() if value is not None}
+    settings["diagnostic_splits"] = diagnostic_splits
+    try:
+        config = SynthConfig(**settings)
+    except ValidationError as error:
+        _fail(_config_error(error, "benchmark settings"))
+    from alignguard.data.store import load_manifest
+    from alignguard.data.synth import cached_generate, generate
+
+    started = time.perf_counter()
+    try:
+        if out is None:
+            path = cached_generate(config, progress=_progress)
+        else:
+            path = generate(config, out, overwrite=force, progress=_progress)
+        manifest = load_manifest(path, verify="size")
+    except AlignguardError as error:
+        _fail(error)
+    console.print(f"wrote [bold]{path}[/] in {time.perf_counter() - started:.2f} s")
+    _print_summary(manifest, per_cell=True)
+
+
+def _progress(done: int, total: int) -> None:
+    if total > 1:
+        console.print(f"shard {done}/{total}", style="dim")
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else []
+
+
+def _access_map(pairs: list[str], directory: Path | None, cells: list[str]) -> dict[str, Path]:
+    mapping: dict[str, Path] = {}
+    if directory is not None:
+        for cell in cells:
+            for suffix in (".bedGraph", ".bedgraph", ".bedGraph.gz", ".tsv", ".tsv.gz", ".bw", ".bigWig"):
+                if (directory / f"{cell}{suffix}").is_file():
+                    mapping[cell] = directory / f"{cell}{suffix}"
+                    break
+    for pair in pairs:
+        cell, sep, path = pair.partition("=")
+        if not sep or not cell or not path:
+            raise UsageError(f"--access expects CELL=PATH, got {pair!r}", fix="e.g. --access K562=K562.bedGraph")
+        mapping[cell] = Path(path)
+    return mapping
+
+
+@app.command()
+def convert(
+    genome: Path = typer.Option(..., help="Genome FASTA (pyfaidx builds a .fai next to it if missing)."),
+    labels: Path = typer.Option(..., help="Labels TSV: chrom start end <cell>... with B/U/A (.gz ok)."),
+    descriptors: Path = typer.Option(..., help="Cell descriptor TSV: cell f1 ... fD."),
+    out: Path = typer.Option(..., "--out", help="Dataset directory to write."),
+    access: list[str] = typer.Option([], "--access", help="CELL=PATH (bedGraph/TSV/bigWig); repeatable."),
+    access_dir: Path | None = typer.Option(None, help="Folder with <cell>.bedGraph (or .tsv/.bw) per cell."),
+    window: int = typer.Option(200, help="Window length L centred on each label bin."),
+    val_chroms: str | None = typer.Option(None, help="Comma-separated validation chromosomes."),
+    test_chroms: str | None = typer.Option(None, help="Comma-separated held-out test chromosomes."),
+    val_cells: str | None = typer.Option(None, help="Comma-separated validation cell lines."),
+    test_cells: str | None = typer.Option(None, help="Comma-separated held-out test cell lines."),
+    access_transform: AccessTransform = typer.Option(AccessTransform.log1p, help="Transform of mean signal."),
+    shard_rows: int = typer.Option(200_000, help="Label rows per shard."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),
+) -> None:
+    """Import ENCODE-DREAM-style data (FASTA, labels, accessibility, descriptors) into the dataset format."""
+    from pydantic import ValidationError
+
+    from alignguard.data.config import RealDataConfig
+    from alignguard.data.real import convert_real, read_label_header
+    from alignguard.data.store import load_manifest
+
+    started = time.perf_counter()
+    try:
+        cells = read_label_header(labels)
+        try:
+            config = RealDataConfig(
+                genome=genome, labels=labels, descriptors=descriptors,
+                accessibility=_access_map(access, access_dir, cells), window=window,
+                val_chroms=_split_list(val_chroms), test_chroms=_split_list(test_chroms),
+                val_cells=_split_list(val_cells), test_cells=_split_list(test_cells),
+                access_transform=access_transform.value, shard_rows=shard_rows,
+            )  # fmt: skip
+        except ValidationError as error:
+            raise _config_error(error, "import settings") from error
+        path = convert_real(config, out, overwrite=force)
+        manifest = load_manifest(path, verify="size")
+    except AlignguardError as error:
+        _fail(error)
+    console.print(f"wrote [bold]{path}[/] in {time.perf_counter() - started:.2f} s")
+    _print_summary(manifest, per_cell=True)
+
+
+@app.command()
+def inspect(
+    path: Path = typer.Argument(..., help="Dataset directory (holds manifest.json)."),
+    fast: bool = typer.Option(False, "--fast", help="Check shard sizes only, not SHA-256 checksums."),
+    per_cell: bool = typer.Option(True, "--per-cell/--no-per-cell", help="Also show one row per cell line."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+) -> None:
+    """Verify a dataset and show sizes, positive rates and Bayes AUPR per split and cell line."""
+    from alignguard.data.store import load_manifest
+
+    try:
+        manifest = load_manifest(path, verify="size" if fast else "full")
+    except AlignguardError as error:
+        _fail(error)
+    if as_json:
+        summary = {
+            "path": str(path),
+            "kind": manifest.kind,
+            "window": manifest.window,
+            "descriptor_dim": manifest.descriptor_dim,
+            "loci": manifest.loci.total,
+            "splits": {
+                name: {
+                    "cells": [manifest.cell_lines[i] for i in split.cells],
+                    "loci": split.loci,
+                    "metrics": split.metrics.model_dump(),
+                    "per_cell": {cell: m.model_dump() for cell, m in split.per_cell.items()},
+                }
+                for name, split in manifest.splits.items()
+            },
+        }
+        typer.echo(json.dumps(summary, indent=1))
+        return
+    console.print(f"[bold]{path}[/]: checksums {'not checked (--fast)' if fast else 'OK'}")
+    _print_summary(manifest, per_cell=per_cell)
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _print_summary(manifest, *, per_cell: bool) -> None:
+    disk = sum(entry.bytes for entry in manifest.files.values())
+    console.print(
+        f"{manifest.kind} dataset, format v{manifest.version}: {manifest.loci.total} loci x L={manifest.window}, "
+        f"{len(manifest.cell_lines)} cell lines, c has D+1={manifest.descriptor_dim + 1} columns, "
+        f"{len(manifest.files)} files, {disk / 1e6:.1f} MB"
+    )
+    if manifest.truth:
+        console.print(f"ground truth: {manifest.truth['formula']}", style="dim")
+    table = Table(
+        title="Splits",
+        caption="rate = positive rate = a random ranker's AUPR; Bayes AUPR and log-loss rank by p_true "
+        "(pooled over cell lines); cell AUPR = mean per-cell Bayes AUPR; seq AUPR = ranking by U*(x) alone",
+    )
+    for column in ("split", "cells", "loci", "examples", "pos", "rate", "Bayes AUPR", "cell AUPR",
+                   "log-loss", "seq AUPR"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for name, split in manifest.splits.items():
+        m = split.metrics
+        table.add_row(
+            name, str(len(split.cells)), str(split.loci), str(m.examples), str(m.positives),
+            _number(m.positive_rate), _number(m.bayes_aupr), _number(m.per_cell_bayes_aupr_mean),
+            _number(m.bayes_log_loss), _number(m.sequence_only_aupr),
+        )  # fmt: skip
+    console.print(table)
+    if not per_cell:
+        return
+    cells_truth = (manifest.truth or {}).get("cells", {})
+    table = Table(title="Per cell line")
+    for column in ("split", "cell line", "examples", "rate", "Bayes AUPR", "log-loss", "M*", "T*(a=.5)"):
+        table.add_column(column, justify="left" if column in ("split", "cell line") else "right")
+    for name, split in manifest.splits.items():
+        for cell, m in split.per_cell.items():
+            truth = cells_truth.get(cell, {})
+            table.add_row(
+                name, cell, str(m.examples), _number(m.positive_rate), _number(m.bayes_aupr),
+                _number(m.bayes_log_loss), _number(truth.get("M"), 2), _number(truth.get("T_at_half_access"), 2),
+            )  # fmt: skip
+    console.print(table)
