@@ -37,8 +37,35 @@ def resolve_binding(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
     return Resolution(outputs[index], f"node {outputs[index]}")
 
 
-def resolve_symbol(context: CheckContext, name: str) -> Resolution:
-    return resolve_binding(context.graph, context.spec.symbols[name])
+def resolve_symbol(context: CheckContext, name: str, graph: ModelGraph | None = None) -> Resolution:
+    return resolve_binding(graph or context.graph, context.spec.symbols[name])
+
+
+def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = None) -> Resolution | set[str]:
+    """Graph nodes of a design element (an input, a symbol or a component), or why there are none.
+
+    A component stands for every node computed inside its module plus what the module returned.
+    """
+    graph = graph or context.graph
+    spec = context.spec
+    if name in spec.inputs:
+        node = graph.inputs.get(name)
+        return {node} if node else Resolution(None, f"forward takes no tensor argument '{name}'")
+    if name in spec.symbols:
+        resolution = resolve_symbol(context, name, graph)
+        return {resolution.node} if resolution.node else resolution
+    path = spec.components[name].module
+    nodes = set(graph.nodes_in_scope(path))
+    nodes |= {n for call in graph.module_outputs(path) for n in call.outputs if n}
+    return nodes or Resolution(None, f"module '{path}' computes nothing in the graph (never called, or renamed)")
+
+
+def design_names(context: CheckContext, graph: ModelGraph | None = None):
+    """Names for rendering nodes in the design's words (symbols bound in the spec win)."""
+    from alignguard.graph.analysis import Names
+
+    graph = graph or context.graph
+    return Names(graph, {name: resolve_binding(graph, b).node for name, b in context.spec.symbols.items()})
 
 
 def symbol_where(graph: ModelGraph, node: str | None) -> Where:

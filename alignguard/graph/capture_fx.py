@@ -1,24 +1,31 @@
-"""Capture the forward graph with torch.fx symbolic tracing, in train mode.
+"""Capture the forward graph with torch.fx symbolic tracing (train mode unless asked otherwise).
 
 The tracer goes *through* user modules (only torch.nn built-ins stay leaf calls), keeps each
 node's module scope and source line, and records what every module call returned, so a symbol
-bound to "the output of module P" resolves to a node.
+bound to "the output of module P" resolves to a node. Hardening over a plain `symbolic_trace`:
+in-place ops redirect later reads, tensors created at trace time (`torch.randn(4, 16)`) become
+`const` nodes flagged `baked` and are removed from the user's model again, shape queries carry no
+data, and ops run inside a custom `autograd.Function` are tagged (fx inlines its forward and
+drops its backward, so no gradient fact may come from this graph).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
+import sys
 from typing import Any
 
-import networkx as nx
 import torch
 import torch.fx as fx
 
-from alignguard.graph.model_graph import ModelGraph, ModuleCall, freeze
-from alignguard.graph.vocabulary import is_random, is_transparent, normalise
+from alignguard.graph.builder import GraphBuilder, op_kind
+from alignguard.graph.model_graph import ModelGraph, Ref
+from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_trace
+from alignguard.graph.vocabulary import TUPLE_OPS, call_traits, normalise_module
 
-_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
-_SKIP_DIRS = (torch.__path__[0], str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+_BAKED_PREFIX = "_tensor_constant"
+_SCOPE_SUFFIX = re.compile(r"@\d+$")  # fx names the second call of a module `path@1`
 
 
 class ScopedTracer(fx.Tracer):
@@ -26,94 +33,195 @@ class ScopedTracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[tuple[str, Any]] = []
+        self.calls: list[tuple[str, Any, int]] = []  # (module path, returned value, nodes so far)
 
     def call_module(self, m, forward, args, kwargs):
         output = super().call_module(m, forward, args, kwargs)
-        self.calls.append((self.path_of_module(m), output))
+        self.calls.append((self.path_of_module(m), output, len(self.graph.nodes)))
         return output
 
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        function = autograd_function_of_stack(sys._getframe(1))
+        if function:
+            proxy.node.meta["autograd_function"] = function
+        return proxy
 
-def trace(model: torch.nn.Module) -> tuple[fx.Graph, list[tuple[str, Any]]]:
-    """Symbolically trace `model` in train mode; raises whatever fx raises."""
-    was_training = model.training
-    model.train()
+
+def trace(model: torch.nn.Module, training: bool = True, batch: dict | None = None
+          ) -> tuple[fx.Graph, list[tuple[str, Any, int]], dict[str, torch.Tensor]]:
+    """Symbolically trace `model` in the given mode; raises whatever fx raises.
+
+    Returns the graph, the module calls, and the tensors fx baked into the trace (which are
+    removed from the model again, so tracing leaves the user's model as it was).
+    """
+    modes = {m: m.training for m in model.modules()}
+    before = set(vars(model))
+    model.train(training)
     tracer = ScopedTracer()
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(model, concrete_args=_concrete_defaults(model, batch))
     finally:
-        model.train(was_training)
-    return graph, tracer.calls
+        for module, mode in modes.items():
+            module.training = mode
+        baked = {name: vars(model)[name] for name in set(vars(model)) - before if name.startswith(_BAKED_PREFIX)}
+        for name in baked:
+            delattr(model, name)
+    return graph, tracer.calls, baked
 
 
-def capture_fx(model: torch.nn.Module) -> ModelGraph:
-    graph, calls = trace(model)
-    return from_fx(graph, calls, model)
+def _concrete_defaults(model: torch.nn.Module, batch: dict | None) -> dict[str, Any] | None:
+    """Optional forward arguments the batch does not provide are traced at their defaults."""
+    defaults = {name: p.default for name, p in inspect.signature(model.forward).parameters.items()
+                if p.default is not p.empty and (batch is None or name not in batch)}
+    return defaults or None
 
 
-def from_fx(graph: fx.Graph, calls: list[tuple[str, Any]], model: torch.nn.Module) -> ModelGraph:
-    g = nx.DiGraph()
-    inputs: dict[str, str] = {}
-    outputs: dict[str, str] = {}
-    for node in graph.nodes:
+def capture_fx(model: torch.nn.Module, training: bool = True, batch: dict | None = None) -> ModelGraph:
+    graph, calls, baked = trace(model, training, batch)
+    mode = "train" if training else "eval"
+    return from_fx(graph, calls, model, baked, capture=f"torch.fx symbolic_trace ({mode} mode)", training=training)
+
+
+def from_fx(graph: fx.Graph, calls: list[tuple[str, Any, int]], model: torch.nn.Module,
+            baked: dict[str, torch.Tensor] | None = None, capture: str = "torch.fx symbolic_trace (train mode)",
+            training: bool = True) -> ModelGraph:
+    builder = GraphBuilder()
+    baked = baked or {}
+    pending = sorted(calls, key=lambda call: call[2])
+    parameters = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    functions: set[str] = set()
+    for index, node in enumerate(graph.nodes, start=1):
         if node.op == "output":
-            for key, value in _flatten_output(node.args[0]):
-                out_id = f"output:{key}"
-                g.add_node(out_id, kind="output", op="output", key=key, scope="", scopes=())
+            for key, value in flatten_output(node.args[0]):
                 if isinstance(value, fx.Node):
-                    outputs[key] = value.name
-                    g.add_edge(value.name, out_id)
-            continue
-        g.add_node(node.name, **_attributes(node, model))
-        if node.op == "placeholder":
-            inputs[str(node.target)] = node.name
-        for source in node.all_input_nodes:
-            g.add_edge(source.name, node.name)
-    module_calls = [ModuleCall(path, _node_names(value)) for path, value in calls]
-    return ModelGraph(freeze(g), inputs, outputs, module_calls, capture="torch.fx symbolic_trace (train mode)")
+                    builder.set_output(key, value.name)
+        elif node.op == "placeholder":
+            builder.add_input(str(node.target), node.name, fx_op=node.op)
+        elif node.op == "get_attr":
+            _add_attribute(builder, node, model, parameters, buffers, baked)
+        else:
+            _add_call(builder, node, model)
+        if node.meta.get("autograd_function"):
+            functions.add(node.meta["autograd_function"])
+        while pending and pending[0][2] <= index:
+            path, value, _ = pending.pop(0)
+            builder.add_module_call(path, _node_names(value))
+    for name in sorted(functions):
+        builder.notes.append(f"custom autograd.Function {name} was inlined by the capture (its backward is "
+                             "not in the graph): gradient facts come from autograd on the real model")
+    return builder.build(capture, training)
 
 
-def _attributes(node: fx.Node, model: torch.nn.Module) -> dict:
+def _scopes(node: fx.Node) -> tuple[str, ...]:
     stack = node.meta.get("nn_module_stack") or {}
-    scopes = tuple(stack.keys())
-    file, line = _source(node.stack_trace)
-    attrs = {"scope": scopes[-1] if scopes else "", "scopes": scopes, "file": file, "line": line,
-             "target": str(node.target), "fx_op": node.op}
-    if node.op == "placeholder":
-        return {**attrs, "kind": "input", "op": "input"}
-    if node.op == "get_attr":
-        value = _fetch_attr(model, str(node.target))
-        kind = "param" if isinstance(value, torch.nn.Parameter) or _is_buffer(model, node.target) else "const"
-        return {**attrs, "kind": kind, "op": kind}
+    scopes = []
+    for key, value in stack.items():
+        path = value[0] if isinstance(value, tuple) and isinstance(value[0], str) else key
+        path = _SCOPE_SUFFIX.sub("", path if re.fullmatch(r"[\w.]*", path) else key)
+        if path and path not in scopes:
+            scopes.append(path)
+    return tuple(scopes)
+
+
+def _common(node: fx.Node) -> dict:
+    file, line = source_of_trace(node.stack_trace)
+    extra = {"autograd_function": node.meta["autograd_function"]} if node.meta.get("autograd_function") else {}
+    return {"scopes": _scopes(node), "file": file, "line": line, "fx_op": node.op, **extra}
+
+
+def _add_attribute(builder: GraphBuilder, node: fx.Node, model, parameters, buffers, baked) -> None:
+    target = str(node.target)
+    common = _common(node)
+    if target in parameters:
+        common["scopes"] = param_scopes(target)
+        builder.add(node.name, kind="param", op="param", target=target,
+                    learned=parameters[target].requires_grad, **common)
+        return
+    value = baked.get(target) if target in baked else _fetch_attr(model, target)
+    shape = tuple(value.shape) if isinstance(value, torch.Tensor) else None
+    builder.add(node.name, kind="const", op="const", target=target, baked=target in baked,
+                buffer=target in buffers, shape=shape, **common)
+
+
+def _add_call(builder: GraphBuilder, node: fx.Node, model) -> None:
+    common = _common(node)
+    operands = _operands(node)
     if node.op == "call_module":
-        submodule = model.get_submodule(str(node.target))
-        op = normalise(type(submodule).__name__)
-        kind = "random" if is_random(op) else "module"
-        return {**attrs, "kind": kind, "op": op, "transparent": is_transparent(op)}
+        module = model.get_submodule(str(node.target))
+        kind, op = op_kind(normalise_module(module), random_active=module.training, module=True)
+        learned = any(p.requires_grad for p in module.parameters())
+        builder.add(node.name, kind=kind, op=op, operands=operands, target=str(node.target),
+                    learned=learned, **common)
+        return
     name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-    op = normalise(name)
-    kind = "random" if is_random(op) else "op"
-    return {**attrs, "kind": kind, "op": op, "transparent": is_transparent(op)}
+    op, reflected, inplace = call_traits(name)
+    if reflected and len(operands) >= 2:
+        operands = (operands[1], operands[0], *operands[2:])
+    if op in ("getitem", "getattr"):
+        op = _selection_op(builder, node)
+    kind, op = op_kind(op, random_active=_dropout_active(node, op))
+    builder.add(node.name, kind=kind, op=op, operands=operands, target=name, **common)
+    if (inplace or op == "setitem") and operands and isinstance(operands[0], Ref):
+        builder.mutated(operands[0].node, node.name)
 
 
-def _source(stack_trace: str | None) -> tuple[str | None, int | None]:
-    """Innermost frame of user code (not torch, not alignguard)."""
-    if not stack_trace:
-        return None, None
-    frames = [(f, int(n)) for f, n in _FRAME.findall(stack_trace) if not f.startswith(_SKIP_DIRS)]
-    return frames[-1] if frames else (None, None)
+def _selection_op(builder: GraphBuilder, node: fx.Node) -> str:
+    """What `a[i]` / `a.attr` means, judged from what produced `a` (fx records no types)."""
+    source, key = node.args[0], node.args[1]
+    source_op = builder.node_op(source.name) if isinstance(source, fx.Node) and source.name in builder.g else ""
+    if node.target is getattr:
+        return {"shape": "size", "T": "t", "mT": "t", "data": "detach"}.get(key) or (
+            "getitem_tuple" if source_op in TUPLE_OPS else "getattr")
+    if source_op in ("size", "shape_getitem", "dim", "numel"):
+        return "shape_getitem"
+    if source_op in TUPLE_OPS:
+        return "getitem_tuple"
+    return "getitem_key" if isinstance(key, str) else "getitem"
 
 
-def _flatten_output(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+def _dropout_active(node: fx.Node, op: str) -> bool:
+    if op != "dropout":
+        return True
+    for name in ("training", "train"):  # F.dropout(x, p, training), torch.dropout(x, p, train)
+        if name in node.kwargs:
+            return bool(node.kwargs[name])
+    if len(node.args) > 2 and isinstance(node.args[2], bool):
+        return node.args[2]
+    return True  # F.dropout defaults to training=True
+
+
+def _operands(node: fx.Node) -> tuple[Any, ...]:
+    operands: list[Any] = []
+    for arg in node.args:
+        items = arg if isinstance(arg, (list, tuple)) and any(isinstance(a, fx.Node) for a in arg) else [arg]
+        operands.extend(_operand(a) for a in items)
+    for value in node.kwargs.values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        operands.extend(Ref(a.name) for a in items if isinstance(a, fx.Node))
+    return tuple(operands)
+
+
+def _operand(value: Any) -> Any:
+    if isinstance(value, fx.Node):
+        return Ref(value.name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def flatten_output(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(key, value) pairs of a forward output: dict keys, tuple indices, nested with dots."""
     if isinstance(value, dict):
         items = [(f"{prefix}{k}", v) for k, v in value.items()]
     elif isinstance(value, (tuple, list)):
         items = [(f"{prefix}{i}", v) for i, v in enumerate(value)]
     else:
-        return [(prefix or "output", value)]
+        return [(prefix.rstrip(".") or "output", value)]
     flat = []
     for key, item in items:
-        flat.extend(_flatten_output(item, f"{key}.") if isinstance(item, (dict, tuple, list)) else [(key, item)])
+        flat.extend(flatten_output(item, f"{key}.") if isinstance(item, (dict, tuple, list)) else [(key, item)])
     return flat
 
 
@@ -132,7 +240,3 @@ def _fetch_attr(model: torch.nn.Module, target: str) -> Any:
     for part in target.split("."):
         value = getattr(value, part, None)
     return value
-
-
-def _is_buffer(model: torch.nn.Module, target: str) -> bool:
-    return target in dict(model.named_buffers())

@@ -1,19 +1,34 @@
 """The captured forward graph, as a frozen networkx DiGraph every check reads.
 
 Nodes are typed (input, module, op, random, const, param, output). Each node carries its
-normalised op name, its module scope (innermost first-class module path) and its source
-location, so a finding can say *where*. Edges follow data flow. Shape-only ops are kept as
-nodes but flagged `transparent`, so pattern matching can skip them.
+normalised op name, its module scope (innermost module path) and the chain of enclosing scopes,
+its source location, and its ordered `operands` (a `Ref` to another node, a Python number, or
+None for anything else), so formulas with `-` and `/` can be matched in the right order. Edges
+follow data flow only: arguments read for their shape (`randn_like(std)`, `x.size(0)`) add none.
+Shape-only ops are kept as nodes but flagged `transparent`, so pattern matching can skip them.
+
+Every capture (torch.fx, the eager recorder) produces this same form.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import networkx as nx
 
 NODE_KINDS = ("input", "module", "op", "random", "const", "param", "output")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An operand that is another graph node."""
+
+    node: str
+
+    def __repr__(self) -> str:
+        return f"Ref({self.node})"
 
 
 @dataclass(frozen=True)
@@ -31,7 +46,8 @@ class ModelGraph:
     outputs: dict[str, str]  # output key (dict key, tuple index as str, or "output") -> node id
     module_calls: list[ModuleCall] = field(default_factory=list)
     capture: str = "torch.fx"  # which capture produced the graph
-    capture_note: str = ""  # why a fallback was used, if one was
+    capture_note: str = ""  # why a fallback was used, what the capture could not see
+    training: bool = True  # the mode the model was in while captured
 
     # ---- nodes -------------------------------------------------------------------------
     def node(self, node_id: str) -> dict:
@@ -53,22 +69,49 @@ class ModelGraph:
     def module_outputs(self, module_path: str) -> list[ModuleCall]:
         return [call for call in self.module_calls if call.path == module_path]
 
+    def operands(self, node_id: str) -> tuple[Any, ...]:
+        """Ordered operands: `Ref` for a node, a number for a scalar literal, None otherwise."""
+        return self.node(node_id).get("operands", ())
+
+    def operand_nodes(self, node_id: str) -> list[str]:
+        return [o.node for o in self.operands(node_id) if isinstance(o, Ref)]
+
+    def skip_transparent(self, node_id: str) -> str:
+        """Follow shape-only ops back to the node that computed the values."""
+        seen = set()
+        while node_id not in seen:
+            seen.add(node_id)
+            data = self.node(node_id)
+            refs = [o for o in data.get("operands", ()) if isinstance(o, Ref)]
+            if not data.get("transparent") or not refs:
+                return node_id
+            node_id = refs[0].node
+        return node_id
+
     # ---- paths ---------------------------------------------------------------------------
     def reaches(self, source: str, target: str) -> bool:
         return source == target or nx.has_path(self.graph, source, target)
 
     def reaches_any(self, sources: Iterable[str], targets: Iterable[str]) -> bool:
-        targets = set(targets)
-        for source in sources:
-            if source in targets or targets & self.descendants(source):
-                return True
-        return False
+        return bool(set(targets) & self.reachable(sources))
 
     def descendants(self, node_id: str) -> set[str]:
         return nx.descendants(self.graph, node_id)
 
     def ancestors(self, node_id: str) -> set[str]:
         return nx.ancestors(self.graph, node_id)
+
+    def reachable(self, sources: Iterable[str], reverse: bool = False) -> set[str]:
+        """Every node reachable from any source (sources included): one linear BFS."""
+        neighbours = self.graph.pred if reverse else self.graph.succ
+        seen = {s for s in sources if s in self.graph}
+        queue = deque(seen)
+        while queue:
+            for nxt in neighbours[queue.popleft()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        return seen
 
     def shortest_path(self, source: str, target: str) -> list[str] | None:
         try:
@@ -80,6 +123,10 @@ class ModelGraph:
     def location(self, node_id: str) -> tuple[str | None, int | None]:
         data = self.node(node_id)
         return data.get("file"), data.get("line")
+
+    def where_text(self, node_id: str) -> str:
+        file, line = self.location(node_id)
+        return f"{file}:{line}" if file and line else (file or "")
 
     def label(self, node_id: str) -> str:
         data = self.node(node_id)

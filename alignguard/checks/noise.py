@@ -1,0 +1,212 @@
+"""noise.present and noise.eval: the information bottleneck draws noise while training
+(`z_I = mu + sigma * eps`, eps ~ N(0, I)) and behaves as documented in eval mode.
+
+The seed's failure was exactly this: "no random noise injection: z_I is a deterministic function
+z_I = f(x)". Only a random *call* counts: fx executes `torch.randn(4, 16)` once at trace time and
+bakes the draw into the graph as a constant; when that happens the eager recorder, which sees
+every call, decides.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.component import module_exists
+from alignguard.checks.context import CheckContext
+from alignguard.checks.symbols import design_names, resolve_binding, symbol_where
+from alignguard.graph.capture import eval_graph, train_graph_eager
+from alignguard.graph.model_graph import ModelGraph
+from alignguard.graph.noise_paths import baked_constants, fixed_tensors, noise_sources, trace_noise
+
+
+@register
+class NoiseCheck(Check):
+    ids = ("noise.present", "noise.eval")
+    order = 13
+    explanations = {
+        "noise.present": (
+            "Proves that, in train mode, a random draw (randn, normal, rand, rsample ...; not a dropout mask) "
+            "made inside the component's module reaches the bound symbol, and (with through_scale) passes a "
+            "product with a learned scale on the way: the reparameterisation z = mu + sigma * eps. A tensor "
+            "baked into the trace, a fixed tensor attribute, noise computed but unused, noise added without a "
+            "learned sigma, or noise drawn in another module all fail. It cannot prove the noise has the right "
+            "distribution or magnitude (the noise probe measures that). Fix: draw eps = torch.randn_like(std) "
+            "inside the component's forward and return mu + std * eps."
+        ),
+        "noise.eval": (
+            "Proves the documented eval-mode behaviour: `deterministic` means that in eval mode no random "
+            "draw reaches the symbol (re-captured in eval mode) and two eval passes on the same batch agree; "
+            "`stochastic` means a random draw still reaches it. The seed's design allows the mean (or an "
+            "average of samples) at evaluation. Fix: branch on self.training (return mu in eval), or change "
+            "the documented behaviour in the spec."
+        ),
+    }
+
+    def applies(self, spec) -> bool:
+        return any(c.stochastic for c in spec.components.values())
+
+    def run(self, context: CheckContext) -> Iterable[CheckResult]:
+        for name, component in context.spec.components.items():
+            if component.stochastic is None:
+                continue
+            yield self._present(context, name, component)
+            if component.stochastic.eval != "any":
+                yield self._eval(context, name, component)
+
+    # ---- noise.present --------------------------------------------------------------------
+    def _present(self, context: CheckContext, name: str, component) -> CheckResult:
+        requirement = component.stochastic
+        symbol, path = requirement.symbol, component.module
+        element = f"component {name}"
+        expected = (f"random noise drawn inside '{path}' reaching {symbol}"
+                    + (" through a product with a learned scale (z = mu + sigma * eps)"
+                       if requirement.through_scale else ""))
+        binding = context.spec.symbols[symbol]
+        target = resolve_binding(context.graph, binding).node
+        if target is None:
+            return failed("noise.present", element, expected, f"symbol {symbol} matched nothing in the graph",
+                          fix=f"bind {symbol} first (see symbol.bound)")
+        result = self._judge(context, context.graph, element, expected, path, symbol, target, requirement)
+        if result.failed and context.graph.capture.startswith("torch.fx") and baked_constants(context.graph, target):
+            eager = train_graph_eager(context)
+            eager_target = resolve_binding(eager, binding).node
+            baked = baked_constants(context.graph, target)[0]
+            note = (f"torch.fx ran a random call once at trace time and baked its draw into the graph as a "
+                    f"constant ({context.graph.where_text(baked) or baked}); judged on the eager capture, "
+                    f"which sees every call")
+            if eager_target is not None:
+                result = self._judge(context, eager, element, expected, path, symbol, eager_target, requirement)
+                return result.with_(note=note, details={**result.details, "capture": eager.capture})
+        return result
+
+    def _judge(self, context, graph: ModelGraph, element, expected, path, symbol, target, requirement) -> CheckResult:
+        names = design_names(context, graph)
+        exists = module_exists(context.model, path)
+        scope = set(graph.nodes_in_scope(path)) if exists else set()
+        inside = trace_noise(graph, noise_sources(graph, scope), target)
+        good = [p for p in inside if p.reaches and (p.scale or not requirement.through_scale)]
+        if good:
+            p = good[0]
+            how = (f" through {names.describe(p.scale)} ({graph.where_text(p.scale)})" if p.scale else "")
+            return passed("noise.present", element, expected,
+                          f"{graph.node(p.source)['op']} at {graph.where_text(p.source)} reaches {symbol}{how}",
+                          where=symbol_where(graph, p.source))
+        reaching = [p for p in inside if p.reaches]
+        if reaching:
+            p = reaching[0]
+            return failed("noise.present", element, expected,
+                          f"noise from {graph.node(p.source)['op']} ({graph.where_text(p.source)}) reaches {symbol} "
+                          f"without a product with a learned scale: {symbol} = {names.describe(target)}",
+                          fix="multiply the noise by a learned sigma, e.g. std = exp(0.5 * logvar) from a head "
+                          "of the encoder output, then z = mu + std * eps", where=symbol_where(graph, p.source))
+        if inside:
+            p = inside[0]
+            return failed("noise.present", element, expected,
+                          f"noise computed but unused: {graph.node(p.source)['op']} at {graph.where_text(p.source)} "
+                          f"never reaches {symbol} ({symbol} = {names.describe(target)})",
+                          fix=f"use the draw when computing {symbol}: z = mu + std * eps",
+                          where=symbol_where(graph, p.source))
+        elsewhere = [p for p in trace_noise(graph, noise_sources(graph), target) if p.reaches]
+        if elsewhere:
+            p = elsewhere[0]
+            return failed("noise.present", element, expected,
+                          f"the noise reaching {symbol} is drawn outside '{path}', in "
+                          f"'{graph.node(p.source).get('scope') or 'forward'}' at {graph.where_text(p.source)}",
+                          fix=f"draw the noise inside {path}.forward, or point the component at the module that "
+                          "draws it", where=symbol_where(graph, p.source))
+        fixed = fixed_tensors(graph, target)
+        missing = "" if exists else f"there is no module '{path}'; "
+        if fixed:
+            return failed("noise.present", element, expected,
+                          f"{missing}{symbol} receives no random draw; the fixed tensor "
+                          f"'{graph.node(fixed[0]).get('target') or fixed[0]}' (created once, the same on every call) "
+                          "stands in for the noise",
+                          fix="draw fresh noise on every call: eps = torch.randn_like(std)",
+                          where=symbol_where(graph, fixed[0]))
+        return failed("noise.present", element, expected,
+                      f"{missing}no noise injection: no random draw reaches {symbol}, so {symbol} is a deterministic "
+                      f"function of the inputs ({symbol} = {names.describe(target)})",
+                      fix=f"implement the information bottleneck in '{path}': mu, logvar = heads(h); "
+                      f"{symbol} = mu + exp(0.5 * logvar) * torch.randn_like(mu) while training",
+                      where=symbol_where(graph, target))
+
+    # ---- noise.eval ----------------------------------------------------------------------
+    def _eval(self, context: CheckContext, name: str, component) -> CheckResult:
+        requirement = component.stochastic
+        symbol, mode = requirement.symbol, requirement.eval
+        element = f"component {name}"
+        expected = (f"in eval mode no random draw reaches {symbol} and two eval passes agree"
+                    if mode == "deterministic" else f"in eval mode a random draw still reaches {symbol}")
+        binding = context.spec.symbols[symbol]
+        graph = eval_graph(context)
+        target = resolve_binding(graph, binding).node
+        if target is None:
+            return failed("noise.eval", element, expected, f"symbol {symbol} matched nothing in the eval-mode graph",
+                          fix=f"bind {symbol} first (see symbol.bound)")
+        live = [p.source for p in trace_noise(graph, noise_sources(graph), target) if p.reaches]
+        live += [n for n in graph.reachable([target], reverse=True)
+                 if graph.node(n)["kind"] == "random" and n not in live]  # dropout left active, too
+        difference = eval_passes(context, symbol, binding)
+        where = symbol_where(graph, live[0]) if live else symbol_where(graph, target)
+        draws = ", ".join(f"{graph.node(n)['op']} at {graph.where_text(n) or n}" for n in live[:3])
+        seen = f"{draws} still reaches {symbol} in eval mode" if live else f"no random draw reaches {symbol} in eval mode"
+        runs = (f"two eval passes differ by up to {difference:.3g}" if difference
+                else "two eval passes agree") if difference is not None else "the eval passes could not be compared"
+        found = f"{seen}; {runs} ({graph.capture})"
+        deterministic = not live and not difference
+        if mode == "deterministic" and deterministic:
+            return passed("noise.eval", element, expected, found, where=where)
+        if mode == "stochastic" and (live or difference):
+            return passed("noise.eval", element, expected, found, where=where)
+        fix = ("branch on self.training: draw noise only while training and return the mean (mu) in eval"
+               if mode == "deterministic" else "keep drawing noise in eval mode, or document eval: deterministic")
+        return failed("noise.eval", element, expected, found, fix=fix, where=where,
+                      details={"max_abs_difference": difference})
+
+
+def eval_passes(context: CheckContext, symbol: str, binding) -> float | None:
+    """Largest |difference| of the symbol between two eval-mode passes on one batch (memoised).
+
+    None when the symbol's value cannot be read from a run (e.g. a module output that is not a tensor).
+    """
+    return context.memo(f"eval_passes:{symbol}", lambda: _two_eval_passes(context, binding))
+
+
+def _two_eval_passes(context: CheckContext, binding) -> float | None:
+    import torch
+
+    from alignguard.graph.capture_fx import flatten_output
+    from alignguard.modelfile.loader import forward_inputs
+
+    model = context.model
+    inputs = forward_inputs(model, context.batch(0))
+    seen: list = []
+    hook = None
+    if binding.module is not None:
+        hook = model.get_submodule(binding.module).register_forward_hook(lambda m, a, out: seen.append(out))
+    modes = {m: m.training for m in model.modules()}
+    values = []
+    try:
+        model.eval()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for _ in range(2):
+                output = model(**inputs)
+                if binding.output is not None:
+                    values.append(dict(flatten_output(output)).get(binding.output))
+                else:
+                    value = seen[-1] if seen else None
+                    values.append(value[binding.index or 0] if isinstance(value, (tuple, list)) else value)
+    finally:
+        if hook is not None:
+            hook.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    first, second = values
+    if not isinstance(first, torch.Tensor) or not isinstance(second, torch.Tensor) or first.shape != second.shape:
+        return None
+    if not first.numel():
+        return 0.0
+    difference = float((first.float() - second.float()).abs().max())
+    tolerance = 1e-6 * (1.0 + float(first.float().abs().max()))  # non-deterministic GPU kernels jitter
+    return difference if difference > tolerance else 0.0

@@ -1,0 +1,91 @@
+"""pattern.forbidden: computations the design rules out, found anywhere on the path to a symbol.
+
+`additive_mix`: an add/sub node on a path to `on_path_to` whose one operand derives from `left`
+only and the other from `right` only, the seed's `U_I - R_E` head. Such a head is translation-
+symmetric: (U_I + δ, R_E + δ) gives the same prediction, so the two terms are not identifiable
+and their "disentanglement" is fake. Three reachability passes, whatever the graph size.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.context import CheckContext
+from alignguard.checks.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
+from alignguard.graph.analysis import operand_refs
+
+
+@register
+class PatternCheck(Check):
+    ids = ("pattern.forbidden",)
+    order = 15
+    explanations = {
+        "pattern.forbidden": (
+            "Proves that no add/sub node on a data-flow path to the pattern's `on_path_to` symbol combines an "
+            "operand derived from `left` only (e.g. the DNA input x) with one derived from `right` only (e.g. "
+            "the cell context c). Such an additive head, like the seed's P = sigmoid((U_I - R_E)/T), is "
+            "translation-symmetric: (U_I+δ, R_E+δ) gives the same prediction, so U_I and R_E are not "
+            "identifiable. A sum of a mixed term and a pure one (M(c)*U_I + B(c)) is allowed. It cannot see "
+            "symmetries hidden inside learned layers (the translation probe measures those). Fix: modulate "
+            "multiplicatively, logit = (M(c) * U_I + B(c)) / T(c)."
+        ),
+    }
+
+    def applies(self, spec) -> bool:
+        return bool(spec.forbidden_patterns)
+
+    def run(self, context: CheckContext) -> Iterable[CheckResult]:
+        for pattern in context.spec.forbidden_patterns:
+            yield self._judge(context, pattern)
+
+    def _judge(self, context: CheckContext, pattern) -> CheckResult:
+        element = f"pattern {pattern.name}"
+        ops = "/".join(pattern.ops)
+        expected = (f"no {ops} on the path to {pattern.on_path_to} between a term derived from {pattern.left} only "
+                    f"and one derived from {pattern.right} only")
+        ends = {}
+        for role in ("left", "right"):
+            nodes = element_nodes(context, getattr(pattern, role))
+            if isinstance(nodes, Resolution):
+                return failed("pattern.forbidden", element, expected,
+                              f"{role} '{getattr(pattern, role)}' matched nothing: {nodes.found}",
+                              fix=f"bind or implement '{getattr(pattern, role)}'")
+            ends[role] = nodes
+        target = resolve_symbol(context, pattern.on_path_to).node
+        if target is None:
+            return failed("pattern.forbidden", element, expected, f"{pattern.on_path_to} matched nothing",
+                          fix=f"bind {pattern.on_path_to} first (see symbol.bound)")
+        graph = context.graph
+        from_left, from_right = graph.reachable(ends["left"]), graph.reachable(ends["right"])
+        hits = []
+        for node in graph.reachable([target], reverse=True):
+            data = graph.node(node)
+            refs = operand_refs(graph, node)
+            if data["kind"] != "op" or data["op"] not in pattern.ops or len(refs) != 2:
+                continue
+            sides = [("left" if r in from_left and r not in from_right else
+                      "right" if r in from_right and r not in from_left else None) for r in refs]
+            if sorted(s or "" for s in sides) == ["left", "right"]:
+                hits.append(node)
+        if not hits:
+            return passed("pattern.forbidden", element, expected,
+                          f"no {ops} on the path to {pattern.on_path_to} mixes a pure {pattern.left} term with a "
+                          f"pure {pattern.right} term")
+        order = {n: i for i, n in enumerate(graph.graph)}
+        hits.sort(key=order.__getitem__)
+        names = design_names(context)
+        findings = [self._symmetry(names, graph, node) for node in hits]
+        why = f" ({pattern.why})" if pattern.why else ""
+        return failed("pattern.forbidden", element, expected, "; ".join(findings[:3]),
+                      fix="modulate multiplicatively instead, e.g. logit = (M(c) * U_I + B(c)) / T(c): a product "
+                      f"with a context-dependent scale breaks the symmetry{why}",
+                      where=symbol_where(graph, hits[0]), details={"nodes": hits})
+
+    @staticmethod
+    def _symmetry(names, graph, node: str) -> str:
+        a, b = (names.describe(r, depth=2, top=False) for r in operand_refs(graph, node))
+        op = graph.node(node)["op"]
+        sign, shift = ("-", f"({a}+δ, {b}+δ)") if op == "sub" else ("+", f"({a}+δ, {b}-δ)")
+        return (f"{a} {sign} {b} at {graph.where_text(node) or node} is translation-symmetric: {shift} gives the "
+                f"same prediction, so {a} and {b} are not identifiable")

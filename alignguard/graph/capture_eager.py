@@ -1,0 +1,254 @@
+"""Capture the forward graph by *running* the model on example batches (the torchview approach).
+
+A `TorchFunctionMode` sees every torch call the user's code makes (operators, `Tensor` methods,
+`torch.*` and `F.*` functions, random factories such as `torch.randn(4, 16)`), and module
+forward hooks give module scopes and what each module returned. torch.nn built-in modules are
+recorded as one call each, exactly like fx's leaf modules, so both captures share one graph form.
+
+It works where fx cannot (data-dependent `if`, `torch.distributions`, `len()` on a tensor) but
+sees only the path each batch took: run it on several batches to union their paths.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Any, Sequence
+
+import torch
+import torch.fx as fx
+from torch.overrides import TorchFunctionMode, resolve_name
+
+from alignguard.graph.builder import GraphBuilder, op_kind
+from alignguard.graph.capture_fx import flatten_output
+from alignguard.graph.model_graph import ModelGraph, Ref
+from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame
+from alignguard.graph.vocabulary import call_traits, normalise_module
+from alignguard.modelfile.loader import forward_inputs
+
+_LEAF_TEST = fx.Tracer()  # fx's own rule for which modules stay leaves
+
+
+class _Session:
+    """State shared by the function mode and the module hooks during one capture."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.builder = GraphBuilder()
+        self.paths: dict[torch.nn.Module, str] = {}
+        for path, module in model.named_modules(remove_duplicate=False):
+            self.paths.setdefault(module, path)  # a shared module keeps its first path, as in fx
+        self.params = {id(p): (name, p) for name, p in model.named_parameters()}
+        self.buffers = {id(b): name for name, b in model.named_buffers()}
+        self.tensors: dict[int, str] = {}  # id(tensor) -> node holding its value now
+        self.alive: list[Any] = []  # keeps recorded tensors alive so ids are never reused
+        self.scopes: list[str] = []
+        self.leaf_depth = 0
+        self.leaf_operands: list[tuple[Any, ...]] = []
+        self.sites: dict[tuple, str] = {}  # call site -> node id, shared across batches
+        self.seen: Counter = Counter()  # occurrences of each call site in the current batch
+        self.functions: set[str] = set()
+
+    # ---- nodes -------------------------------------------------------------------------------
+    def node(self, op: str, kind: str, operands: tuple[Any, ...], target: str, name: str = "", **extra: Any) -> str:
+        file, line = source_of_frame(sys._getframe(1))
+        scopes = tuple(self.scopes)
+        site = (op, scopes, file, line, target)
+        self.seen[site] += 1
+        key = (*site, self.seen[site])
+        if key in self.sites:
+            return self.builder.merge(self.sites[key], operands)
+        function = autograd_function_of_stack(sys._getframe(1))
+        if function:
+            extra["autograd_function"] = function
+            self.functions.add(function)
+        node_id = self.builder.add(self.builder.fresh(name or op), kind=kind, op=op, operands=operands, scopes=scopes,
+                                   file=file, line=line, target=target, fx_op="eager", **extra)
+        self.sites[key] = node_id
+        return node_id
+
+    def ref(self, tensor: torch.Tensor) -> Ref:
+        """The node for a tensor argument; a tensor never produced by a recorded call is a param or const."""
+        known = self.tensors.get(id(tensor))
+        if known is not None:
+            return Ref(known)
+        if id(tensor) in self.params:
+            name, param = self.params[id(tensor)]
+            node_id = name.replace(".", "_")
+            if node_id not in self.builder.g:
+                self.builder.add(node_id, kind="param", op="param", target=name, scopes=param_scopes(name),
+                                 learned=param.requires_grad, fx_op="eager")
+        else:
+            name = self.buffers.get(id(tensor), "")
+            node_id = self.node("const", "const", (), name, baked=False, buffer=bool(name),
+                                shape=tuple(tensor.shape))
+        self.bind(tensor, node_id)
+        return Ref(node_id)
+
+    def bind(self, tensor: torch.Tensor, node_id: str) -> None:
+        self.tensors[id(tensor)] = node_id
+        self.alive.append(tensor)
+
+    def operands(self, args: Sequence[Any], kwargs: dict) -> tuple[Any, ...]:
+        flat: list[Any] = []
+        for arg in args:
+            items = arg if isinstance(arg, (list, tuple)) and any(isinstance(a, torch.Tensor) for a in arg) else [arg]
+            flat.extend(self.operand(a) for a in items)
+        for value in kwargs.values():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            flat.extend(self.ref(a) for a in items if isinstance(a, torch.Tensor))
+        return tuple(flat)
+
+    def operand(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return self.ref(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        return None
+
+    def bind_outputs(self, node_id: str, op: str, out: Any, operands: tuple[Any, ...]) -> None:
+        """Map a call's result tensors to nodes: one per tuple element, like fx's getitem nodes."""
+        if isinstance(out, torch.Tensor):
+            self.bind(out, node_id)
+        elif isinstance(out, (tuple, list)):
+            refs = [o for o in operands if isinstance(o, Ref)]
+            for index, item in enumerate(out):
+                if not isinstance(item, torch.Tensor):
+                    continue
+                if op == "broadcast_tensors" and index < len(refs):  # element i depends on input i only
+                    element = self.node("broadcast", "op", (refs[index],), "broadcast_tensors")
+                else:
+                    element = self.node("getitem_tuple", "op", (Ref(node_id), index), f"{op}[{index}]")
+                self.bind(item, element)
+
+    # ---- calls -------------------------------------------------------------------------------
+    def record(self, func: Any, args: Sequence[Any], kwargs: dict, out: Any) -> None:
+        name = resolve_name(func) or getattr(func, "__qualname__", None) or getattr(func, "__name__", str(func))
+        op, reflected, inplace = call_traits(name)
+        if not _has_tensor(out) and op != "setitem":
+            return  # x.dim(), x.shape, bool(t): no value flows on
+        operands = self.operands(args, kwargs)
+        if reflected and len(operands) >= 2:
+            operands = (operands[1], operands[0], *operands[2:])
+        if op == "getitem":
+            op = "getitem_key" if isinstance(args[1] if len(args) > 1 else None, str) else "getitem"
+        kind, op = op_kind(op, random_active=_dropout_active(op, args, kwargs))
+        node_id = self.node(op, kind, operands, name)
+        if op == "setitem" or (inplace and args and isinstance(args[0], torch.Tensor)):
+            self.bind(args[0], node_id)  # later reads of the mutated tensor see this node
+        if op != "setitem":
+            self.bind_outputs(node_id, op, out, operands)
+
+    # ---- module hooks ------------------------------------------------------------------------
+    def pre_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        path = self.paths.get(module, "")
+        leaf = _LEAF_TEST.is_leaf_module(module, path)
+        if leaf:
+            self.leaf_depth += 1
+            if self.leaf_depth == 1:
+                self.leaf_operands.append(self.operands(args, kwargs))
+        if path:
+            self.scopes.append(path)
+
+    def post_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        path = self.paths.get(module, "")
+        leaf = _LEAF_TEST.is_leaf_module(module, path)
+        if leaf and self.leaf_depth == 1:
+            operands = self.leaf_operands.pop()
+            kind, op = op_kind(normalise_module(module), random_active=module.training, module=True)
+            learned = any(p.requires_grad for p in module.parameters())
+            self.leaf_depth -= 1
+            node_id = self.node(op, kind, operands, path, name=path.replace(".", "_"), learned=learned)
+            self.bind_outputs(node_id, op, output, operands)
+        elif leaf:
+            self.leaf_depth -= 1
+        if path and self.leaf_depth == 0:
+            self.builder.add_module_call(path, self.output_nodes(output))
+        if path:
+            self.scopes.pop()
+
+    def output_nodes(self, output: Any) -> tuple[str | None, ...]:
+        values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else [output]
+        return tuple(self.ref(v).node if isinstance(v, torch.Tensor) else None for v in values)
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, session: _Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.session.leaf_depth:
+            return out  # inside an nn built-in: recorded as one module call
+        if getattr(func, "__name__", "") == "__iter__":  # `for row in t`: rows are unbind's outputs
+            rows = list(out)
+            self.session.record(torch.unbind, args, {}, tuple(rows))
+            return iter(rows)
+        self.session.record(func, args, kwargs, out)
+        return out
+
+
+def capture_eager(model: torch.nn.Module, batches: dict | Sequence[dict], training: bool = True,
+                  note: str = "") -> ModelGraph:
+    """Run the model on each batch under the recorder; the graph is the union of the paths taken."""
+    batches = [batches] if isinstance(batches, dict) else list(batches)
+    session = _Session(model)
+    modes = {m: m.training for m in model.modules()}
+    handles = []
+    try:
+        model.train(training)
+        for module in dict.fromkeys(session.paths):
+            handles.append(module.register_forward_pre_hook(session.pre_hook, with_kwargs=True))
+            handles.append(module.register_forward_hook(session.post_hook, with_kwargs=True))
+        with torch.random.fork_rng(devices=[]):  # capturing must not shift the user's random stream
+            for batch in batches:
+                _run_once(model, session, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    builder = session.builder
+    for name in sorted(session.functions):
+        builder.notes.append(f"custom autograd.Function {name} was inlined by the capture (its backward is "
+                             "not in the graph): gradient facts come from autograd on the real model")
+    if note:
+        builder.notes.insert(0, note)
+    mode = "train" if training else "eval"
+    plural = "es" if len(batches) > 1 else ""
+    return builder.build(f"eager recorder (TorchFunctionMode + module hooks, {mode} mode, "
+                         f"{len(batches)} batch{plural})", training)
+
+
+def _run_once(model: torch.nn.Module, session: _Session, batch: dict) -> None:
+    session.seen.clear()
+    session.scopes.clear()
+    session.leaf_depth = 0
+    inputs = forward_inputs(model, batch)
+    for name, value in inputs.items():
+        if isinstance(value, torch.Tensor):
+            node_id = session.builder.inputs.get(name) or session.builder.add_input(name, name, fx_op="eager")
+            session.bind(value, node_id)
+    with _Recorder(session):
+        output = model(**inputs)
+    for key, value in flatten_output(output):
+        if isinstance(value, torch.Tensor):
+            session.builder.set_output(key, session.ref(value).node)
+    session.tensors.clear()
+    session.alive.clear()
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def _dropout_active(op: str, args: Sequence[Any], kwargs: dict) -> bool:
+    if op != "dropout":
+        return True
+    for name in ("training", "train"):
+        if name in kwargs:
+            return bool(kwargs[name])
+    return bool(args[2]) if len(args) > 2 and isinstance(args[2], bool) else True
