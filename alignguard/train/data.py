@@ -107,11 +107,14 @@ class EpochBatches:
         return iter(self.batches)
 
 
-def make_loader(split: Split, batches: EpochBatches, *, workers: int, pin_memory: bool):
+def make_loader(split: Split, batches: EpochBatches, *, workers: int, pin_memory: bool, seed: int = 0):
+    """A DataLoader over whole-batch index arrays. Its own generator: creating an iterator must not
+    draw from the global RNG, or a resumed run (which creates it mid-epoch) would drift."""
+    import torch
     from torch.utils.data import DataLoader
 
     return DataLoader(_BatchByIndex(split), sampler=batches, batch_size=None, num_workers=workers,
-                      pin_memory=pin_memory, persistent_workers=False,
+                      pin_memory=pin_memory, persistent_workers=False, generator=torch.Generator().manual_seed(seed),
                       prefetch_factor=4 if workers > 0 else None)
 
 

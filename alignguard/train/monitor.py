@@ -83,13 +83,20 @@ class GradientMonitor:
         self.min_shares = min_shares or {}  # term -> (min_share, from step), from the spec
         self.peaks: dict[str, float] = {}
         self.active: dict[str, Alarm] = {}
+        self.stage: int | None = None  # peaks are per curriculum stage: each trains other parameters
+
+    def enter_stage(self, index: int) -> None:
+        if index != self.stage:
+            self.peaks, self.active, self.stage = {}, {}, index
 
     def state_dict(self) -> dict[str, Any]:
-        return {"peaks": dict(self.peaks), "active": [a.as_dict() for a in self.active.values()]}
+        return {"peaks": dict(self.peaks), "active": [a.as_dict() for a in self.active.values()],
+                "stage": self.stage}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.peaks = {str(k): float(v) for k, v in state.get("peaks", {}).items()}
         self.active = {a.key: a for a in (Alarm(**d) for d in state.get("active", []))}
+        self.stage = state.get("stage")
 
     def observe(self, names: list[str], values: dict[str, float], grads, step: int):
         """grads: (K, P) tensor (rows follow names). Returns (record, raised, cleared)."""

@@ -141,6 +141,11 @@ class Trainer:
     def _enter_stage(self, stage: Stage) -> None:
         import torch
 
+        index = self.progress["stage_index"]
+        self.monitor.enter_stage(index)
+        if getattr(self, "_stage_entered", None) == index:
+            return
+        self._stage_entered = index
         trained = apply_stage(self.model, stage)
         self.stage_params = [p for p in self.model.parameters() if p.requires_grad]
         self.stage_names = trained
@@ -391,7 +396,8 @@ class Trainer:
         if progress["batch_in_epoch"] == 0:
             self._write({"kind": "event", "step": progress["step"], "epoch": epoch, "event": "epoch_start",
                          "stage": stage.name, "training": self.stage_names})
-        loader = iter(make_loader(self.datasets.train, batches, workers=self.workers, pin_memory=self.pin_memory))
+        loader = iter(make_loader(self.datasets.train, batches, workers=self.workers, pin_memory=self.pin_memory,
+                                  seed=self.config.seed * 100_003 + epoch))
         self.model.train()
         started = time.perf_counter()
         for _ in range(len(batches)):
