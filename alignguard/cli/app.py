@@ -9,6 +9,8 @@ import typer
 
 from alignguard.cli.check import check_command
 from alignguard.cli.errors import reports_errors
+from alignguard.cli.graph import graph_command
+from alignguard.cli.init import init_command
 from alignguard.cli.train import evaluate_command, train_command
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app = typer.Typer(
 app.command("check")(check_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("graph")(graph_command)
+app.command("init")(init_command)
 
 
 @app.command("schema")

@@ -1,0 +1,50 @@
+"""`alignguard graph SPEC MODEL --output graph.svg|.html|.dot|.mmd [--depth N]`: draw the
+captured forward graph with the spec's symbols, components and formulas highlighted and any
+forbidden path that exists in red."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from alignguard.cli.errors import reports_errors
+
+LARGE = 400  # nodes; past this, suggest --depth
+
+
+@reports_errors
+def graph_command(
+    spec: Path = typer.Argument(..., help="Design spec (YAML)."),
+    model: Path = typer.Argument(..., help="Model file defining build_model and example_batch."),
+    output: Path = typer.Option(Path("graph.html"), "--output", "-o",
+                                help="File to write: .svg (needs graphviz), .html, .dot/.gv or .mmd (Mermaid)."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1,
+                                        help="Fold modules nested this deep into one node each (1: top-level)."),
+) -> None:
+    """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
+    from alignguard.checks.context import CheckContext
+    from alignguard.errors import UsageError
+    from alignguard.modelfile.loader import load_model_file
+    from alignguard.report.graph_render import SUFFIXES, write_graph
+    from alignguard.report.graph_view import build_view, collapse
+    from alignguard.spec.loader import load_spec
+
+    if output.suffix.lower() not in SUFFIXES:  # before the slow capture
+        raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
+    loaded = load_spec(spec)
+    model_file = load_model_file(model, loaded.entry_points)
+    context = CheckContext(spec=loaded, model_file=model_file, model=model_file.build())
+    view = build_view(loaded, context.graph)
+    if depth is not None:
+        view = collapse(view, depth)
+    write_graph(view, output)
+    count = view.graph.number_of_nodes()
+    typer.echo(f"wrote {output} ({count} nodes, {len(view.red)} forbidden-path edges in red)")
+    for note in view.notes:
+        typer.echo(f"  note: {note}")
+    if count > LARGE and depth is None:
+        print(f"hint: {count} nodes is a lot to read; --depth 1 folds each top-level module into one node",
+              file=sys.stderr)

@@ -1,0 +1,163 @@
+"""Draw a graph View: DOT (pydot), SVG (graphviz's `dot`), Mermaid, and HTML (the SVG inline
+when graphviz is installed, else Mermaid). Layout is always left to graphviz or Mermaid."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+
+from alignguard.errors import UsageError
+from alignguard.report.graph_view import View
+
+SUFFIXES = (".dot", ".gv", ".svg", ".mmd", ".html")
+LEGEND = ("purple outline: spec symbol · yellow: formula region · orange: noise · dashed box: component · "
+          "red edge: forbidden path present · green edge: required path")
+_FILL = {"input": "#cfe8ff", "output": "#e0e0e0", "random": "#ffd59e", "param": "#f4f4f4",
+         "const": "#f4f4f4", "group": "#eef2ff"}
+_SHAPE = {"input": "ellipse", "output": "ellipse", "random": "diamond", "param": "note", "const": "note",
+          "group": "box3d"}
+MERMAID_SCRIPT = "https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs"
+
+
+def _ids(view: View) -> dict[str, str]:
+    """Short, always-valid ids (graph node ids hold ':' and '.')."""
+    return {node: f"n{i}" for i, node in enumerate(view.graph.nodes)}
+
+
+def _text(data: dict) -> str:
+    label = data["label"]
+    if data["symbols"]:
+        label = " = ".join(data["symbols"]) + " := " + label
+    return label
+
+
+def to_dot(view: View):
+    import pydot
+
+    ids = _ids(view)
+    dot = pydot.Dot("alignguard", graph_type="digraph", rankdir="TB", fontname="Helvetica",
+                    label=f"{view.title}\n{LEGEND}", labelloc="t", fontsize="11")
+    dot.set_node_defaults(fontname="Helvetica", fontsize="10", shape="box", style="filled", fillcolor="white")
+    dot.set_edge_defaults(color="#888888", arrowsize="0.6")
+    clusters = {}
+    used = {data["cluster"] for _, data in view.graph.nodes(data=True)}
+    for index, (name, module) in enumerate(view.clusters.items()):
+        if name not in used:
+            continue
+        cluster = pydot.Cluster(f"c{index}", label=f"component {name} ({module})", style="dashed,rounded",
+                                color="#1f5fbf", fontcolor="#1f5fbf")
+        clusters[name] = cluster
+        dot.add_subgraph(cluster)
+    for node, data in view.graph.nodes(data=True):
+        attrs = {"label": _text(data), "shape": _SHAPE.get(data["kind"], "box"),
+                 "fillcolor": "#fff3a3" if data["formula"] else _FILL.get(data["kind"], "white")}
+        if data["symbols"]:
+            attrs.update(color="#6a3d9a", penwidth="3", fontname="Helvetica-Bold")
+        if data.get("file"):
+            attrs["tooltip"] = f"{data['file']}:{data.get('line') or ''}"
+        target = clusters.get(data["cluster"], dot)
+        target.add_node(pydot.Node(ids[node], **attrs))
+    for a, b in view.graph.edges:
+        attrs = {}
+        if (a, b) in view.red:
+            attrs = {"color": "red", "penwidth": "2.5", "tooltip": view.red[(a, b)]}
+        elif (a, b) in view.green:
+            attrs = {"color": "#2e8b57", "penwidth": "2", "tooltip": view.green[(a, b)]}
+        dot.add_edge(pydot.Edge(ids[a], ids[b], **attrs))
+    return dot
+
+
+def _mermaid_label(text: str) -> str:
+    return html.escape(text, quote=False).replace('"', "#quot;").replace("\n", "<br/>")
+
+
+def to_mermaid(view: View) -> str:
+    ids = _ids(view)
+    shapes = {"input": ('(["', '"])'), "output": ('(["', '"])'), "random": ('{{"', '"}}'),
+              "group": ('[["', '"]]')}
+    lines = ["flowchart TB",
+             "  classDef symbol stroke:#6a3d9a,stroke-width:3px",
+             "  classDef formula fill:#fff3a3",
+             "  classDef noise fill:#ffd59e",
+             "  classDef io fill:#cfe8ff"]
+
+    def node_line(node: str, data: dict) -> str:
+        left, right = shapes.get(data["kind"], ('["', '"]'))
+        return f"{ids[node]}{left}{_mermaid_label(_text(data))}{right}"
+
+    for index, (name, module) in enumerate(view.clusters.items()):
+        members = [(n, d) for n, d in view.graph.nodes(data=True) if d["cluster"] == name]
+        if not members:
+            continue
+        lines.append(f'  subgraph c{index}["component {_mermaid_label(name)} ({_mermaid_label(module)})"]')
+        lines += [f"    {node_line(n, d)}" for n, d in members]
+        lines.append("  end")
+    lines += [f"  {node_line(n, d)}" for n, d in view.graph.nodes(data=True) if d["cluster"] is None]
+    styles = []
+    for index, (a, b) in enumerate(view.graph.edges):
+        lines.append(f"  {ids[a]} --> {ids[b]}")
+        if (a, b) in view.red:
+            styles.append(f"  linkStyle {index} stroke:red,stroke-width:3px")
+        elif (a, b) in view.green:
+            styles.append(f"  linkStyle {index} stroke:#2e8b57,stroke-width:2px")
+    lines += styles
+    for node, data in view.graph.nodes(data=True):
+        classes = [c for c, on in (("symbol", data["symbols"]), ("formula", data["formula"]),
+                                   ("noise", data["kind"] == "random"),
+                                   ("io", data["kind"] in ("input", "output"))) if on]
+        lines += [f"  class {ids[node]} {name}" for name in classes]
+    return "\n".join(lines) + "\n"
+
+
+def has_graphviz() -> bool:
+    return shutil.which("dot") is not None
+
+
+def to_svg(view: View) -> str:
+    if not has_graphviz():
+        raise UsageError(
+            "writing SVG needs graphviz's `dot` program, which is not installed",
+            fix="install graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz), "
+            "or write --output graph.dot, graph.mmd or graph.html (Mermaid) instead",
+        )
+    return to_dot(view).create_svg().decode("utf-8")
+
+
+def to_html(view: View) -> str:
+    title = html.escape(view.title)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in view.notes)
+    notes_html = f"<h2>Not in the graph</h2><ul>{notes}</ul>" if notes else ""
+    if has_graphviz():
+        svg = re.sub(r"^.*?(?=<svg)", "", to_svg(view), flags=re.S)  # drop the XML prolog and doctype
+        body = f'<div class="graph">{svg}</div>'
+        script = ""
+    else:
+        body = f'<pre class="mermaid">\n{html.escape(to_mermaid(view), quote=False)}</pre>'
+        script = (f'<script type="module">import mermaid from "{MERMAID_SCRIPT}"; '
+                  'mermaid.initialize({ startOnLoad: true, maxTextSize: 10000000 });</script>')
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{title}</title>'
+            f'<style>body{{font-family:sans-serif}} .graph svg{{max-width:100%;height:auto}}</style></head>'
+            f"<body><h1>{title}</h1><p>{html.escape(LEGEND)}</p>{notes_html}{body}{script}</body></html>\n")
+
+
+def write_graph(view: View, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UsageError(f"cannot draw a graph as '{path.name}'",
+                         fix=f"use one of the extensions {', '.join(SUFFIXES)}")
+    if suffix in (".dot", ".gv"):
+        text = to_dot(view).to_string()
+    elif suffix == ".svg":
+        text = to_svg(view)
+    elif suffix == ".mmd":
+        text = to_mermaid(view)
+    else:
+        text = to_html(view)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", fix="choose a writable --output path") \
+            from None

@@ -1,0 +1,190 @@
+"""The captured graph annotated with the spec, ready to draw (`alignguard graph`).
+
+Each node keeps its kind and a short label; the spec's symbols are attached to the nodes they
+resolve to, components become clusters (a node belongs to the deepest component whose module
+contains it), each formula marks the computation between its operands and its result, and
+every path that a forbidden flow rule rules out but the graph has is marked red (required
+paths that exist are marked green). `collapse(view, depth)` folds modules deeper than `depth`
+into one node each, for models too large to read node by node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import networkx as nx
+
+from alignguard.checks.symbols import resolve_binding
+from alignguard.graph.model_graph import ModelGraph
+from alignguard.spec.formula import symbols_in
+from alignguard.spec.model import PathRule, Spec
+
+
+@dataclass
+class View:
+    graph: nx.DiGraph  # node attrs: kind, label, module, cluster, symbols (list), formula (list)
+    clusters: dict[str, str]  # component name -> its module path
+    red: dict[tuple[str, str], str] = field(default_factory=dict)  # edge -> forbidden rule
+    green: dict[tuple[str, str], str] = field(default_factory=dict)  # edge -> required rule
+    title: str = ""
+    notes: list[str] = field(default_factory=list)  # what the spec names but the graph lacks
+
+
+def node_module(data: dict) -> str:
+    """The module a node belongs to: the module it calls, else its scope ('' at top level)."""
+    if data.get("fx_op") == "call_module" or data.get("kind") == "module":
+        return str(data.get("target") or data.get("scope") or "")
+    return str(data.get("scope") or "")
+
+
+def node_label(node_id: str, data: dict) -> str:
+    kind = data.get("kind")
+    if kind == "input":
+        return f"input {data.get('target') or node_id}"
+    if kind == "output":
+        return f"output {data.get('key', node_id)}"
+    if kind in ("param", "const"):
+        return f"{kind} {data.get('target') or node_id}"
+    if kind == "module":
+        return f"{data.get('target')}: {data.get('op')}"
+    if kind == "random":
+        return f"{data.get('op')} (noise)"
+    return str(data.get("op") or node_id)
+
+
+def build_view(spec: Spec, model_graph: ModelGraph) -> View:
+    g = nx.DiGraph()
+    for node_id, data in model_graph.graph.nodes(data=True):
+        g.add_node(node_id, kind=data.get("kind", "op"), label=node_label(node_id, data),
+                   module=node_module(data), cluster=None, symbols=[], formula=[],
+                   file=data.get("file"), line=data.get("line"))
+    g.add_edges_from(model_graph.graph.edges)
+    view = View(g, {name: c.module for name, c in spec.components.items()},
+                title=f"{spec.name}: {model_graph.capture}")
+    places = _symbol_nodes(spec, model_graph, view)
+    _assign_clusters(view)
+    for index, formula in enumerate(spec.formulas):
+        _mark_formula(view, model_graph, index, formula.parsed, places)
+    for rule in spec.flow.forbidden:
+        _mark_path(view, spec, model_graph, places, rule, view.red, "forbidden")
+    for rule in spec.flow.required:
+        _mark_path(view, spec, model_graph, places, rule, view.green, "required")
+    return view
+
+
+def _symbol_nodes(spec: Spec, model_graph: ModelGraph, view: View) -> dict[str, str]:
+    places = {}
+    for name, binding in spec.symbols.items():
+        resolution = resolve_binding(model_graph, binding)
+        if resolution.node is None or resolution.node not in view.graph:
+            view.notes.append(f"symbol {name} is not in the graph ({resolution.found})")
+            continue
+        places[name] = resolution.node
+        view.graph.nodes[resolution.node]["symbols"].append(name)
+    return places
+
+
+def _assign_clusters(view: View) -> None:
+    # deepest component first, so `heads.modulator` wins over `heads` for its own nodes
+    by_depth = sorted(view.clusters.items(), key=lambda item: -item[1].count("."))
+    for node_id, data in view.graph.nodes(data=True):
+        module = data["module"]
+        for name, path in by_depth:
+            if module == path or module.startswith(path + "."):
+                data["cluster"] = name
+                break
+    for name, path in view.clusters.items():
+        if not any(d["cluster"] == name for _, d in view.graph.nodes(data=True)):
+            view.notes.append(f"component {name} ({path}) has no node in the graph")
+
+
+def _mark_formula(view: View, model_graph: ModelGraph, index: int, equation, places: dict[str, str]) -> None:
+    """The formula's region: its result, its operands, and every node on a path between them."""
+    missing = sorted(s for s in {equation.lhs} | symbols_in(equation.rhs) if s not in places)
+    if missing:
+        view.notes.append(f"formula {index} ({equation.lhs} = {equation.rhs}) is not highlighted: "
+                          f"{', '.join(missing)} not in the graph")
+        return
+    result, operands = places[equation.lhs], [places[s] for s in sorted(symbols_in(equation.rhs))]
+    upstream = model_graph.reachable([result], reverse=True)
+    region = {result} | set(operands) | (model_graph.reachable(operands) & upstream)
+    for node_id in region:
+        view.graph.nodes[node_id]["formula"].append(index)
+
+
+def endpoint_nodes(spec: Spec, model_graph: ModelGraph, places: dict[str, str], name: str) -> set[str]:
+    if name in model_graph.inputs:
+        return {model_graph.inputs[name]}
+    if name in places:
+        return {places[name]}
+    if name in spec.components:
+        module = spec.components[name].module
+        produced = {n for call in model_graph.module_outputs(module) for n in call.outputs if n}
+        return produced | set(model_graph.nodes_in_scope(module))
+    return set()
+
+
+def _mark_path(view: View, spec: Spec, model_graph: ModelGraph, places: dict[str, str], rule: PathRule,
+               marks: dict[tuple[str, str], str], kind: str) -> None:
+    stops = [endpoint_nodes(spec, model_graph, places, name) for name in rule.endpoints()]
+    path: list[str] = []
+    sources = stops[0]
+    for targets in stops[1:]:
+        segment = _shortest(model_graph.graph, sources, targets)
+        if segment is None:
+            if kind == "required":
+                view.notes.append(f"required path {rule.describe()} is missing")
+            return
+        path.extend(segment if not path else segment[1:])
+        sources = {segment[-1]}
+    for edge in zip(path, path[1:]):
+        marks[edge] = f"{kind}: {rule.describe()}"
+
+
+def _shortest(graph: nx.DiGraph, sources: Iterable[str], targets: set[str]) -> list[str] | None:
+    sources = [s for s in sources if s in graph]
+    if not sources or not targets:
+        return None
+    lengths, paths = nx.multi_source_dijkstra(graph, sources)
+    reached = [t for t in targets if t in paths and t not in sources] or [t for t in targets if t in sources]
+    if not reached:
+        return None
+    return paths[min(reached, key=lambda t: (lengths[t], t))]
+
+
+def collapse(view: View, depth: int) -> View:
+    """Fold every module nested `depth` levels or deeper into one node named by its path."""
+    group_of: dict[str, str] = {}
+    for node_id, data in view.graph.nodes(data=True):
+        parts = data["module"].split(".") if data["module"] else []
+        if data["kind"] not in ("input", "output") and len(parts) >= depth:
+            group_of[node_id] = "module:" + ".".join(parts[:depth])
+        else:
+            group_of[node_id] = node_id
+    g = nx.DiGraph()
+    members: dict[str, list[str]] = {}
+    for node_id, group in group_of.items():
+        members.setdefault(group, []).append(node_id)
+    for group, nodes in members.items():
+        if group in view.graph and len(nodes) == 1 and group == nodes[0]:
+            g.add_node(group, **view.graph.nodes[group])
+            continue
+        datas = [view.graph.nodes[n] for n in nodes]
+        module = group.removeprefix("module:")
+        g.add_node(group, kind="group", label=f"{module} ({len(nodes)} nodes)", module=module,
+                   cluster=_common([d["cluster"] for d in datas]),
+                   symbols=sorted({s for d in datas for s in d["symbols"]}),
+                   formula=sorted({f for d in datas for f in d["formula"]}), file=None, line=None)
+    for a, b in view.graph.edges:
+        if group_of[a] != group_of[b]:
+            g.add_edge(group_of[a], group_of[b])
+
+    def fold(marks: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+        return {(group_of[a], group_of[b]): text for (a, b), text in marks.items() if group_of[a] != group_of[b]}
+
+    return View(g, view.clusters, fold(view.red), fold(view.green), view.title + f" (depth {depth})", view.notes)
+
+
+def _common(values: list[str | None]) -> str | None:
+    return values[0] if values and all(v == values[0] for v in values) else None

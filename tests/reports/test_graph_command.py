@@ -1,0 +1,134 @@
+"""`alignguard graph`: each output parses, symbols/components/formula are highlighted, the
+forbidden path c -> z is red, --depth folds modules, and .svg without graphviz is a clear error."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+
+import pydot
+import pytest
+
+from alignguard.report import graph_render
+from tests.reports.conftest import HERE
+
+SPEC = """
+version: 1
+name: leaky
+inputs:
+  x: {role: invariant}
+  c: {role: context}
+symbols:
+  z: z
+  U: U
+  M: M
+  B: B
+  logit: logit
+components:
+  encoder: {module: encoder, reaches: [z]}
+  heads: {module: heads}
+  scale: {module: heads.scale, reaches: [M]}
+flow:
+  forbidden:
+    - {from: c, to: z}
+  required:
+    - {from: x, via: [z], to: logit}
+formulas:
+  - equation: logit = M * U + B
+"""
+
+
+@pytest.fixture
+def leaky(write, workspace):
+    shutil.copy(HERE / "models" / "leaky.py", workspace / "leaky.py")
+    return write("leaky.yaml", SPEC)
+
+
+def dot_graph(path):
+    (graph,) = pydot.graph_from_dot_file(str(path))
+    nodes = {n.get_name(): n for sub in [graph, *graph.get_subgraphs()] for n in sub.get_nodes()}
+    labels = {name: (node.get_label() or "").strip('"') for name, node in nodes.items()}
+    return graph, nodes, labels
+
+
+def test_dot_output_highlights_the_spec(cli, leaky, workspace):
+    result = cli("graph", leaky, "leaky.py", "--output", "g.dot")
+    assert result.exit_code == 0, result.output
+    assert "2 forbidden-path edges in red" in result.stdout  # c -> context.linear -> add (= z)
+    graph, nodes, labels = dot_graph(workspace / "g.dot")
+    by_label = {label.split(" := ")[0]: name for name, label in labels.items() if " := " in label}
+    assert set(by_label) == {"z", "U", "M", "B", "logit"}
+    assert all(nodes[n].get("penwidth") in ("3", '"3"') for n in by_label.values())
+    clusters = {s.get_label().strip('"'): s for s in graph.get_subgraphs()}
+    assert set(clusters) == {"component encoder (encoder)", "component heads (heads)",
+                             "component scale (heads.scale)"}
+    # the nested component owns its nodes; its parent keeps the rest
+    scale_nodes = [labels[n.get_name()] for n in clusters["component scale (heads.scale)"].get_nodes()]
+    assert any("heads.scale.1" in label for label in scale_nodes)
+    # M is the squeeze in Heads.forward: its scope is `heads`, outside the nested `heads.scale`
+    assert by_label["M"] in {n.get_name() for n in clusters["component heads (heads)"].get_nodes()}
+    # the formula region runs from M, U, B to logit and is filled yellow
+    formula = {n for n, node in nodes.items() if node.get("fillcolor") in ('"#fff3a3"', "#fff3a3")}
+    assert {by_label[s] for s in ("M", "U", "B", "logit")} <= formula
+    red = {e.get_source(): e.get_destination() for e in graph.get_edges() if e.get("color") == "red"}
+    node = next(n for n, label in labels.items() if label == "input c")
+    for _ in range(len(red)):
+        node = red[node]
+    assert node == by_label["z"]  # the red edges chain from input c to z
+
+
+def test_depth_folds_modules(cli, leaky, workspace):
+    assert cli("graph", leaky, "leaky.py", "-o", "full.dot").exit_code == 0
+    assert cli("graph", leaky, "leaky.py", "-o", "d1.dot", "--depth", "1").exit_code == 0
+    _, full, _ = dot_graph(workspace / "full.dot")
+    _, folded, labels = dot_graph(workspace / "d1.dot")
+    assert len(folded) < len(full)
+    folded_labels = set(labels.values())
+    assert any(label.startswith("M = ") or "heads (" in label for label in folded_labels)
+    assert {label.split(" := ")[-1].split(" (")[0] for label in folded_labels if "nodes)" in label} >= {
+        "encoder", "heads", "energy", "context"}
+
+
+def test_mermaid_output(cli, leaky, workspace):
+    assert cli("graph", leaky, "leaky.py", "-o", "g.mmd").exit_code == 0
+    text = (workspace / "g.mmd").read_text()
+    assert text.startswith("flowchart TB\n")
+    assert 'subgraph c0["component encoder (encoder)"]' in text
+    assert text.count("subgraph ") == text.count("\n  end")
+    edges = [line for line in text.splitlines() if " --> " in line]
+    styled = [int(line.split()[1]) for line in text.splitlines() if line.strip().startswith("linkStyle")]
+    assert styled and max(styled) < len(edges)
+    assert "stroke:red" in text and "class " in text
+
+
+def test_html_with_mermaid_when_graphviz_is_missing(cli, leaky, workspace, monkeypatch):
+    monkeypatch.setattr(graph_render, "has_graphviz", lambda: False)
+    assert cli("graph", leaky, "leaky.py", "-o", "g.html").exit_code == 0
+    root = ET.fromstring((workspace / "g.html").read_text().split("\n", 1)[1])  # well-formed after the doctype
+    (pre,) = [e for e in root.iter("pre") if e.get("class") == "mermaid"]
+    assert pre.text.strip().startswith("flowchart TB")
+    assert any(e.tag == "script" for e in root.iter())
+
+
+def test_svg_without_graphviz_is_a_clear_error(cli, leaky, monkeypatch):
+    monkeypatch.setattr(graph_render, "has_graphviz", lambda: False)
+    result = cli("graph", leaky, "leaky.py", "-o", "g.svg")
+    assert result.exit_code == 2
+    assert "install graphviz" in result.output and "graph.mmd" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
+def test_svg_and_html_render_with_graphviz(cli, leaky, workspace):
+    assert cli("graph", leaky, "leaky.py", "-o", "g.svg").exit_code == 0
+    svg = ET.parse(workspace / "g.svg").getroot()
+    assert svg.tag.endswith("svg")
+    texts = " ".join(t.text or "" for t in svg.iter() if t.tag.endswith("text"))
+    assert "logit := " in texts and "component encoder (encoder)" in texts
+    assert cli("graph", leaky, "leaky.py", "-o", "g.html").exit_code == 0
+    root = ET.fromstring((workspace / "g.html").read_text().split("\n", 1)[1])
+    assert any(e.tag.endswith("svg") for e in root.iter())
+
+
+def test_bad_output_extension(cli, leaky):
+    result = cli("graph", leaky, "leaky.py", "-o", "g.png")
+    assert result.exit_code == 2 and ".svg" in result.output
