@@ -100,15 +100,18 @@ class Energy:
         extra = best_score(codes, self.cofactor_log_odds) if self.cofactor is not None else None
         return main, extra
 
-    def calibrated(self, codes: np.ndarray) -> Energy:
-        """Fix the scales as the standard deviations of the raw scores on a reference sample."""
+    def calibrated(self, codes: np.ndarray) -> tuple[Energy, np.ndarray]:
+        """Fix the scales from the raw scores of a reference sample; also return its energies."""
         main, extra = self.raw_scores(codes)
         scale = (float(main.std()) or 1.0) / ENERGY_GAIN
         extra_scale = (float(np.maximum(extra, 0).std()) or 1.0) / ENERGY_GAIN if extra is not None else 1.0
-        return replace(self, scale=scale, cofactor_scale=extra_scale)
+        energy = replace(self, scale=scale, cofactor_scale=extra_scale)
+        return energy, energy._combine(main, extra)
 
     def __call__(self, codes: np.ndarray) -> np.ndarray:
-        main, extra = self.raw_scores(codes)
+        return self._combine(*self.raw_scores(codes))
+
+    def _combine(self, main: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         energy = main / self.scale
         if extra is not None:
             energy = energy + self.weight * np.maximum(extra, 0) / self.cofactor_scale
@@ -220,7 +223,7 @@ def calibrate_baselines(
     """
     low = np.full(len(targets), -300.0)
     high = np.full(len(targets), 300.0)
-    for _ in range(80):
+    for _ in range(60):  # 600 / 2**60: far below float32 resolution
         middle = 0.5 * (low + high)
         rate = expit(binding_logits(energy, access_logit, truth, config, middle)).mean(axis=0)
         below = rate < targets

@@ -90,11 +90,28 @@ def sample_instances(motif: Motif, count: int, rng: np.random.Generator) -> np.n
     return codes.astype(np.uint8)
 
 
+WORD = 3  # score 3 positions per table lookup (5**3 = 125 entries): 3x fewer passes than 1 base
+
+
+def _word_tables(table: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """(start, width, flat table) per group of WORD motif columns: the summed score of every word."""
+    groups = []
+    for start in range(0, table.shape[1], WORD):
+        width = min(WORD, table.shape[1] - start)
+        summed = np.zeros((5,) * width, dtype=np.float32)
+        for offset in range(width):
+            shape = [1] * width
+            shape[offset] = 5
+            summed = summed + table[:, start + offset].reshape(shape)
+        groups.append((start, width, summed.ravel()))
+    return groups
+
+
 def best_score(codes: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
     """Best log-odds motif score per sequence over all positions and both strands.
 
     codes: (n, L) uint8; log_odds: (4, K). N scores 0 (neutral). Vectorised over sequences and
-    positions; loops only over the K motif columns.
+    positions; loops only over groups of WORD motif columns, each one table lookup on base words.
     """
     n, length = codes.shape
     k = log_odds.shape[1]
@@ -104,15 +121,21 @@ def best_score(codes: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
             where="SynthConfig.window",
             fix=f"use a window of at least {k} bp",
         )
-    with_n = np.vstack([log_odds, np.zeros((1, k))]).astype(np.float32)  # row 4 = N scores 0
+    forward = np.vstack([log_odds, np.zeros((1, k))]).astype(np.float32)  # row 4 = N scores 0
     # Reverse strand: scoring the reverse complement with W equals scoring x with W_rc, where
     # W_rc[b, j] = W[3 - b, K - 1 - j] (N stays N).
     reverse = np.vstack([log_odds[::-1, ::-1], np.zeros((1, k))]).astype(np.float32)
     positions = length - k + 1
+    words: dict[int, np.ndarray] = {}  # width -> (n, L - width + 1) base-5 word codes
     forward_scores = np.zeros((n, positions), dtype=np.float32)
     reverse_scores = np.zeros((n, positions), dtype=np.float32)
-    for j in range(k):
-        window = codes[:, j : j + positions]
-        forward_scores += with_n[window, j]
-        reverse_scores += reverse[window, j]
+    for (start, width, table_f), (_, _, table_r) in zip(_word_tables(forward), _word_tables(reverse)):
+        if width not in words:
+            word = np.zeros((n, length - width + 1), dtype=np.intp)
+            for offset in range(width):
+                word = word * 5 + codes[:, offset : offset + length - width + 1]
+            words[width] = word
+        window = words[width][:, start : start + positions]
+        forward_scores += np.take(table_f, window)
+        reverse_scores += np.take(table_r, window)
     return np.maximum(forward_scores.max(axis=1), reverse_scores.max(axis=1))

@@ -83,11 +83,11 @@ def build_world(config: SynthConfig) -> World:
     calibration = _rng(config, STREAM_CALIBRATION)
     energy = Energy.build(config)
     reference = _draw_sequences(config, energy, CALIBRATION_LOCI, calibration)
-    energy = energy.calibrated(reference)
+    energy, reference_energy = energy.calibrated(reference)
     access = _draw_context(config, truth, CALIBRATION_LOCI, calibration)
     train_cells = np.arange(config.cells_train)
     targets = target_rates(truth, train_cells, config)
-    truth = replace(truth, baseline=calibrate_baselines(energy(reference), access, truth, config, targets))
+    truth = replace(truth, baseline=calibrate_baselines(reference_energy, access, truth, config, targets))
 
     order = _rng(config, STREAM_BLOCKS).permutation(config.locus_blocks)
     test_blocks = np.sort(order[: config.test_blocks])
