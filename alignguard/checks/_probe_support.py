@@ -51,7 +51,11 @@ def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:
         site = runner(context).site(name, inputs, train=False, seed=probe_seed(context))
     except (SymbolError, ForwardError):
         return Where()
-    return Where(module=site.module)
+    return site_where(site)
+
+
+def site_where(site) -> Where:
+    return Where(module=site.module, file=site.file, line=site.line)
 
 
 def max_abs_diff(a, b) -> float:

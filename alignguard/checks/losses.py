@@ -74,7 +74,9 @@ class LossChecks(Check):
             "share_i = g_i·g/|g|² with g = Σ g_i over all returned terms (shares sum to 1; negative means "
             "the term pushes against the total), measured with one forward and one autograd.grad per term "
             "on the real model; it must lie in [min_share, max_share]. |g_i|/|g| is reported next to it "
-            "(the seed's ‖∇L_new‖/‖∇L_total‖). It proves the term moves training at that step on those "
+            "(the seed's ‖∇L_new‖/‖∇L_total‖) and bounded below by `min_norm_ratio`: a small term nearly "
+            "orthogonal to the total (a KL) has a share of about 0 of either sign, so bound it by the ratio "
+            "(and set its min_share slightly below 0). It proves the term moves training at that step on those "
             "batches, not that it keeps doing so. Fix: reweight the term, or measure at the step the "
             "design intends."
         ),
@@ -173,7 +175,8 @@ class LossChecks(Check):
         stats = step.stats()
         element, where = f"loss {name}", loss_terms_where(context)
         bounds = f"[{loss.min_share:g}, {loss.max_share:g}]" if loss.max_share is not None else f">= {loss.min_share:g}"
-        expected = f"share g_{name}·g/|g|² {bounds} at step {step.step}"
+        expected = f"share g_{name}·g/|g|² {bounds}" + (
+            f" and |g_{name}|/|g| >= {loss.min_norm_ratio:g}" if loss.min_norm_ratio else "") + f" at step {step.step}"
         details = {"step": step.step, "batches": step.batches, **stats.as_dict(), "table": stats.table()}
         share, ratio = stats.shares.get(name), stats.norm_ratios.get(name)
         table = f"\n{stats.table()}"
@@ -191,10 +194,14 @@ class LossChecks(Check):
         found = f"share {share:.3g} (|g_{name}|/|g| = {ratio:.3g}) at step {step.step} over {batches_phrase(context)}"
         low = share < loss.min_share
         high = loss.max_share is not None and share > loss.max_share
-        if not (low or high):
+        weak = ratio < loss.min_norm_ratio
+        if not (low or high or weak):
             yield passed("loss.share", element, expected, found + table, where=where, details=details)
             return
-        if low:
+        if weak and not low:
+            fix = (f"|g_{name}| is {ratio:.3g} of the net gradient: raise the weight of '{name}' or check the "
+                   "step it is measured at")
+        elif low:
             fix = (f"raise the weight of '{name}' (or lower the others'), or check it is measured at the step the "
                    "design intends" + ("; a negative share means it pushes against the total" if share < 0 else ""))
         else:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import max_abs_diff, probe_inputs, probe_seed, runner, user_forward
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks._probe_support import max_abs_diff, probe_inputs, probe_seed, runner, site_where, user_forward
+from alignguard.checks.base import Check, CheckResult, failed, passed, register
 from alignguard.checks.context import CheckContext
 from alignguard.spec.model import SymbolBinding
 
@@ -54,7 +54,7 @@ class TranslationSymmetryProbe(Check):
             with torch.no_grad(), user_forward(context):
                 base = runner_.run(inputs, seed=seed, observe=[shift, output])
                 site = runner_.site(shift, inputs, train=False, seed=seed)
-                where = Where(module=site.module)
+                where = site_where(site)
                 alone = runner_.run(inputs, seed=seed, observe=[output],
                                     edits={shift: lambda t: base[shift] + delta})[output]
         except SymbolError as exc:

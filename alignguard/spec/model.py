@@ -169,6 +169,11 @@ class LossSpec(SpecModel):
 
     min_share: float = Field(0.0, le=1.0, description="Minimum share g_i.g/|g|^2 of the total gradient.")
     max_share: float | None = Field(None, description="Maximum share (e.g. to stop one term dominating).")
+    min_norm_ratio: float = Field(
+        0.0, ge=0.0, description="Minimum |g_i|/|g|, the seed's gradient contribution |grad L_new|/|grad L_total|. "
+        "Unlike the share it does not depend on the term's direction, so it bounds a small term (a KL) that is "
+        "nearly orthogonal to the total and whose share is about 0."
+    )
     reaches: list[str] = Field(default_factory=list, description="Components it must have gradient on.")
     step: int = Field(0, ge=0, description="Training step at which it is measured (its weight must be > 0).")
     description: str = ""
