@@ -1,0 +1,58 @@
+"""Positivity removed: the softplus (exp, sigmoid, ...) that keeps a symbol > 0 becomes identity."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+import torch.fx as fx
+
+from alignguard.graph.vocabulary import TRANSPARENT_OPS
+from alignguard.mutate import tracing
+from alignguard.mutate.mutant import Mutant
+from alignguard.mutate.operators import operator
+from alignguard.mutate.operators._common import model_edit, op_name, replace_uses, where
+
+if TYPE_CHECKING:
+    from alignguard.mutate.analysis import ModelAnalysis
+
+POSITIVE_OPS = frozenset({"softplus", "exp", "sigmoid", "relu", "abs", "square", "elu"})
+
+
+def positivity_op(node: fx.Node, analysis: "ModelAnalysis") -> fx.Node | None:
+    """Walk back from a symbol through shape ops and shifts/scales by constants to the op that
+    makes it positive (M = softplus(h).squeeze(-1) + m_min finds the softplus)."""
+    for _ in range(16):
+        kind = op_name(node, analysis)
+        if kind in POSITIVE_OPS:
+            return node
+        tensors = [a for a in node.args if isinstance(a, fx.Node)]
+        constant_affine = kind in ("add", "sub", "mul", "div") and len(tensors) == 1
+        if not (kind in TRANSPARENT_OPS or constant_affine) or not tensors:
+            return None
+        node = tensors[0]
+    return None
+
+
+def _identity(graph: fx.Graph, node: fx.Node, module) -> None:
+    replace_uses(graph, node, node.args[0])
+    graph.erase_node(node)
+
+
+@operator("positivity.removed", "the op that keeps a symbol positive (softplus, exp, ...) becomes identity",
+          "a symbol computed by softplus/exp/sigmoid/relu/abs/square, up to shape ops and constant shifts")
+def removed(analysis: "ModelAnalysis") -> Iterator[Mutant]:
+    seen = set()
+    for symbol, node in analysis.symbol_nodes.items():
+        positive = positivity_op(node, analysis)
+        if positive is None or positive in seen or not isinstance(positive.args[0], fx.Node):
+            continue
+        seen.add(positive)
+        ref = tracing.ref_of(positive, analysis.graph)
+        kind = op_name(positive, analysis)
+        yield Mutant(
+            "positivity.removed", symbol,
+            f"positivity of {symbol} removed: {kind} -> identity in '{ref.owner or 'model'}'{where(positive)}, "
+            f"{symbol} can be <= 0",
+            f"`probes.positivity: {{symbols: [{symbol}]}}`: {symbol} > 0 over extreme contexts",
+            edit_model=model_edit(ref, _identity, "positivity.removed"),
+        )
