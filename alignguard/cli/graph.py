@@ -37,12 +37,14 @@ def graph_command(
     loaded = load_spec(spec)
     model_file = load_model_file(model, loaded.entry_points)
     context = CheckContext(spec=loaded, model_file=model_file, model=model_file.build())
-    view = build_view(loaded, context.graph)
+    view = build_view(context)
     if depth is not None:
         view = collapse(view, depth)
     write_graph(view, output)
     count = view.graph.number_of_nodes()
-    typer.echo(f"wrote {output} ({count} nodes, {len(view.red)} forbidden-path edges in red)")
+    patterns = sum(1 for _, data in view.graph.nodes(data=True) if data["forbidden"])
+    typer.echo(f"wrote {output} ({count} nodes, {len(view.red)} forbidden-path edges and {patterns} "
+               f"forbidden-pattern nodes in red)")
     for note in view.notes:
         typer.echo(f"  note: {note}")
     if count > LARGE and depth is None:

@@ -12,8 +12,9 @@ from alignguard.errors import UsageError
 from alignguard.report.graph_view import View
 
 SUFFIXES = (".dot", ".gv", ".svg", ".mmd", ".html")
-LEGEND = ("purple outline: spec symbol · yellow: formula region · orange: noise · dashed box: component · "
-          "red edge: forbidden path present · green edge: required path")
+LEGEND = ("purple outline: spec symbol · yellow: formula matched (pink: not matched) · orange: noise · "
+          "dashed box: component · red: forbidden path or pattern present · green edge: required path")
+FORMULA_FILL = {True: "#fff3a3", False: "#ffc9d2"}
 _FILL = {"input": "#cfe8ff", "output": "#e0e0e0", "random": "#ffd59e", "param": "#f4f4f4",
          "const": "#f4f4f4", "group": "#eef2ff"}
 _SHAPE = {"input": "ellipse", "output": "ellipse", "random": "diamond", "param": "note", "const": "note",
@@ -52,9 +53,12 @@ def to_dot(view: View):
         dot.add_subgraph(cluster)
     for node, data in view.graph.nodes(data=True):
         attrs = {"label": _text(data), "shape": _SHAPE.get(data["kind"], "box"),
-                 "fillcolor": "#fff3a3" if data["formula"] else _FILL.get(data["kind"], "white")}
+                 "fillcolor": FORMULA_FILL[data["matched"]] if data["formula"] else _FILL.get(data["kind"], "white")}
         if data["symbols"]:
             attrs.update(color="#6a3d9a", penwidth="3", fontname="Helvetica-Bold")
+        if data["forbidden"]:
+            attrs.update(color="red", penwidth="3", fontcolor="red",
+                         label=attrs["label"] + "\n(forbidden: " + ", ".join(data["forbidden"]) + ")")
         if data.get("file"):
             attrs["tooltip"] = f"{data['file']}:{data.get('line') or ''}"
         target = clusters.get(data["cluster"], dot)
@@ -80,6 +84,8 @@ def to_mermaid(view: View) -> str:
     lines = ["flowchart TB",
              "  classDef symbol stroke:#6a3d9a,stroke-width:3px",
              "  classDef formula fill:#fff3a3",
+             "  classDef unmatched fill:#ffc9d2",
+             "  classDef forbidden stroke:red,stroke-width:3px,color:red",
              "  classDef noise fill:#ffd59e",
              "  classDef io fill:#cfe8ff"]
 
@@ -104,7 +110,9 @@ def to_mermaid(view: View) -> str:
             styles.append(f"  linkStyle {index} stroke:#2e8b57,stroke-width:2px")
     lines += styles
     for node, data in view.graph.nodes(data=True):
-        classes = [c for c, on in (("symbol", data["symbols"]), ("formula", data["formula"]),
+        formula = "formula" if data["matched"] else "unmatched"
+        classes = [c for c, on in (("symbol", data["symbols"]), (formula, data["formula"]),
+                                   ("forbidden", data["forbidden"]),
                                    ("noise", data["kind"] == "random"),
                                    ("io", data["kind"] in ("input", "output"))) if on]
         lines += [f"  class {ids[node]} {name}" for name in classes]

@@ -2,28 +2,35 @@
 
 Each node keeps its kind and a short label; the spec's symbols are attached to the nodes they
 resolve to, components become clusters (a node belongs to the deepest component whose module
-contains it), each formula marks the computation between its operands and its result, and
-every path that a forbidden flow rule rules out but the graph has is marked red (required
-paths that exist are marked green). `collapse(view, depth)` folds modules deeper than `depth`
-into one node each, for models too large to read node by node.
+contains it), each formula marks the computation between its operands and its result (as
+matched or not, by the formula check's verdict). What the flow and pattern checks found is
+drawn from their results, not recomputed: a forbidden path the graph has and a forbidden
+pattern's node in red, a required path in green. `collapse(view, depth)` folds modules deeper
+than `depth` into one node each, for models too large to read node by node.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import networkx as nx
 
+from alignguard.checks.base import CheckResult, Status
+from alignguard.checks.context import CheckContext
+from alignguard.checks.flow import FlowCheck
+from alignguard.checks.formula import FormulaCheck
+from alignguard.checks.pattern import PatternCheck
 from alignguard.checks.symbols import resolve_binding
 from alignguard.graph.model_graph import ModelGraph
 from alignguard.spec.formula import symbols_in
-from alignguard.spec.model import PathRule, Spec
+from alignguard.spec.model import Spec
 
 
 @dataclass
 class View:
-    graph: nx.DiGraph  # node attrs: kind, label, module, cluster, symbols (list), formula (list)
+    # node attrs: kind, label, module, cluster, symbols, formula (indices), matched (formula check passed),
+    # forbidden (the forbidden patterns found at this node), file, line
+    graph: nx.DiGraph
     clusters: dict[str, str]  # component name -> its module path
     red: dict[tuple[str, str], str] = field(default_factory=dict)  # edge -> forbidden rule
     green: dict[tuple[str, str], str] = field(default_factory=dict)  # edge -> required rule
@@ -53,23 +60,27 @@ def node_label(node_id: str, data: dict) -> str:
     return str(data.get("op") or node_id)
 
 
-def build_view(spec: Spec, model_graph: ModelGraph) -> View:
+def build_view(context: CheckContext) -> View:
+    """The view of the context's graph, marked with what the flow, formula and pattern checks found."""
+    spec, model_graph = context.spec, context.graph
     g = nx.DiGraph()
     for node_id, data in model_graph.graph.nodes(data=True):
         g.add_node(node_id, kind=data.get("kind", "op"), label=node_label(node_id, data),
-                   module=node_module(data), cluster=None, symbols=[], formula=[],
+                   module=node_module(data), cluster=None, symbols=[], formula=[], matched=True, forbidden=[],
                    file=data.get("file"), line=data.get("line"))
     g.add_edges_from(model_graph.graph.edges)
     view = View(g, {name: c.module for name, c in spec.components.items()},
                 title=f"{spec.name}: {model_graph.capture}")
     places = _symbol_nodes(spec, model_graph, view)
     _assign_clusters(view)
-    for index, formula in enumerate(spec.formulas):
-        _mark_formula(view, model_graph, index, formula.parsed, places)
-    for rule in spec.flow.forbidden:
-        _mark_path(view, spec, model_graph, places, rule, view.red, "forbidden")
-    for rule in spec.flow.required:
-        _mark_path(view, spec, model_graph, places, rule, view.green, "required")
+    results = {cls: list(cls().run(context)) for cls in (FlowCheck, FormulaCheck, PatternCheck) if cls().applies(spec)}
+    for index, (formula, result) in enumerate(zip(spec.formulas, results.get(FormulaCheck, []))):
+        _mark_formula(view, model_graph, index, formula.parsed, places, result)
+    for result in results.get(FlowCheck, []):
+        _mark_flow(view, result)
+    for result in results.get(PatternCheck, []):
+        for node in result.details.get("nodes", []) if result.status is Status.FAIL else []:
+            view.graph.nodes[node]["forbidden"].append(result.element)
     return view
 
 
@@ -99,58 +110,40 @@ def _assign_clusters(view: View) -> None:
             view.notes.append(f"component {name} ({path}) has no node in the graph")
 
 
-def _mark_formula(view: View, model_graph: ModelGraph, index: int, equation, places: dict[str, str]) -> None:
-    """The formula's region: its result, its operands, and every node on a path between them."""
+def _mark_formula(view: View, model_graph: ModelGraph, index: int, equation, places: dict[str, str],
+                  result: CheckResult) -> None:
+    """The formula's region (its result, its operands and every node between them), marked as
+    matched or not according to the formula check."""
     missing = sorted(s for s in {equation.lhs} | symbols_in(equation.rhs) if s not in places)
     if missing:
-        view.notes.append(f"formula {index} ({equation.lhs} = {equation.rhs}) is not highlighted: "
+        view.notes.append(f"formula {index} ({equation.text}) is not highlighted: "
                           f"{', '.join(missing)} not in the graph")
         return
-    result, operands = places[equation.lhs], [places[s] for s in sorted(symbols_in(equation.rhs))]
-    upstream = model_graph.reachable([result], reverse=True)
-    region = {result} | set(operands) | (model_graph.reachable(operands) & upstream)
+    if result.status is not Status.PASS:
+        view.notes.append(f"formula {equation.text} does not match: {result.found}")
+    result_node, operands = places[equation.lhs], [places[s] for s in sorted(symbols_in(equation.rhs))]
+    upstream = model_graph.reachable([result_node], reverse=True)
+    region = {result_node} | set(operands) | (model_graph.reachable(operands) & upstream)
     for node_id in region:
-        view.graph.nodes[node_id]["formula"].append(index)
+        data = view.graph.nodes[node_id]
+        data["formula"].append(index)
+        data["matched"] = data["matched"] and result.status is Status.PASS
 
 
-def endpoint_nodes(spec: Spec, model_graph: ModelGraph, places: dict[str, str], name: str) -> set[str]:
-    if name in model_graph.inputs:
-        return {model_graph.inputs[name]}
-    if name in places:
-        return {places[name]}
-    if name in spec.components:
-        module = spec.components[name].module
-        produced = {n for call in model_graph.module_outputs(module) for n in call.outputs if n}
-        return produced | set(model_graph.nodes_in_scope(module))
-    return set()
-
-
-def _mark_path(view: View, spec: Spec, model_graph: ModelGraph, places: dict[str, str], rule: PathRule,
-               marks: dict[tuple[str, str], str], kind: str) -> None:
-    stops = [endpoint_nodes(spec, model_graph, places, name) for name in rule.endpoints()]
-    path: list[str] = []
-    sources = stops[0]
-    for targets in stops[1:]:
-        segment = _shortest(model_graph.graph, sources, targets)
-        if segment is None:
-            if kind == "required":
-                view.notes.append(f"required path {rule.describe()} is missing")
-            return
-        path.extend(segment if not path else segment[1:])
-        sources = {segment[-1]}
-    for edge in zip(path, path[1:]):
-        marks[edge] = f"{kind}: {rule.describe()}"
-
-
-def _shortest(graph: nx.DiGraph, sources: Iterable[str], targets: set[str]) -> list[str] | None:
-    sources = [s for s in sources if s in graph]
-    if not sources or not targets:
-        return None
-    lengths, paths = nx.multi_source_dijkstra(graph, sources)
-    reached = [t for t in targets if t in paths and t not in sources] or [t for t in targets if t in sources]
-    if not reached:
-        return None
-    return paths[min(reached, key=lambda t: (lengths[t], t))]
+def _mark_flow(view: View, result: CheckResult) -> None:
+    """A forbidden path the graph has, in red; a required path it has, in green."""
+    if result.check_id == "flow.forbidden" and result.status is Status.FAIL:
+        chains, marks = result.details.get("chains", []), view.red
+    elif result.check_id == "flow.required" and result.status is Status.PASS:
+        chains, marks = [result.details.get("chain", [])], view.green
+    else:
+        if result.check_id == "flow.required":
+            view.notes.append(f"{result.element}: {result.found}")
+        return
+    for chain in chains:
+        for edge in zip(chain, chain[1:]):
+            if view.graph.has_edge(*edge):
+                marks[edge] = f"{result.check_id}: {result.element.removeprefix('flow ')}"
 
 
 def collapse(view: View, depth: int) -> View:
@@ -175,7 +168,9 @@ def collapse(view: View, depth: int) -> View:
         g.add_node(group, kind="group", label=f"{module} ({len(nodes)} nodes)", module=module,
                    cluster=_common([d["cluster"] for d in datas]),
                    symbols=sorted({s for d in datas for s in d["symbols"]}),
-                   formula=sorted({f for d in datas for f in d["formula"]}), file=None, line=None)
+                   formula=sorted({f for d in datas for f in d["formula"]}),
+                   matched=all(d["matched"] for d in datas),
+                   forbidden=sorted({p for d in datas for p in d["forbidden"]}), file=None, line=None)
     for a, b in view.graph.edges:
         if group_of[a] != group_of[b]:
             g.add_edge(group_of[a], group_of[b])

@@ -35,6 +35,8 @@ flow:
     - {from: x, via: [z], to: logit}
 formulas:
   - equation: logit = M * U + B
+forbidden_patterns:
+  - {name: additive_leak, left: x, right: c, on_path_to: logit}
 """
 
 
@@ -54,7 +56,8 @@ def dot_graph(path):
 def test_dot_output_highlights_the_spec(cli, leaky, workspace):
     result = cli("graph", leaky, "leaky.py", "--output", "g.dot")
     assert result.exit_code == 0, result.output
-    assert "2 forbidden-path edges in red" in result.stdout  # c -> context.linear -> add (= z)
+    # c -> context.linear -> add (= z); the add mixes a pure-x and a pure-c term
+    assert "2 forbidden-path edges and 1 forbidden-pattern nodes in red" in result.stdout
     graph, nodes, labels = dot_graph(workspace / "g.dot")
     by_label = {label.split(" := ")[0]: name for name, label in labels.items() if " := " in label}
     assert set(by_label) == {"z", "U", "M", "B", "logit"}
@@ -68,13 +71,26 @@ def test_dot_output_highlights_the_spec(cli, leaky, workspace):
     # M is the squeeze in Heads.forward: its scope is `heads`, outside the nested `heads.scale`
     assert by_label["M"] in {n.get_name() for n in clusters["component heads (heads)"].get_nodes()}
     # the formula region runs from M, U, B to logit and is filled yellow
-    formula = {n for n, node in nodes.items() if node.get("fillcolor") in ('"#fff3a3"', "#fff3a3")}
+    formula = {n for n, node in nodes.items() if (node.get("fillcolor") or "").strip('"') == graph_render.FORMULA_FILL[True]}
     assert {by_label[s] for s in ("M", "U", "B", "logit")} <= formula
     red = {e.get_source(): e.get_destination() for e in graph.get_edges() if e.get("color") == "red"}
     node = next(n for n, label in labels.items() if label == "input c")
     for _ in range(len(red)):
         node = red[node]
     assert node == by_label["z"]  # the red edges chain from input c to z
+    assert "(forbidden: pattern additive_leak)" in labels[by_label["z"]]
+    assert nodes[by_label["z"]].get("color") == "red"
+    green = [e for e in graph.get_edges() if e.get("color") in ('"#2e8b57"', "#2e8b57")]
+    assert green and green[-1].get_destination() == by_label["logit"]
+
+
+def test_a_formula_that_does_not_match_is_marked_and_explained(cli, leaky, workspace):
+    leaky.write_text(leaky.read_text().replace("logit = M * U + B", "logit = M * U - B"))
+    result = cli("graph", leaky, "leaky.py", "-o", "g.dot")
+    assert "note: formula logit = M * U - B does not match" in result.stdout
+    _, nodes, labels = dot_graph(workspace / "g.dot")
+    logit = next(n for n, label in labels.items() if label.startswith("logit := "))
+    assert nodes[logit].get("fillcolor").strip('"') == graph_render.FORMULA_FILL[False]
 
 
 def test_depth_folds_modules(cli, leaky, workspace):
