@@ -72,7 +72,7 @@ class FormulaCheck(Check):
                           fix=f"return that expression as {equation.lhs}, or bind {equation.lhs} to it{fix_why}",
                           where=symbol_where(graph, elsewhere), details=details)
         return failed("formula", element, expected, f"{computed} ({graph.where_text(lhs)}); "
-                      f"{self._partial(names, graph, match)}",
+                      f"{self._partial(names, graph, match, graph.where_text(lhs))}",
                       fix=f"compute {equation.text}{fix_why}",
                       where=self._miss_where(graph, match) or where, details=details)
 
@@ -87,7 +87,7 @@ class FormulaCheck(Check):
         return None
 
     @staticmethod
-    def _partial(names, graph, match: Match) -> str:
+    def _partial(names, graph, match: Match, lhs_at: str) -> str:
         found = "matched nothing of it" if match.skeleton == "?" else f"matched {match.skeleton}"
         missing = []
         for miss in match.misses[:4]:
@@ -96,7 +96,7 @@ class FormulaCheck(Check):
             else:
                 at = graph.where_text(miss.node)
                 missing.append(f"{miss.expr}: the implementation computes {names.describe(miss.node, top=True)} "
-                               f"instead{f' ({at})' if at else ''}")
+                               f"instead{f' ({at})' if at and at != lhs_at else ''}")
         return f"{found}; not found: " + "; ".join(missing) if missing else found
 
     @staticmethod

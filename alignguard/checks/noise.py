@@ -100,21 +100,21 @@ class NoiseCheck(Check):
                           f"without a product with a learned scale: {symbol} = {names.describe(target)}",
                           fix="multiply the noise by a learned sigma, e.g. std = exp(0.5 * logvar) from a head "
                           "of the encoder output, then z = mu + std * eps", where=symbol_where(graph, p.source))
-        if inside:
-            p = inside[0]
-            return failed("noise.present", element, expected,
-                          f"noise computed but unused: {graph.node(p.source)['op']} at {graph.where_text(p.source)} "
-                          f"never reaches {symbol} ({symbol} = {names.describe(target)})",
-                          fix=f"use the draw when computing {symbol}: z = mu + std * eps",
-                          where=symbol_where(graph, p.source))
         elsewhere = [p for p in trace_noise(graph, noise_sources(graph), target) if p.reaches]
+        unused = (f"noise computed but unused: {graph.node(inside[0].source)['op']} at "
+                  f"{graph.where_text(inside[0].source)} never reaches {symbol}") if inside else ""
         if elsewhere:
             p = elsewhere[0]
             return failed("noise.present", element, expected,
                           f"the noise reaching {symbol} is drawn outside '{path}', in "
-                          f"'{graph.node(p.source).get('scope') or 'forward'}' at {graph.where_text(p.source)}",
+                          f"'{graph.node(p.source).get('scope') or 'forward'}' at {graph.where_text(p.source)}"
+                          + (f"; inside '{path}' the {unused}" if unused else ""),
                           fix=f"draw the noise inside {path}.forward, or point the component at the module that "
                           "draws it", where=symbol_where(graph, p.source))
+        if inside:
+            return failed("noise.present", element, expected, f"{unused} ({symbol} = {names.describe(target)})",
+                          fix=f"use the draw when computing {symbol}: z = mu + std * eps",
+                          where=symbol_where(graph, inside[0].source))
         fixed = fixed_tensors(graph, target)
         missing = "" if exists else f"there is no module '{path}'; "
         if fixed:

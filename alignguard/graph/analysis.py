@@ -34,7 +34,7 @@ class Names:
     def get(self, node: str) -> str | None:
         return self._names.get(node) or self._names.get(self.graph.skip_transparent(node))
 
-    def describe(self, node: str, depth: int = 3, top: bool = True) -> str:
+    def describe(self, node: str, depth: int = 4, top: bool = True) -> str:
         """What a node computes, e.g. `div(sub(U_I, R_E), T)`, named operands where known."""
         graph = self.graph
         if not top and self.get(node):
@@ -49,6 +49,8 @@ class Names:
         if depth <= 0:
             return "…"
         head = str(data.get("target") or node) if kind == "module" else data["op"]
+        if kind == "random":  # randn_like(std) reads a shape: say so rather than `randn(std)`
+            head = str(data.get("target") or head).rsplit(".", 1)[-1]
         parts = [self._operand(o, depth - 1) for o in data.get("operands", ()) if o is not None]
         if data["op"] in ("getitem_tuple",) and len(parts) == 2:
             return f"{parts[0]}[{parts[1]}]"
@@ -60,12 +62,15 @@ class Names:
         return f"{operand:g}" if isinstance(operand, float) else str(operand)
 
     def label(self, node: str) -> str:
-        """Short label for a chain: `z_I (add in bottleneck, model.py:12)`."""
+        """Short label for a chain: `z_I = add (in bottleneck, model.py:12)`."""
         data = self.graph.node(node)
         name = self.get(node)
+        if data["kind"] in ("input", "param"):
+            return name or str(data.get("target") or node)
         what = data["op"] if data["kind"] != "module" else f"{data['op']} {data.get('target')}"
-        where = ", ".join(p for p in (f"in {data['scope']}" if data.get("scope") else "",
-                                      self.graph.where_text(node)) if p)
+        file, line = self.graph.location(node)
+        at = f"{file.rsplit('/', 1)[-1]}:{line}" if file and line else ""
+        where = ", ".join(p for p in (f"in {data['scope']}" if data.get("scope") else "", at) if p)
         head = f"{name} = {what}" if name and name != what else what
         return f"{head} ({where})" if where else head
 

@@ -102,7 +102,7 @@ def from_fx(graph: fx.Graph, calls: list[tuple[str, Any, int]], model: torch.nn.
         elif node.op == "get_attr":
             _add_attribute(builder, node, model, parameters, buffers, baked)
         else:
-            _add_call(builder, node, model)
+            _add_call(builder, node, model, training)
         if node.meta.get("autograd_function"):
             functions.add(node.meta["autograd_function"])
         while pending and pending[0][2] <= index:
@@ -145,12 +145,13 @@ def _add_attribute(builder: GraphBuilder, node: fx.Node, model, parameters, buff
                 buffer=target in buffers, shape=shape, **common)
 
 
-def _add_call(builder: GraphBuilder, node: fx.Node, model) -> None:
+def _add_call(builder: GraphBuilder, node: fx.Node, model, training: bool) -> None:
     common = _common(node)
     operands = _operands(node)
     if node.op == "call_module":
         module = model.get_submodule(str(node.target))
-        kind, op = op_kind(normalise_module(module), random_active=module.training, module=True)
+        # trace() put every module in `training` mode; by now the user's modes are restored
+        kind, op = op_kind(normalise_module(module), random_active=training, module=True)
         learned = any(p.requires_grad for p in module.parameters())
         builder.add(node.name, kind=kind, op=op, operands=operands, target=str(node.target),
                     learned=learned, **common)
