@@ -6,6 +6,7 @@ The LOSS_SCALE hook lets tests make the loss non-finite from a given step.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 CONTEXT_DIM = 9
-NAN_FROM_STEP: int | None = None  # tests set this to make the loss NaN from that step on
+# Tests make the loss NaN from this step on (in-process by assignment, in a subprocess by env var).
+NAN_FROM_STEP: int | None = int(os.environ["TINY_NAN_FROM_STEP"]) if os.environ.get("TINY_NAN_FROM_STEP") else None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,237 @@
+"""Config precedence, device/AMP decisions, metrics, probes and monitoring alarms (no training)."""
+
+from __future__ import annotations
+
+import errno
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from alignguard.errors import CheckpointError, NonFiniteLossError, UsageError
+from alignguard.train import checkpoint as ckpt
+from alignguard.train.config import (StageConfig, build_config, config_differences, curriculum_from_model_file,
+                                     parse_assignment)
+from alignguard.train.curriculum import allocate
+from alignguard.train.data import EpochBatches
+from alignguard.train.device import HardwareFacts, choose_device, choose_precision, default_workers
+from alignguard.train.display import live_enabled
+from alignguard.train.metrics import binary_metrics, expected_calibration_error, split_metrics
+from alignguard.train.monitor import GradientMonitor, epoch_alarms
+from alignguard.train.probes import mutual_information_probe, run_probes
+
+CPU_ONLY = HardwareFacts(cuda_available=False, cuda_devices=0, bf16_supported=False)
+AMPERE = HardwareFacts(cuda_available=True, cuda_devices=2, bf16_supported=True)
+VOLTA = HardwareFacts(cuda_available=True, cuda_devices=1, bf16_supported=False)
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+def test_cli_overrides_beat_the_yaml_file_which_beats_the_model_files_curriculum(tmp_path):
+    model_stages = curriculum_from_model_file({"a": {"train": ["encoder"], "fraction": 0.5},
+                                               "b": ["modulator"]}, "model.py")
+    assert [s.name for s in build_config(None, {}, model_stages).curriculum] == ["a", "b"]
+    file = tmp_path / "cfg.yaml"
+    file.write_text("epochs: 9\noptim: {lr: 0.01}\ncurriculum:\n  - {name: only, train: ['']}\n")
+    config = build_config(file, dict([parse_assignment("optim.lr=1e-4"), parse_assignment("monitor.live=off")]),
+                          model_stages)
+    assert (config.epochs, config.optim.lr, config.monitor.live) == (9, 1e-4, "off")
+    assert [s.name for s in config.curriculum] == ["only"]
+
+
+def test_a_bad_config_value_is_one_usage_error_naming_the_key(tmp_path):
+    with pytest.raises(UsageError) as error:
+        build_config(None, {"optim.lr": -1})
+    assert "optim.lr" in str(error.value)
+    with pytest.raises(UsageError, match="epochs_typo"):
+        build_config(None, {"epochs_typo": 3})
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        parse_assignment("no-equals-sign")
+    with pytest.raises(UsageError, match="CURRICULUM stage 'x'"):
+        curriculum_from_model_file({"x": {"trian": ["encoder"]}}, "model.py")
+
+
+def test_config_differences_lists_dotted_leaves():
+    a, b = build_config(None, {}), build_config(None, {"optim.lr": 0.5, "epochs": 2})
+    assert config_differences(a, b) == ["epochs", "optim.lr"]
+
+
+def test_curriculum_epochs_follow_fractions_and_fixed_epochs():
+    names = ["encoder.w", "modulator.w", "energy.w"]
+    stages = [StageConfig(name="i", train=["encoder"], fraction=0.3), StageConfig(name="m", train=["modulator"],
+              fraction=0.2), StageConfig(name="j", train=[""], fraction=0.5)]
+    assert [s.epochs for s in allocate(stages, 6, names, "cfg")] == [2, 1, 3]
+    assert [s.epochs for s in allocate(stages, 3, names, "cfg")] == [1, 1, 1]
+    fixed = [StageConfig(name="i", train=["encoder"], epochs=4), StageConfig(name="j", train=[""])]
+    assert [s.epochs for s in allocate(fixed, 6, names, "cfg")] == [4, 2]
+    with pytest.raises(UsageError, match="at least 3"):
+        allocate(stages, 2, names, "cfg")
+    with pytest.raises(UsageError, match="'decoder'.*encoder, energy, modulator"):
+        allocate([StageConfig(name="x", train=["decoder"])], 2, names, "cfg")
+
+
+# --- device and precision --------------------------------------------------------------------------
+
+def test_device_is_cuda_per_local_rank_when_present_and_cpu_otherwise():
+    assert choose_device("auto", CPU_ONLY) == "cpu"
+    assert choose_device("auto", AMPERE, local_rank=1) == "cuda:1"
+    assert choose_device("cpu", AMPERE) == "cpu"
+    with pytest.raises(UsageError, match="no CUDA device"):
+        choose_device("cuda", CPU_ONLY)
+    with pytest.raises(UsageError, match="LOCAL_RANK=2"):
+        choose_device("cuda", AMPERE, local_rank=2)
+
+
+def test_amp_is_off_on_cpu_bf16_where_supported_and_fp16_with_a_scaler_otherwise():
+    assert choose_precision("auto", "cpu", CPU_ONLY).mode == "off"
+    bf16 = choose_precision("auto", "cuda:0", AMPERE)
+    assert (bf16.mode, bf16.use_scaler) == ("bf16", False)
+    fp16 = choose_precision("auto", "cuda:0", VOLTA)
+    assert (fp16.mode, fp16.use_scaler) == ("fp16", True)
+    assert choose_precision("off", "cuda:0", AMPERE).mode == "off"
+    with pytest.raises(UsageError, match="fp16 needs CUDA"):
+        choose_precision("fp16", "cpu", CPU_ONLY)
+    with pytest.raises(UsageError, match="does not support bf16"):
+        choose_precision("bf16", "cuda:0", VOLTA)
+
+
+def test_workers_and_live_display_defaults():
+    assert default_workers("auto", "cpu") == 0 and default_workers(3, "cpu") == 3
+    assert live_enabled("auto", True, {}) and not live_enabled("auto", False, {})
+    assert not live_enabled("auto", True, {"CI": "true"}) and live_enabled("on", False, {})
+
+
+def test_epoch_batches_shard_without_overlap_and_resume_by_skipping():
+    ranks = [EpochBatches(103, 10, epoch=2, seed=5, rank=r, world=2) for r in (0, 1)]
+    seen = np.concatenate([np.concatenate(b.batches) for b in ranks])
+    assert len(seen) == len(set(seen.tolist())) == 100
+    whole = EpochBatches(103, 10, epoch=2, seed=5)
+    assert all((a == b).all() for a, b in zip(EpochBatches(103, 10, epoch=2, seed=5, skip=4).batches,
+                                              whole.batches[4:]))
+    assert not (EpochBatches(103, 10, epoch=3, seed=5).batches[0] == whole.batches[0]).all()
+    evaluation = [EpochBatches(103, 10, rank=r, world=2, shuffle=False, drop_last=False) for r in (0, 1)]
+    assert sorted(np.concatenate([np.concatenate(e.batches) for e in evaluation]).tolist()) == list(range(103))
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+def test_checkpoints_round_trip_with_weights_only_and_refuse_foreign_files(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    path = tmp_path / "c.pt"
+    ckpt.save_atomic({"model": model.state_dict(), "rng": ckpt.capture_rng(), "meta": {"a": [1, None]}}, path)
+    payload = ckpt.load_checkpoint(path)
+    assert torch.equal(payload["model"]["weight"], model.weight) and payload["meta"] == {"a": [1, None]}
+    torch.save({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an alignguard checkpoint"):
+        ckpt.load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        ckpt.load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ckpt.load_checkpoint(tmp_path / "garbage.pt")
+
+
+def test_a_failed_write_removes_its_temporary_file_and_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic({"v": torch.ones(2)}, path)
+
+    def full_disk(handle, payload):
+        handle.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "_write_payload", full_disk)
+    with pytest.raises(CheckpointError, match="disk is full"):
+        ckpt.save_atomic({"v": torch.zeros(2)}, path)
+    assert torch.equal(ckpt.load_checkpoint(path)["v"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+def test_the_all_negative_classifier_shows_accuracy_equal_to_one_minus_the_positive_rate():
+    y = np.array([1] * 125 + [0] * 875, dtype=float)
+    metrics = binary_metrics(y, np.full(1000, 0.01))
+    assert metrics["accuracy"] == pytest.approx(0.875) and metrics["positive_rate"] == pytest.approx(0.125)
+    assert metrics["aupr"] == pytest.approx(0.125)  # ties everywhere: AUPR = positive rate
+    assert metrics["predicted_positive_rate"] == 0.0
+
+
+def test_ece_and_bayes_ceiling():
+    rng = np.random.default_rng(0)
+    p = rng.random(20000)
+    y = (rng.random(20000) < p).astype(float)
+    assert expected_calibration_error(y, p) < 0.02  # calibrated
+    assert expected_calibration_error(y, np.clip(p + 0.3, 0, 1)) > 0.2
+    metrics = binary_metrics(y, rng.random(20000), p_true=p)
+    assert metrics["bayes_aupr"] > metrics["aupr"] + 0.2
+    cells = split_metrics(y, p, np.arange(20000) % 3, ["a", "b", "c"], p_true=p)
+    assert set(cells["per_cell"]) == {"a", "b", "c"} and cells["aupr_cell_mean"] is not None
+    assert binary_metrics(np.zeros(5), np.full(5, 0.2))["aupr"] is None  # no positives: undefined, not 0
+
+
+# --- probes ----------------------------------------------------------------------------------------
+
+def test_the_information_probe_is_zero_for_an_invariant_code_and_high_for_a_leaky_one():
+    rng = np.random.default_rng(0)
+    cell = rng.integers(0, 3, 1500)
+    invariant = rng.normal(size=(1500, 4))
+    leaky = invariant + 3.0 * np.eye(3)[cell] @ rng.normal(size=(3, 4))
+    assert mutual_information_probe(invariant, cell)["nats"] < 0.02
+    assert mutual_information_probe(leaky, cell)["nats"] > 0.8 * math.log(3)
+    assert mutual_information_probe(invariant, np.zeros(1500))["nats"] is None
+
+
+def test_probes_report_what_the_model_does_not_expose():
+    cell = np.repeat([0, 1, 2], 50)
+    access = np.linspace(0, 1, 150)
+    result = run_probes({"T": 2.0 - access, "M": np.ones(150), "U_I": np.linspace(-1, 1, 150)}, cell, access,
+                        ["a", "b", "c"], truth={"a": {"M": 1.0}, "b": {"M": 2.0}, "c": {"M": 3.0}})
+    assert result["corr_T_access"] == pytest.approx(-1.0)
+    assert result["T_per_cell"]["a"] > result["T_per_cell"]["c"]
+    assert result["corr_M_UI"] is None  # M constant: correlation undefined
+    assert "mi_zI_c" in result["unavailable"]
+    assert result["M_per_cell_truth"] == {"a": 1.0, "b": 2.0, "c": 3.0}
+
+
+# --- monitoring alarms -----------------------------------------------------------------------------
+
+def test_cancelling_terms_raise_cancel_conflict_and_vanishing_alarms_then_clear():
+    monitor = GradientMonitor(vanish_ratio=1e-3, min_cosine=-0.5, min_net_ratio=0.3,
+                              min_shares={"ep": (0.2, 0)})
+    g = torch.randn(50)
+    record, raised, _ = monitor.observe(["ep", "orth"], {"ep": 1.0, "orth": 0.1},
+                                        torch.stack([g, 0.1 * torch.randn(50)]), step=0)
+    assert raised == [] and record["grad_total_norm"] > 0
+    # The seed's failure: orth ≈ −domain, so the net gradient collapses.
+    record, raised, _ = monitor.observe(["ep", "orth", "domain"], {"ep": 1.0, "orth": 1.0, "domain": 1.0},
+                                        torch.stack([1e-5 * g, g, -g]), step=1)
+    kinds = {(a.kind, a.subject) for a in raised}
+    assert {("cancel", "all"), ("conflict", "orth|domain"), ("vanished", "total")} <= kinds
+    assert record["grad_net_ratio"] < 1e-3
+    # The design's main term carries almost none of what is left: below the spec's min_share.
+    _, raised, cleared = monitor.observe(["ep", "orth", "domain"], {"ep": 1.0, "orth": 1.0, "domain": 1.0},
+                                         torch.stack([1e-3 * g, g, -0.9 * g]), step=2)
+    assert [(a.kind, a.subject) for a in raised] == [("share", "ep")]
+    assert {(a.kind, a.subject) for a in cleared} == {("vanished", "ep"), ("vanished", "total")}
+    _, raised, cleared = monitor.observe(["ep", "orth"], {"ep": 1.0, "orth": 0.1},
+                                         torch.stack([g, 0.1 * g]), step=3)
+    assert raised == [] and {a.kind for a in cleared} == {"cancel", "conflict", "share"}
+
+
+def test_a_zero_weighted_term_is_not_reported_as_vanished_but_a_non_finite_one_stops():
+    monitor = GradientMonitor(vanish_ratio=1e-3, min_cosine=-0.5, min_net_ratio=0.3)
+    g = torch.randn(10)
+    monitor.observe(["bce", "kl"], {"bce": 1.0, "kl": 0.5}, torch.stack([g, g]), step=0)
+    _, raised, _ = monitor.observe(["bce", "kl"], {"bce": 1.0, "kl": 0.0}, torch.stack([g, 0 * g]), step=1)
+    assert raised == []
+    with pytest.raises(NonFiniteLossError, match="kl=nan"):
+        monitor.observe(["bce", "kl"], {"bce": 1.0, "kl": float("nan")}, torch.stack([g, g]), step=2)
+
+
+def test_epoch_alarms_name_the_seeds_failure_modes():
+    validation = {"pooled": {"positive_rate": 0.125, "predicted_positive_rate": 0.0, "accuracy": 0.875}}
+    alarms = epoch_alarms(3, 100, [1.0, 0.99996], validation, {"mi_zI_c": {"nats": 0.4}, "corr_M_UI": 0.9,
+                                                               "corr_T_access": 0.6}, 1e-3, 0.05)
+    assert {a.kind for a in alarms} == {"plateau", "constant", "leak", "entangled", "implausible"}
+    assert any("0.875" in a.message for a in alarms)
