@@ -11,6 +11,7 @@ from alignguard.cli.check import check_command
 from alignguard.cli.errors import reports_errors
 from alignguard.cli.graph import graph_command
 from alignguard.cli.init import init_command
+from alignguard.cli.mutate import mutate_command
 from alignguard.cli.train import evaluate_command, train_command
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("graph")(graph_command)
 app.command("init")(init_command)
+app.command("mutate")(mutate_command)
 
 
 @app.command("schema")
