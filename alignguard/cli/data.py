@@ -64,9 +64,13 @@ def synth(
     ),
     seed: int | None = typer.Option(None, help=f"Random seed [default: {_default('seed')}]."),
     n_loci: int | None = typer.Option(None, help=f"Distinct loci [default: {_default('n_loci')}]."),
-    cells_train: int | None = typer.Option(None, help=f"Training cell lines [default: {_default('cells_train')}]."),
+    cells_train: int | None = typer.Option(
+        None, help=f"Training cell lines [default: {_default('cells_train')}]."
+    ),
     cells_val: int | None = typer.Option(None, help=f"Validation cell lines [default: {_default('cells_val')}]."),
-    cells_test: int | None = typer.Option(None, help=f"Held-out test cell lines [default: {_default('cells_test')}]."),
+    cells_test: int | None = typer.Option(
+        None, help=f"Held-out test cell lines [default: {_default('cells_test')}]."
+    ),
     positive_rate: float | None = typer.Option(
         None, help=f"Target positive rate of the training cells [default: {_default('positive_rate')}]."
     ),
@@ -107,7 +111,8 @@ def synth(
         "seed": seed, "n_loci": n_loci, "cells_train": cells_train, "cells_val": cells_val,
         "cells_test": cells_test, "positive_rate": positive_rate, "gc": gc, "motif": motif,
         "cofactor": cofactor, "window": window, "descriptor_dim": descriptor_dim, "plant_rate": plant_rate,
-        "shard_loci": shard_loci, "cell_effect": cell_effect, "access_effect": access_effect, "mechanism": mechanism.value if mechanism else None,
+        "shard_loci": shard_loci, "cell_effect": cell_effect, "access_effect": access_effect,
+        "mechanism": mechanism.value if mechanism else None,
         "background": background.value if background else None,
     }  # fmt: skip
     settings = {key: value for key, value in chosen.items() if value is not None}

@@ -38,7 +38,8 @@ from .store import FORMAT_NAME, FORMAT_VERSION, MANIFEST, DatasetWriter, ShardSe
 CALIBRATION_LOCI = 4096
 DEFAULT_CACHE = Path(".alignguard-cache") / "data"
 # Independent random streams, so e.g. adding a co-factor does not change the cell descriptors.
-STREAM_MAP, STREAM_CELLS, STREAM_CALIBRATION, STREAM_BLOCKS, STREAM_LOCI, STREAM_CONTEXT, STREAM_LABELS = range(1, 8)
+STREAM_MAP, STREAM_CELLS, STREAM_CALIBRATION, STREAM_BLOCKS = 1, 2, 3, 4
+STREAM_LOCI, STREAM_CONTEXT, STREAM_LABELS = 5, 6, 7
 
 
 def _rng(config: SynthConfig, stream: int, shard: int = 0) -> np.random.Generator:
