@@ -35,7 +35,12 @@ def _text(data: dict) -> str:
 
 
 def to_dot(view: View):
-    import pydot
+    try:
+        import pydot
+    except ImportError:
+        raise UsageError("writing DOT or SVG needs the pydot package, which is not installed",
+                         fix="pip install 'alignguard[graph]' (or pip install pydot), or write --output graph.mmd "
+                         "or graph.html (Mermaid) instead") from None
 
     ids = _ids(view)
     dot = pydot.Dot("alignguard", graph_type="digraph", rankdir="TB", fontname="Helvetica",
@@ -120,11 +125,16 @@ def to_mermaid(view: View) -> str:
 
 
 def has_graphviz() -> bool:
-    return shutil.which("dot") is not None
+    """graphviz's `dot` program and pydot are both there (SVG needs both)."""
+    import importlib.util
+
+    return shutil.which("dot") is not None and importlib.util.find_spec("pydot") is not None
 
 
 def to_svg(view: View) -> str:
     if not has_graphviz():
+        if shutil.which("dot") is not None:
+            to_dot(view)  # graphviz is there, so pydot is missing: raises its own error
         raise UsageError(
             "writing SVG needs graphviz's `dot` program, which is not installed",
             fix="install graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz), "

@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 import xml.etree.ElementTree as ET
 
-import pydot
 import pytest
+
+pydot = pytest.importorskip("pydot")  # the `graph` extra; reading .dot back needs it
 
 from alignguard.report import graph_render
 from tests.reports.conftest import HERE
