@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from rich import box
 from rich.table import Table
 
 from alignguard.train.data import EpochBatches, Split, make_loader
-from alignguard.train.display import fmt
 from alignguard.train.distributed import DistInfo, gather_objects
 from alignguard.train.metrics import split_metrics
 from alignguard.train.probes import run_probes
@@ -114,19 +114,27 @@ def assess(predictions: Predictions, cell_names: list[str], probes: bool, seed: 
 
 
 def metrics_table(metrics: dict[str, Any], title: str) -> Table:
-    """Per cell line and pooled: AUPR beside the Bayes ceiling, the positive rate and accuracy (DESIGN §2)."""
-    table = Table(title=title, title_justify="left")
-    for column in ("cell line", "examples", "AUPR", "Bayes AUPR", "positive rate", "accuracy",
-                   "pred. pos. rate", "AUROC", "log-loss", "ECE"):
-        table.add_column(column, justify="left" if column == "cell line" else "right")
+    """Per cell line and pooled: AUPR beside the Bayes ceiling, the positive rate and accuracy (DESIGN §2).
+
+    Compact (about 70 columns) so that it survives an 80-column CI log without truncation.
+    """
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    for column in ("cell line", "n", "AUPR", "Bayes", "pos", "acc", "pred+", "AUROC", "logloss", "ECE"):
+        table.add_column(column, justify="left" if column == "cell line" else "right", no_wrap=True)
     rows = list(metrics["per_cell"].items()) + [("pooled", metrics["pooled"])]
     for name, m in rows:
-        style = "bold" if name == "pooled" else None
-        table.add_row(name, str(m["examples"]), fmt(m["aupr"]), fmt(m["bayes_aupr"]), fmt(m["positive_rate"]),
-                      fmt(m["accuracy"]), fmt(m["predicted_positive_rate"]), fmt(m["auroc"]), fmt(m["log_loss"]),
-                      fmt(m["ece"]), style=style)
+        table.add_row(name, str(m["examples"]), *(_3(m[k]) for k in (
+            "aupr", "bayes_aupr", "positive_rate", "accuracy", "predicted_positive_rate", "auroc", "log_loss", "ece")),
+            style="bold" if name == "pooled" else None)
+    caption = ("Bayes: the Bayes-optimal AUPR of the same examples (the ceiling); pos: positive rate = a "
+               "random ranker's AUPR; acc: accuracy at 0.5 (all-negative = 1 - pos); pred+: share "
+               "predicted positive")
     if metrics.get("aupr_cell_mean") is not None:
-        table.caption = (f"mean per-cell AUPR {fmt(metrics['aupr_cell_mean'])} (Bayes "
-                         f"{fmt(metrics.get('bayes_aupr_cell_mean'))}); a random ranker's AUPR is the positive "
-                         "rate; the all-negative classifier's accuracy is 1 − positive rate")
+        caption = (f"mean per-cell AUPR {_3(metrics['aupr_cell_mean'])} (Bayes "
+                   f"{_3(metrics.get('bayes_aupr_cell_mean'))}). " + caption)
+    table.caption, table.caption_justify = caption, "left"
     return table
+
+
+def _3(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
