@@ -124,9 +124,11 @@ class NoiseCheck(Check):
                           "stands in for the noise",
                           fix="draw fresh noise on every call: eps = torch.randn_like(std)",
                           where=symbol_where(graph, fixed[0]))
+        upstream = graph.reachable([target], reverse=True)
+        inputs = ", ".join(name for name, node in graph.inputs.items() if node in upstream) or "nothing"
         return failed("noise.present", element, expected,
-                      f"{missing}no noise injection: no random draw reaches {symbol}, so {symbol} is a deterministic "
-                      f"function of the inputs ({symbol} = {names.describe(target)})",
+                      f"{missing}no noise injection: no random draw reaches {symbol}, so {symbol} = f({inputs}) is a "
+                      f"deterministic function ({symbol} = {names.describe(target)})",
                       fix=f"implement the information bottleneck in '{path}': mu, logvar = heads(h); "
                       f"{symbol} = mu + exp(0.5 * logvar) * torch.randn_like(mu) while training",
                       where=symbol_where(graph, target))

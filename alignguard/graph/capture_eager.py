@@ -40,6 +40,7 @@ class _Session:
         self.params = {id(p): (name, p) for name, p in model.named_parameters()}
         self.buffers = {id(b): name for name, b in model.named_buffers()}
         self.tensors: dict[int, str] = {}  # id(tensor) -> node holding its value now
+        self.elements: dict[int, tuple] = {}  # id(tuple element) -> (tuple node, index, op, where) until used
         self.alive: list[Any] = []  # keeps recorded tensors alive so ids are never reused
         self.scopes: list[str] = []
         self.leaf_depth = 0
@@ -49,9 +50,10 @@ class _Session:
         self.functions: set[str] = set()
 
     # ---- nodes -------------------------------------------------------------------------------
-    def node(self, op: str, kind: str, operands: tuple[Any, ...], target: str, name: str = "", **extra: Any) -> str:
-        file, line = source_of_frame(sys._getframe(1))
-        scopes = tuple(self.scopes)
+    def node(self, op: str, kind: str, operands: tuple[Any, ...], target: str, name: str = "",
+             at: tuple[tuple[str, ...], str | None, int | None] | None = None, **extra: Any) -> str:
+        """Add (or, on a later batch, re-find) the node of one call site; `at` overrides scope and line."""
+        scopes, file, line = at or (tuple(self.scopes), *source_of_frame(sys._getframe(1)))
         site = (op, scopes, file, line, target)
         self.seen[site] += 1
         key = (*site, self.seen[site])
@@ -71,6 +73,11 @@ class _Session:
         known = self.tensors.get(id(tensor))
         if known is not None:
             return Ref(known)
+        if id(tensor) in self.elements:  # first use of a tuple element: its getitem node, like fx's
+            node_id, index, op, at = self.elements.pop(id(tensor))
+            element = self.node("getitem_tuple", "op", (Ref(node_id), index), f"{op}[{index}]", at=at)
+            self.bind(tensor, element)
+            return Ref(element)
         if id(tensor) in self.params:
             name, param = self.params[id(tensor)]
             node_id = name.replace(".", "_")
@@ -83,6 +90,10 @@ class _Session:
                                 shape=tuple(tensor.shape))
         self.bind(tensor, node_id)
         return Ref(node_id)
+
+    def location(self, node_id: str) -> tuple[tuple[str, ...], str | None, int | None]:
+        data = self.builder.g.nodes[node_id]
+        return data["scopes"], data["file"], data["line"]
 
     def bind(self, tensor: torch.Tensor, node_id: str) -> None:
         self.tensors[id(tensor)] = node_id
@@ -116,9 +127,10 @@ class _Session:
                     continue
                 if op == "broadcast_tensors" and index < len(refs):  # element i depends on input i only
                     element = self.node("broadcast", "op", (refs[index],), "broadcast_tensors")
-                else:
-                    element = self.node("getitem_tuple", "op", (Ref(node_id), index), f"{op}[{index}]")
-                self.bind(item, element)
+                    self.bind(item, element)
+                else:  # created on first use, so unused elements (max's indices) add no dead node
+                    self.elements[id(item)] = (node_id, index, op, self.location(node_id))
+                    self.alive.append(item)
 
     # ---- calls -------------------------------------------------------------------------------
     def record(self, func: Any, args: Sequence[Any], kwargs: dict, out: Any) -> None:
@@ -236,6 +248,7 @@ def _run_once(model: torch.nn.Module, session: _Session, batch: dict) -> None:
         if isinstance(value, torch.Tensor):
             session.builder.set_output(key, session.ref(value).node)
     session.tensors.clear()
+    session.elements.clear()
     session.alive.clear()
 
 

@@ -105,7 +105,7 @@ def test_noise_drawn_outside_the_component():
 def test_deterministic_bottleneck_says_z_is_a_function_of_x():
     present, _ = noise(zoo.with_bottleneck(zoo.BottleneckWithoutNoise))
     assert present.status is Status.FAIL
-    assert "no noise injection" in present.found and "deterministic function" in present.found
+    assert "no noise injection" in present.found and "z_I = f(x) is a deterministic function" in present.found
 
 
 @pytest.mark.parametrize("symbol_spec", ["z_I: {module: nowhere}"])
