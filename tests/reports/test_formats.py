@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 
 import jsonschema
@@ -10,7 +11,7 @@ import pytest
 from junitparser import JUnitXml
 
 from alignguard.report.json import SCHEMA_PATH
-from tests.reports.conftest import MISALIGNED_SPEC, SARIF_SCHEMA
+from tests.reports.conftest import HERE, MISALIGNED_SPEC, SARIF_SCHEMA
 
 
 @pytest.fixture
@@ -162,3 +163,63 @@ def test_fail_on_warning_uses_spec_severities(cli, write):
     assert finding["severity"] == "warning" and finding["counts_against"] is True
     annotation = cli("check", spec, "model.py", "-f", "github").stdout
     assert annotation.startswith("::warning file=spec.yaml")
+
+
+KITCHEN_SINK = """
+version: 1
+name: everything
+inputs:
+  x: {role: invariant}
+  c: {role: context}
+symbols:
+  z: z
+  U: U
+  M: M
+  B: B
+  logit: logit
+components:
+  encoder: {module: encoder, reaches: [z, U, logit]}
+  heads: {module: heads, reaches: [M, B]}
+  noisy: {module: encoder, stochastic: {symbol: z}}
+flow:
+  required: [{from: x, via: [z], to: logit}]
+  forbidden: [{from: c, to: z}]
+formulas:
+  - equation: logit = M * U + B
+forbidden_patterns:
+  - {name: additive_leak, left: x, right: c, on_path_to: logit}
+losses:
+  bce: {min_share: 0.5, reaches: [encoder, heads], step: 100}
+  l2: {min_share: 0.0, reaches: [encoder], step: 0}
+probes:
+  noise: {symbol: z}
+  swap_invariance: {symbol: z, context: c}
+  modulation: {output: logit, energy: U, context: c}
+  positivity: {symbols: [M], trials: 16}
+  translation_symmetry: {shift: U, output: logit}
+severity:
+  probe.*: warning
+waivers:
+  - {check: "pattern.*", selector: "*", reason: "leak kept for this test"}
+"""
+
+
+@pytest.mark.slow
+def test_every_check_family_serialises_to_valid_json_and_sarif(cli, write, workspace):
+    """Checks put numbers, tables and node lists in `details`; all of it must survive both schemas."""
+    shutil.copy(HERE / "models" / "leaky.py", workspace / "leaky.py")
+    spec = write("everything.yaml", KITCHEN_SINK)
+    result = cli("check", spec, "leaky.py", "-o", "r.json", "-o", "r.sarif", "-o", "r.xml", "-o", "r.md")
+    assert result.exit_code == 1, result.output
+    document = json.loads((workspace / "r.json").read_text())
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(document)
+    families = {r["check_id"].split(".")[0] for r in document["results"]}
+    assert {"symbol", "component", "flow", "formula", "pattern", "loss", "gradient", "params", "probe"} <= families
+    assert any(r["status"] == "waived" for r in document["results"])
+    assert any(r["severity"] == "warning" for r in document["results"])
+    sarif = json.loads((workspace / "r.sarif").read_text())
+    jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text())).validate(sarif)
+    prints = [r["partialFingerprints"]["alignguardFindingHash/v1"] for r in sarif["runs"][0]["results"]]
+    assert len(prints) == len(set(prints))
+    cases = ET.parse(workspace / "r.xml").getroot().findall("./testsuite/testcase")
+    assert len(cases) == len(document["results"])
