@@ -48,9 +48,10 @@ def markov_transitions(gc: float, cpg_depletion: float) -> np.ndarray:
 def sample_background(config: SynthConfig, count: int, rng: np.random.Generator) -> np.ndarray:
     """(count, L) uint8 background codes, i.i.d. or order-1 Markov, vectorised over loci."""
     probs = base_probabilities(config.gc)
-    uniforms = rng.random((count, config.window))
+    uniforms = rng.random((count, config.window), dtype=np.float32)
     if config.background == "iid":
-        return np.searchsorted(np.cumsum(probs)[:3], uniforms, side="right").astype(np.uint8)
+        edges = np.cumsum(probs)[:3].astype(np.float32)
+        return sum((uniforms > edge).astype(np.uint8) for edge in edges)  # inverse CDF by 3 compares
     cumulative = np.cumsum(markov_transitions(config.gc, config.cpg_depletion), axis=1)[:, :3]
     codes = np.empty((count, config.window), dtype=np.uint8)
     codes[:, 0] = np.searchsorted(np.cumsum(probs)[:3], uniforms[:, 0], side="right")

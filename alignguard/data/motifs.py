@@ -90,7 +90,7 @@ def sample_instances(motif: Motif, count: int, rng: np.random.Generator) -> np.n
     return codes.astype(np.uint8)
 
 
-WORD = 3  # score 3 positions per table lookup (5**3 = 125 entries): 3x fewer passes than 1 base
+WORD = 4  # score 4 positions per table lookup (5**4 = 625 entries, uint16 words): ~2x faster than 1 base
 
 
 def _word_tables(table: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -126,16 +126,17 @@ def best_score(codes: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
     # W_rc[b, j] = W[3 - b, K - 1 - j] (N stays N).
     reverse = np.vstack([log_odds[::-1, ::-1], np.zeros((1, k))]).astype(np.float32)
     positions = length - k + 1
-    words: dict[int, np.ndarray] = {}  # width -> (n, L - width + 1) base-5 word codes
+    words: dict[int, np.ndarray] = {}  # width -> (n, L - width + 1) base-5 word codes (uint8/uint16)
     forward_scores = np.zeros((n, positions), dtype=np.float32)
     reverse_scores = np.zeros((n, positions), dtype=np.float32)
     for (start, width, table_f), (_, _, table_r) in zip(_word_tables(forward), _word_tables(reverse)):
         if width not in words:
-            word = np.zeros((n, length - width + 1), dtype=np.intp)
+            dtype = np.uint8 if 5**width <= 256 else np.uint16
+            word = np.zeros((n, length - width + 1), dtype=dtype)
             for offset in range(width):
-                word = word * 5 + codes[:, offset : offset + length - width + 1]
+                word = word * dtype(5) + codes[:, offset : offset + length - width + 1]
             words[width] = word
         window = words[width][:, start : start + positions]
-        forward_scores += np.take(table_f, window)
-        reverse_scores += np.take(table_r, window)
+        forward_scores += table_f[window]
+        reverse_scores += table_r[window]
     return np.maximum(forward_scores.max(axis=1), reverse_scores.max(axis=1))
