@@ -108,3 +108,27 @@ def test_nonfinite_in_one_batch_wins_and_is_left_out_of_the_stats():
     steps = measure_steps(model, batches, lambda b: model(b["x"]), lambda b, o, s: {"a": o.mean(), "b": 2 * model.bias.sum()}, [0])
     assert steps[0].status("a") == "nonfinite" and steps[0].batches_with("a", "nonfinite") == [1]
     assert steps[0].stats().names == ["b"]
+
+
+class _Reverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def test_batched_and_one_by_one_gradients_agree_through_a_custom_backward():
+    torch.manual_seed(0)
+    encoder, head = torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)
+    params = [*encoder.parameters(), *head.parameters()]
+    z = encoder(torch.randn(6, 4))
+    terms = {"task": z.pow(2).mean(), "domain": head(_Reverse.apply(z)).pow(2).mean(), "zero": 0.0 * z.sum()}
+    batched, single = term_gradients(terms, params, batched=True), term_gradients(terms, params, batched=False)
+    assert batched.status == single.status == {"task": "alive", "domain": "alive", "zero": "zero_value"}
+    assert torch.allclose(batched.grads, single.grads, atol=1e-6)
+    # the reversal is seen: the domain term pushes the encoder against a plain (unreversed) copy
+    plain = term_gradients({"domain": head(z).pow(2).mean()}, params, batched=False)
+    assert torch.allclose(single.grads[1, :15], -plain.grads[0, :15], atol=1e-6)
