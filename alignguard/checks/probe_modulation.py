@@ -16,6 +16,7 @@ from alignguard.checks.base import Check, CheckResult, failed, passed, register
 from alignguard.checks.context import CheckContext
 
 MAX_EXAMPLES, MAX_CONTEXTS, CONTEXT_SCALE = 8, 16, 3.0
+ROUNDING_SPREAD = 1e-5  # float32 rounding of a context-free slope stays far below this
 
 
 @register
@@ -114,8 +115,14 @@ class ModulationProbe(Check):
                  f"{float(slopes.max()):.3g})")
         if spread > probe.min_relative_spread:
             return passed("probe.modulation", element, expected, found, where=where, details=details)
-        return failed("probe.modulation", element, expected,
-                      f"{found}: the slope does not depend on the context, so the head is additive "
-                      f"({probe.output} = f({probe.energy}) + g(c)) rather than multiplicative",
-                      fix=f"modulate multiplicatively: {probe.output} = (M(c)·{probe.energy} + B(c)) / T(c) with "
-                      "M, T > 0", where=where, details=details)
+        if spread < ROUNDING_SPREAD:
+            verdict = (f"the slope does not depend on the context, so the head is additive "
+                       f"({probe.output} = f({probe.energy}) + g(c)) rather than multiplicative")
+            fix = (f"modulate multiplicatively: {probe.output} = (M(c)·{probe.energy} + B(c)) / T(c) with M, T > 0")
+        else:
+            verdict = (f"the slope depends on the context, but less than the spec's bound: the modulation is "
+                       "weak at these weights (a near-identity modulator at initialisation?)")
+            fix = ("lower `probes.modulation.min_relative_spread` for an untrained model (an additive head gives "
+                   f"0 up to rounding, below {ROUNDING_SPREAD:g}), or strengthen M(c)/T(c)")
+        return failed("probe.modulation", element, expected, f"{found}: {verdict}", fix=fix, where=where,
+                      details=details)

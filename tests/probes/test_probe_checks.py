@@ -89,3 +89,9 @@ def test_a_shift_that_does_not_move_the_output_cannot_pass():
     spec = spec_with(**{"symbols.logvar": {"output": "logvar"}, "probes.translation_symmetry.shift": "logvar"})
     (translation,) = by_check(probe_results(spec), "probe.translation_symmetry")
     assert translation.failed and "cannot judge" in translation.found
+
+
+def test_weak_but_real_modulation_is_not_called_additive():
+    (modulation,) = by_check(built("build_model", **{"probes.modulation.min_relative_spread": 50.0}), "probe.modulation")
+    assert modulation.failed and "depends on the context, but less than the spec's bound" in modulation.found
+    assert "additive" not in modulation.found.split(":")[-1]
