@@ -39,7 +39,7 @@ def render(report: Report, options: RenderOptions) -> str:
         for element, results in grouped(report.results).items():
             for result in results:
                 word, _ = label(result, report, fail_on)
-                shown = result.expected if result.status is Status.PASS else result.found
+                shown = (result.expected if result.status is Status.PASS else result.found).split("\n")[0]
                 lines.append(f"| {_ICON[word]} {word} | {cell(element)} | `{result.check_id}` | {cell(shown)} |")
     problems = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR)]
     if problems:
@@ -53,12 +53,15 @@ def render(report: Report, options: RenderOptions) -> str:
                 f"**{_ICON[word]} `{result.check_id}` — {cell(result.element)}** ({result.severity}, "
                 f"`{anchor.file}:{anchor.line}`)",
                 f"- expected: {cell(result.expected)}",
-                f"- found: {cell(result.found)}",
+                f"- found: {cell(result.found.split(chr(10))[0])}",
             ]
             if str(result.where):
                 lines.append(f"- where: {cell(str(result.where))}")
             if result.fix:
                 lines.append(f"- fix: {cell(result.fix)}")
+            more = result.found.split("\n", 1)[1:]  # a measured table under the finding
+            if more:
+                lines += ["", "```text", *more[0].splitlines(), "```"]
     waived = [r for r in report.results if r.status is Status.WAIVED]
     if waived:
         lines += ["", "### Waived", ""]
