@@ -44,6 +44,7 @@ class _Session:
         self.alive: list[Any] = []  # keeps recorded tensors alive so ids are never reused
         self.scopes: list[str] = []
         self.leaf_depth = 0
+        self.muted = 0  # > 0 while alignguard's own hooks run: their tensor reads are not the model's
         self.leaf_operands: list[tuple[Any, ...]] = []
         self.sites: dict[tuple, str] = {}  # call site -> node id, shared across batches
         self.seen: Counter = Counter()  # occurrences of each call site in the current batch
@@ -152,6 +153,20 @@ class _Session:
 
     # ---- module hooks ------------------------------------------------------------------------
     def pre_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        self.muted += 1
+        try:
+            self._enter(module, args, kwargs)
+        finally:
+            self.muted -= 1
+
+    def post_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        self.muted += 1
+        try:
+            self._leave(module, output)
+        finally:
+            self.muted -= 1
+
+    def _enter(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         path = self.paths.get(module, "")
         leaf = _LEAF_TEST.is_leaf_module(module, path)
         if leaf:
@@ -161,7 +176,7 @@ class _Session:
         if path:
             self.scopes.append(path)
 
-    def post_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def _leave(self, module: torch.nn.Module, output: Any) -> None:
         path = self.paths.get(module, "")
         leaf = _LEAF_TEST.is_leaf_module(module, path)
         if leaf and self.leaf_depth == 1:
@@ -191,8 +206,8 @@ class _Recorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.session.leaf_depth:
-            return out  # inside an nn built-in: recorded as one module call
+        if self.session.leaf_depth or self.session.muted:
+            return out  # inside an nn built-in (recorded as one module call) or alignguard's own hooks
         if getattr(func, "__name__", "") == "__iter__":  # `for row in t`: rows are unbind's outputs
             rows = list(out)
             self.session.record(torch.unbind, args, {}, tuple(rows))

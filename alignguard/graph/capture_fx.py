@@ -26,6 +26,7 @@ from alignguard.graph.vocabulary import TUPLE_OPS, call_traits, normalise_module
 
 _BAKED_PREFIX = "_tensor_constant"
 _SCOPE_SUFFIX = re.compile(r"@\d+$")  # fx names the second call of a module `path@1`
+_PLACEHOLDER_SUFFIX = re.compile(r"_\d+$")  # fx renames a concrete argument's placeholder `scale_1`
 
 
 class ScopedTracer(fx.Tracer):
@@ -59,8 +60,10 @@ def trace(model: torch.nn.Module, training: bool = True, batch: dict | None = No
     before = set(vars(model))
     model.train(training)
     tracer = ScopedTracer()
+    concrete = _concrete_defaults(model, batch)
     try:
-        graph = tracer.trace(model, concrete_args=_concrete_defaults(model, batch))
+        graph = tracer.trace(model, concrete_args=concrete)
+        graph._alignguard_concrete = set(concrete or ())  # from_fx drops their placeholders and guards
     finally:
         for module, mode in modes.items():
             module.training = mode
@@ -92,8 +95,11 @@ def from_fx(graph: fx.Graph, calls: list[tuple[str, Any, int]], model: torch.nn.
     parameters = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     functions: set[str] = set()
+    skipped = _concrete_guards(graph, getattr(graph, "_alignguard_concrete", set()))
     for index, node in enumerate(graph.nodes, start=1):
-        if node.op == "output":
+        if node in skipped:
+            pass
+        elif node.op == "output":
             for key, value in flatten_output(node.args[0]):
                 if isinstance(value, fx.Node):
                     builder.set_output(key, value.name)
@@ -112,6 +118,17 @@ def from_fx(graph: fx.Graph, calls: list[tuple[str, Any, int]], model: torch.nn.
         builder.notes.append(f"custom autograd.Function {name} was inlined by the capture (its backward is "
                              "not in the graph): gradient facts come from autograd on the real model")
     return builder.build(capture, training)
+
+
+def _concrete_guards(graph: fx.Graph, concrete: set[str]) -> set[fx.Node]:
+    """Placeholders of arguments traced at their defaults, and the `_assert` guards fx adds on them."""
+    skipped: set[fx.Node] = set()
+    for node in graph.nodes:
+        if node.op == "placeholder" and _PLACEHOLDER_SUFFIX.sub("", str(node.target)) in concrete:
+            skipped.add(node)
+        elif node.op != "output" and node.all_input_nodes and all(n in skipped for n in node.all_input_nodes):
+            skipped.add(node)
+    return skipped
 
 
 def _scopes(node: fx.Node) -> tuple[str, ...]:

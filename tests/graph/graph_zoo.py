@@ -131,3 +131,15 @@ class Shared(nn.Module):
 
     def forward(self, x):
         return self.block(self.block(x))
+
+
+class OptionalArgs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x, scale: float = 2.0, return_all: bool = False):
+        y = self.lin(x) * scale
+        if return_all:  # a Python flag, not data: traced at its default
+            return {"y": y, "x": x}
+        return {"y": y}

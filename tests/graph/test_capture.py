@@ -195,3 +195,11 @@ def test_a_model_that_raises_is_a_capture_error():
     with pytest.raises(CaptureError) as caught:
         capture_graph(Broken(), zoo.batch())
     assert "ValueError" in str(caught.value) and "test_capture.py:" in str(caught.value)
+
+
+def test_optional_arguments_are_traced_at_their_defaults():
+    graph = capture_fx(zoo.OptionalArgs(), batch=zoo.batch())
+    assert list(graph.inputs) == ["x"] and list(graph.outputs) == ["y"]
+    assert sorted(d["op"] for _, d in graph.graph.nodes(data=True) if d["kind"] != "output") == \
+        ["input", "linear", "mul"]
+    assert graph.operands(graph.outputs["y"])[1] == 2.0
