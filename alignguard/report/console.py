@@ -67,7 +67,7 @@ def _findings(report: Report, console: Console, fail_on: FailOn) -> None:
         console.print(f"[{style}]{word}[/] [bold]{escape(result.check_id)}[/] — {escape(result.element)}"
                       f" [dim]({result.severity})[/]")
         console.print(f"  expected: {escape(result.expected)}")
-        console.print(f"  found:    {escape(result.found)}")
+        console.print(f"  found:    {escape(result.found)}".replace("\n", "\n            "))  # tables stay indented
         if str(result.where):
             console.print(f"  where:    {escape(str(result.where))}")
         if result.fix:
