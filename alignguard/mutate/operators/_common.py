@@ -44,6 +44,12 @@ def name_of(node: Any, analysis: "ModelAnalysis") -> str:
     return node.name
 
 
+def suggest(declared: bool, add: str, weak: str) -> str:
+    """What would catch a survivor: the spec rule to add, or, when the spec already has it, what
+    the check behind that rule must do better (a weak check, for its owner)."""
+    return f"the spec declares {weak}" if declared else add
+
+
 def component_of(path: str, analysis: "ModelAnalysis") -> str | None:
     """The spec component whose module is `path` or encloses it."""
     best = None

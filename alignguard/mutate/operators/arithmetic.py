@@ -18,7 +18,7 @@ import torch.fx as fx
 from alignguard.mutate import tracing
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import operator
-from alignguard.mutate.operators._common import BINARY, model_edit, name_of, op_name, replace_uses, where
+from alignguard.mutate.operators._common import BINARY, model_edit, name_of, op_name, replace_uses, suggest, where
 
 if TYPE_CHECKING:
     from alignguard.mutate.analysis import ModelAnalysis
@@ -140,9 +140,12 @@ def additive_head(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             "head.additive", ref.label(),
             f"additive head in {prediction}: `{render(node, analysis, region)}` becomes `{u} - {r}` "
             f"(translation-symmetric){where(node)}",
-            f"`forbidden_patterns: [{{kind: additive_mix, left: {_first(analysis, 'invariant')}, right: "
-            f"{_first(analysis, 'context')}, on_path_to: {prediction}}}]` and `probes.translation_symmetry: "
-            f"{{shift: {u}, output: {prediction}}}`",
+            suggest(bool(analysis.spec.forbidden_patterns) and analysis.spec.probes.translation_symmetry is not None,
+                    f"`forbidden_patterns: [{{kind: additive_mix, left: {_first(analysis, 'invariant')}, right: "
+                    f"{_first(analysis, 'context')}, on_path_to: {prediction}}}]` and "
+                    f"`probes.translation_symmetry: {{shift: {u}, output: {prediction}}}`",
+                    f"an additive_mix pattern and a translation probe, yet `{u} - {r}` passed: pattern.forbidden "
+                    f"must match an x-only term minus a c-only term, the probe must shift {u} and {r} together"),
             edit_model=model_edit(ref, _additive(list(node.args).index(x)), "head.additive"),
         )
 
@@ -175,8 +178,8 @@ def shared_temperature(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             "context.shared", name,
             f"temperature shared across {context}: {name} (divisor of {prediction}) replaced by its batch mean"
             f" in '{ref.owner or 'model'}'{where(divisor)}",
-            f"a check that {name} depends on each example's own {context}: e.g. `flow.required: {{from: "
-            f"{context}, to: {name}}}` with a probe that changing one example's {context} changes only that "
-            f"example's {name}",
+            f"no spec rule catches this yet (`flow.required: {{from: {context}, to: {name}}}` still holds: a batch "
+            f"mean depends on {context}): it needs a probe that {name} of each example is the same computed alone "
+            f"or within a batch (eval mode), which any batch statistic breaks",
             edit_model=model_edit(ref, _batch_mean, "context.shared"),
         )

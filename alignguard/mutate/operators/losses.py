@@ -41,11 +41,15 @@ def _term_edit(key: str, change: Callable[[dict, str], None]):
 
 
 def _spec_rule(analysis: "ModelAnalysis", key: str) -> str:
-    declared = analysis.spec.losses.get(key)
-    if declared is None:
+    if key not in analysis.spec.losses:
         return f"declare `losses.{key}` with `min_share` > 0 and the components it must `reach`"
-    return (f"`losses.{key}` is declared (min_share {declared.min_share:g}): loss.* must fail a term with no "
-            "gradient; if it did not, raise `min_share` above 0 or report the loss check")
+    return f"`losses.{key}`, yet a term with no gradient passed: loss.alive must fail a detached or zero-weight term"
+
+
+def _dropped_rule(analysis: "ModelAnalysis", key: str) -> str:
+    if key not in analysis.spec.losses:
+        return f"declare `losses.{key}`: loss.present fails when loss_terms no longer returns it"
+    return f"`losses.{key}`, yet loss_terms without it passed: loss.present must fail a missing declared term"
 
 
 def _per_term(analysis: "ModelAnalysis", op_id: str, verb: str, change, rule) -> Iterator[Mutant]:
@@ -82,12 +86,18 @@ def zero_weight(analysis: "ModelAnalysis") -> Iterator[Mutant]:
 
 @operator("loss.dropped", "a loss term is removed from the dict", APPLIES_TO, needs_graph=False)
 def dropped(analysis: "ModelAnalysis") -> Iterator[Mutant]:
-    return _per_term(analysis, "loss.dropped", "dropped from the loss dict", _drop, _spec_rule)
+    return _per_term(analysis, "loss.dropped", "dropped from the loss dict", _drop, _dropped_rule)
 
 
 def _reversed_rule(analysis: "ModelAnalysis", key: str) -> str:
-    return (f"`losses.{key}.min_share` > 0 (a reversed term's share of the total gradient is negative) and "
-            "`gradients.min_cosine` / `min_net_ratio` for the conflict it creates")
+    declared = analysis.spec.losses.get(key)
+    if declared is None or declared.min_share <= 0:
+        return (f"`losses.{key}.min_share` > 0: a reversed term's share of the total gradient is negative, when "
+                "the term is aligned with the total")
+    return (f"`losses.{key}.min_share` {declared.min_share:g}, yet the reversed term passed: a share cannot tell "
+            "a reversed term that is near-orthogonal to the total (or that dominates it, flipping the total too); "
+            f"it needs a descent check: one small step along -grad L_{key} must lower L_{key} (a reversed "
+            "gradient raises it)")
 
 
 @operator("loss.reversed", "a loss term's gradient is reversed (value kept): it is maximised, not minimised",
@@ -124,7 +134,9 @@ def adversarial(analysis: "ModelAnalysis") -> Iterator[Mutant]:
     yield Mutant(
         "loss.adversarial", f"loss {ADVERSARIAL_TERM}",
         f"extra loss '{ADVERSARIAL_TERM}': predicts {context} from gradient-reversed {symbol} (domain-adversarial)",
-        "`gradients.unexpected_losses: error` (a term the design does not name fails) and `gradients.min_cosine`",
+        ("`gradients.unexpected_losses` is error, yet an extra term passed: loss.present must fail every term the "
+         "design does not name" if analysis.spec.gradients.unexpected_losses == "error" else
+         "`gradients.unexpected_losses: error`: a term the design does not name fails"),
         edit_model=add_adversary, edit_losses=add_term,
     )
 

@@ -11,7 +11,7 @@ from alignguard.mutate import tracing
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import operator
 from alignguard.mutate.operators._common import (component_of, model_edit, op_name, output_ancestors,
-                                                 replace_uses, symbols_reached, where)
+                                                 replace_uses, suggest, symbols_reached, where)
 
 if TYPE_CHECKING:
     from alignguard.mutate.analysis import ModelAnalysis
@@ -50,6 +50,13 @@ def _unused(graph: fx.Graph, node: fx.Node, module) -> None:
     replace_uses(graph, node, zeros)
 
 
+def _declared(analysis: "ModelAnalysis", symbol: str) -> bool:
+    """The spec already asks for noise reaching `symbol`, by structure and by probe."""
+    spec = analysis.spec
+    stochastic = any(c.stochastic and c.stochastic.symbol == symbol for c in spec.components.values())
+    return stochastic and spec.probes.noise is not None and spec.probes.noise.symbol == symbol
+
+
 def _context(node: fx.Node, analysis: "ModelAnalysis") -> tuple[str, str, str]:
     """(symbol the noise must reach, component name, describe the draw)."""
     ref = tracing.ref_of(node, analysis.graph)
@@ -69,8 +76,11 @@ def removed(analysis: "ModelAnalysis") -> Iterator[Mutant]:
         symbol, component, draw = _context(node, analysis)
         yield Mutant(
             "noise.removed", ref.label(), f"noise removed: {draw} replaced by zeros, {symbol} is deterministic",
-            f"declare `components.{component}.stochastic: {{symbol: {symbol}}}` (noise checks) and "
-            f"`probes.noise: {{symbol: {symbol}}}`: a bottleneck without noise compresses nothing",
+            suggest(_declared(analysis, symbol),
+                    f"declare `components.{component}.stochastic: {{symbol: {symbol}}}` (noise checks) and "
+                    f"`probes.noise: {{symbol: {symbol}}}`: a bottleneck without noise compresses nothing",
+                    f"`stochastic` and `probes.noise` for {symbol}, yet a model with no draw passed: noise.present "
+                    f"must require a random call reaching {symbol}, probe.noise two seeds giving different {symbol}"),
             edit_model=model_edit(ref, _remove, "noise.removed"),
         )
 
@@ -82,8 +92,11 @@ def eval_only(analysis: "ModelAnalysis") -> Iterator[Mutant]:
         symbol, component, draw = _context(node, analysis)
         yield Mutant(
             "noise.eval_only", ref.label(), f"noise only in eval: {draw} removed while training, drawn in eval",
-            f"`probes.noise: {{symbol: {symbol}, eval: deterministic}}` and `components.{component}.stochastic: "
-            f"{{symbol: {symbol}, eval: deterministic}}`: train must draw, eval must not",
+            suggest(_declared(analysis, symbol) and analysis.spec.probes.noise.eval == "deterministic",
+                    f"`probes.noise: {{symbol: {symbol}, eval: deterministic}}` and `components.{component}."
+                    f"stochastic: {{symbol: {symbol}, eval: deterministic}}`: train must draw, eval must not",
+                    f"noise in train and none in eval for {symbol}, yet a model drawing only in eval passed: the "
+                    "noise checks must look at train mode and at eval mode separately"),
             edit_model=model_edit(ref, _remove, "noise.eval_only", eval_uses_train_code=True),
         )
 
@@ -95,7 +108,10 @@ def unused(analysis: "ModelAnalysis") -> Iterator[Mutant]:
         symbol, component, draw = _context(node, analysis)
         yield Mutant(
             "noise.unused", ref.label(), f"noise unused: {draw} still drawn, but {symbol} no longer reads it",
-            f"`components.{component}.stochastic: {{symbol: {symbol}, through_scale: true}}`: the draw must "
-            f"reach {symbol} through a product with sigma, a random call alone proves nothing",
+            suggest(_declared(analysis, symbol),
+                    f"`components.{component}.stochastic: {{symbol: {symbol}, through_scale: true}}`: the draw must "
+                    f"reach {symbol} through a product with sigma, a random call alone proves nothing",
+                    f"noise for {symbol}, yet a draw whose value is discarded passed: noise.present must require "
+                    f"a data path from the draw to {symbol}, not just a random call in the scope"),
             edit_model=model_edit(ref, _unused, "noise.unused"),
         )

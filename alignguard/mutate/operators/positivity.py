@@ -10,7 +10,7 @@ from alignguard.graph.vocabulary import TRANSPARENT_OPS
 from alignguard.mutate import tracing
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import operator
-from alignguard.mutate.operators._common import model_edit, op_name, replace_uses, where
+from alignguard.mutate.operators._common import model_edit, op_name, replace_uses, suggest, where
 
 if TYPE_CHECKING:
     from alignguard.mutate.analysis import ModelAnalysis
@@ -53,6 +53,11 @@ def removed(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             "positivity.removed", symbol,
             f"positivity of {symbol} removed: {kind} -> identity in '{ref.owner or 'model'}'{where(positive)}, "
             f"{symbol} can be <= 0",
-            f"`probes.positivity: {{symbols: [{symbol}]}}`: {symbol} > 0 over extreme contexts",
+            suggest(symbol in (analysis.spec.probes.positivity.symbols if analysis.spec.probes.positivity else []),
+                    f"`probes.positivity: {{symbols: [{symbol}]}}`: {symbol} > 0 over extreme contexts",
+                    f"`probes.positivity` for {symbol}, yet {symbol} without its {kind} passed: random extreme "
+                    f"contexts did not drive {symbol} below 0 (small initial weights); the probe must search for "
+                    f"a minimising context (gradient descent on the context) or check that {symbol}'s last "
+                    "value-changing op is positive-valued"),
             edit_model=model_edit(ref, _identity, "positivity.removed"),
         )

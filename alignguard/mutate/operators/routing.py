@@ -16,6 +16,7 @@ import torch
 from alignguard.mutate.fx_edit import install_forward
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import operator
+from alignguard.mutate.operators._common import suggest
 
 if TYPE_CHECKING:
     from alignguard.mutate.analysis import ModelAnalysis
@@ -88,7 +89,10 @@ def context_into_invariant(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             "flow.context_into_invariant", path,
             f"{context} routed into '{path}': its input becomes input + Linear({context}), so {context} reaches "
             f"{', '.join(reached)}",
-            f"`flow.forbidden: [{{from: {context}, to: {first}}}]` and `probes.swap_invariance: {{symbol: "
-            f"{first}, context: {context}}}`: the same x under another {context} must give the same {first}",
+            suggest(any(r.source == context and r.target in reached for r in analysis.spec.flow.forbidden),
+                    f"`flow.forbidden: [{{from: {context}, to: {first}}}]` and `probes.swap_invariance: {{symbol: "
+                    f"{first}, context: {context}}}`: the same x under another {context} must give the same {first}",
+                    f"`flow.forbidden` from {context} to {', '.join(reached)}, yet a Linear({context}) added to the "
+                    f"input of '{path}' passed: flow.forbidden must follow every data edge into {first}"),
             edit_model=_route(path, context, tensors[0], c[0].numel(), h[0].numel(), "flow.context_into_invariant"),
         )
