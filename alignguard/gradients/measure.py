@@ -1,7 +1,8 @@
 """Per-term gradients of a `loss_terms` dict, measured on the real model with autograd.
 
-One forward pass builds one graph; each term then gets one `torch.autograd.grad(term, params,
-retain_graph=True)`, so measuring K terms costs one forward and K backward passes. The traced
+One forward pass builds one graph; the K terms are then differentiated on it, by one vmapped
+`torch.autograd.grad(is_grads_batched=True)` or by one `autograd.grad(term, retain_graph=True)`
+per term, so measuring K terms costs one forward and K backward passes at most. The traced
 graph is never used: autograd on the real model is the only place where a custom
 `autograd.Function.backward` (gradient reversal) is honoured.
 
@@ -55,8 +56,8 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
     """Gradient of every term over `params` on the shared graph of one forward pass.
 
     With `batched`, one vmapped `autograd.grad(is_grads_batched=True)` computes all K rows at once
-    (≈1.4 plain steps instead of ≈2.4 for K = 4 on CPU, see benchmarks/gradient_share_cost.py);
-    where vmap cannot run the backward (an op or autograd.Function without a batching rule), and
+    (cheaper than K separate backward passes, see benchmarks/gradient_share_cost.py); where vmap
+    cannot run the backward (an op or autograd.Function without a batching rule), and
     for every row that comes back zero (to tell *why* it is zero), one `autograd.grad` per term.
     """
     sizes = [p.numel() for p in params]
@@ -148,7 +149,7 @@ class StepMeasurement:
             if name in batch.status:
                 self.values[name].append(batch.values[name])
                 self.statuses[name].append(batch.status[name])
-                self.grad_sum[name] += batch.grads[batch.names.index(name)].double()
+                self.grad_sum[name] += batch.grads[batch.names.index(name)].double().cpu()
             else:
                 self.values[name].append(None)
                 self.statuses[name].append("absent")
