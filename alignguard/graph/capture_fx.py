@@ -21,7 +21,7 @@ import torch.fx as fx
 
 from alignguard.graph.builder import GraphBuilder, op_kind
 from alignguard.graph.model_graph import ModelGraph, Ref
-from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_trace
+from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame, source_of_trace
 from alignguard.graph.vocabulary import TUPLE_OPS, call_traits, normalise_module
 
 _BAKED_PREFIX = "_tensor_constant"
@@ -30,7 +30,9 @@ _PLACEHOLDER_SUFFIX = re.compile(r"_\d+$")  # fx renames a concrete argument's p
 
 
 class ScopedTracer(fx.Tracer):
-    record_stack_traces = True
+    # fx's own stack-trace recording imports torch._dynamo and sympy on first use (seconds); the
+    # innermost user frame, read directly from the live stack, is all a finding needs.
+    record_stack_traces = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,6 +45,7 @@ class ScopedTracer(fx.Tracer):
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        proxy.node.meta["source"] = source_of_frame(sys._getframe(1))
         function = autograd_function_of_stack(sys._getframe(1))
         if function:
             proxy.node.meta["autograd_function"] = function
@@ -143,7 +146,7 @@ def _scopes(node: fx.Node) -> tuple[str, ...]:
 
 
 def _common(node: fx.Node) -> dict:
-    file, line = source_of_trace(node.stack_trace)
+    file, line = node.meta.get("source") or source_of_trace(node.stack_trace)
     extra = {"autograd_function": node.meta["autograd_function"]} if node.meta.get("autograd_function") else {}
     return {"scopes": _scopes(node), "file": file, "line": line, "fx_op": node.op, **extra}
 
