@@ -33,7 +33,8 @@ class SynthConfig(BaseModel):
     val_blocks: int = Field(3, ge=1, description="Blocks whose loci form the validation split.")
     test_blocks: int = Field(3, ge=1, description="Blocks whose loci form the test split.")
     positive_rate: float = Field(
-        0.125, ge=0.002, le=0.9, description="Target mean of p_true (0.125 as in the seed; 0.01 genome-like)."
+        0.125, ge=0.002, le=0.9, description="Mean positive rate of the training cell lines (seed: 0.125; "
+        "genome-like: 0.01)."
     )
     mechanism: Literal["multiplicative", "additive"] = Field(
         "multiplicative",
@@ -50,7 +51,9 @@ class SynthConfig(BaseModel):
     cofactor_weight: float = Field(0.5, ge=0.0, description="Weight of the co-factor score in U*.")
     plant_rate: float = Field(0.5, ge=0.0, le=1.0, description="Probability a locus gets a motif instance.")
     cofactor_plant_rate: float = Field(0.3, ge=0.0, le=1.0, description="Same, for the co-factor.")
-    cell_effect: float = Field(1.0, ge=0.0, description="Strength of descriptor effects on M*, B*, T*.")
+    cell_effect: float = Field(
+        1.0, ge=0.0, description="Strength of descriptor effects on M*, T*, accessibility and per-cell rates."
+    )
     access_effect: float = Field(1.0, ge=0.0, description="Strength of accessibility effects on B*, T*.")
     diagnostic_splits: bool = Field(
         False,

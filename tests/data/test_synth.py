@@ -185,3 +185,19 @@ def test_default_size_generates_in_seconds(tmp_path):
     examples = sum(split["metrics"]["examples"] for split in manifest["splits"].values())
     assert examples > 40_000
     assert seconds < 20, f"default benchmark took {seconds:.1f} s"
+
+
+def test_instances_are_planted_on_both_strands():
+    config = SynthConfig(n_loci=100, window=60)
+    motif = build_world(config).energy.motif
+    codes = np.full((2000, 60), 4, dtype=np.uint8)  # all N, so the planted instance is all there is
+    groundtruth.plant(codes, motif, 1.0, np.random.default_rng(0))
+    instances = codes[codes != 4].reshape(2000, motif.length)
+    log_odds = motif.log_odds(np.full(4, 0.25))
+    columns = np.arange(motif.length)
+    forward = log_odds[instances, columns].sum(axis=1)
+    reverse = log_odds[(3 - instances)[:, ::-1], columns].sum(axis=1)
+    minus_strand = (reverse > forward).mean()
+    assert 0.4 < minus_strand < 0.6
+    starts = np.argmax(codes != 4, axis=1)
+    assert starts.min() == 0 and starts.max() == 60 - motif.length  # every position is possible
