@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import structural_zoo as zoo
-from conftest import one, run_checks
+from structural_helpers import one, run_checks
 
 from alignguard.checks.base import Status
 

@@ -1,10 +1,8 @@
-"""Run the structural checks on a model instance without a model file."""
+"""Run the structural checks on a model instance without a model file (helpers for the tests here)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from alignguard.checks.base import CheckResult, registered_checks
 from alignguard.checks.context import CheckContext
@@ -38,6 +36,3 @@ def one(results: list[CheckResult], check_id: str, element: str | None = None) -
     return chosen[0]
 
 
-@pytest.fixture
-def spec():
-    return load_spec(SPEC_PATH)

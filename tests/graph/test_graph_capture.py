@@ -194,7 +194,7 @@ def test_a_model_that_raises_is_a_capture_error():
 
     with pytest.raises(CaptureError) as caught:
         capture_graph(Broken(), zoo.batch())
-    assert "ValueError" in str(caught.value) and "test_capture.py:" in str(caught.value)
+    assert "ValueError" in str(caught.value) and "test_graph_capture.py:" in str(caught.value)
 
 
 def test_optional_arguments_are_traced_at_their_defaults():

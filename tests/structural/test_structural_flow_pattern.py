@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structural_zoo as zoo
 import yaml_free_spec
-from conftest import one, run_checks
+from structural_helpers import one, run_checks
 
 from alignguard.checks.base import Status
 
