@@ -75,6 +75,10 @@ class _BatchByIndex:
                 for key, value in batch.items()}
 
 
+def batch_tensors(split: Split, indices) -> dict[str, Any]:
+    return _BatchByIndex(split)[indices]
+
+
 class EpochBatches:
     """Index batches of one epoch: DistributedSampler order (seed + epoch), then batched.
 

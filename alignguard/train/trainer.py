@@ -162,7 +162,9 @@ class Trainer:
         """DDP must be told when a trainable parameter gets no gradient (one trial step, RNG untouched)."""
         import torch
 
-        batch = self._to_device(self.datasets.train.batch(_first_rows(self.datasets.train, 8)), numpy=True)
+        from alignguard.train.data import batch_tensors
+
+        batch = self._to_device(batch_tensors(self.datasets.train, _first_rows(self.datasets.train, 8)))
         with torch.random.fork_rng(devices=[]):
             outputs = self._forward(self.model, batch)
             terms = self._terms(batch, outputs, self.progress["step"])
@@ -171,14 +173,8 @@ class Trainer:
 
     # --- one batch -------------------------------------------------------------------------
 
-    def _to_device(self, batch: dict, numpy: bool = False) -> dict:
-        import torch
-
-        moved = {}
-        for key, value in batch.items():
-            tensor = torch.from_numpy(value) if numpy else value
-            moved[key] = tensor.to(self.device, non_blocking=self.pin_memory)
-        return moved
+    def _to_device(self, batch: dict) -> dict:
+        return {key: value.to(self.device, non_blocking=self.pin_memory) for key, value in batch.items()}
 
     def _forward(self, module, batch: dict):
         try:

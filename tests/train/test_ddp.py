@@ -1,0 +1,43 @@
+"""`torchrun --nproc-per-node 2 -m alignguard train ...` on CPU with gloo: DDP end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alignguard.train.checkpoint import load_checkpoint
+from alignguard.train.records import read_records
+
+from conftest import TINY_MODEL, TINY_SPEC
+from test_cli import REPO, TINY_DATA
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_one_model_and_only_rank_0_writes(tmp_path):
+    config = tmp_path / "ddp.yaml"
+    config.write_text(json.dumps({
+        "epochs": 3, "batch_size": 32, "eval_batch_size": 64, "threads": 1, "checkpoint_every_steps": 4,
+        "monitor": {"every_steps": 3, "live": "off", "tensorboard": False, "probe_examples": 60},
+        "data": {"synth": TINY_DATA, "cache_dir": str(tmp_path / "cache")}}))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "alignguard", "train", str(TINY_SPEC), str(TINY_MODEL), "--config", str(config),
+               "--out", str(out)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("design check passed") == 1  # the gate runs once, on rank 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["distributed"] == {"world": 2, "backend": "gloo"}
+    records = read_records(out / "metrics.jsonl")
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1, 2]  # one record per epoch: rank 1 writes nothing
+    # 240 training examples per rank-pair -> 7 steps per rank per epoch of 32; validation is the whole split.
+    assert epochs[-1]["step"] == 21
+    assert epochs[-1]["val"]["pooled"]["examples"] == run["data"]["splits"]["val"]["examples"]
+    steps = [r["step"] for r in records if r["kind"] == "step"]
+    assert steps == sorted(set(steps)) and all(r.get("grad_share") for r in records if r["kind"] == "step")
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["world"] == 2
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
