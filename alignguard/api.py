@@ -40,7 +40,7 @@ def check_model_file(spec: Spec, model_file, spec_path: str = "<spec>") -> Repor
             continue
         with context.timed(check_class.ids[0].split(".")[0]):
             results.extend(_run_one(check, context))
-    results = [r.with_(severity=spec.severity_of(r.check_id)) for r in results]
+    results = [r.with_(severity=spec.severity_of(r.check_id, r.severity)) for r in results]
     results = apply_waivers(spec, results)
     graph = context._memo.get("capture")
     return Report(
