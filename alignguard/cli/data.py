@@ -150,7 +150,8 @@ def _access_map(pairs: list[str], directory: Path | None, cells: list[str]) -> d
     mapping: dict[str, Path] = {}
     if directory is not None:
         for cell in cells:
-            for suffix in (".bedGraph", ".bedgraph", ".bedGraph.gz", ".tsv", ".tsv.gz", ".bw", ".bigWig"):
+            for suffix in (".bedGraph", ".bedgraph", ".bedGraph.gz", ".bedgraph.gz", ".tsv", ".tsv.gz", ".bw",
+                           ".bigWig", ".bigwig"):  # fmt: skip
                 if (directory / f"{cell}{suffix}").is_file():
                     mapping[cell] = directory / f"{cell}{suffix}"
                     break

@@ -374,6 +374,15 @@ def convert_real(
                 where=str(config.labels),
                 fix="check the chromosome names (e.g. 'chr8' vs '8') in --val-chroms/--test-chroms",
             )
+        for cell, track in zip(cells, tracks):
+            if seen and not seen & set(track.starts):
+                named = sorted(track.starts)[0] if track.starts else "none"
+                raise DataError(
+                    f"the accessibility file of {cell} covers none of the labelled chromosomes "
+                    f"(labels use e.g. {sorted(seen)[0]}, the file names e.g. {named})",
+                    where=str(track.path),
+                    fix="use the same chromosome names in both files (e.g. 'chr1', not '1')",
+                )
         writer.save("cells.npy", descriptors)
         return writer.commit(state.manifest(config, features, descriptors, time.perf_counter() - started))
 

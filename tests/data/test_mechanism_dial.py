@@ -27,7 +27,8 @@ def _excess_log_loss_of_best_additive(mechanism: str, cell_effect: float = 1.0) 
     p = groundtruth.expit(groundtruth.binding_logits(energy, access, world.truth, config))
     y = (rng.random(p.shape) < p).ravel()
     n, k = p.shape
-    u_bins = KBinsDiscretizer(20, encode="onehot", strategy="quantile").fit_transform(np.repeat(energy, k)[:, None])
+    u_bins = KBinsDiscretizer(20, encode="onehot", strategy="quantile")
+    u_bins = u_bins.fit_transform(np.repeat(energy, k)[:, None])
     a_bins = KBinsDiscretizer(10, encode="ordinal", strategy="quantile").fit_transform(access.reshape(-1, 1))
     context = (np.tile(np.arange(k), n) * 10 + a_bins.ravel().astype(int))[:, None]
     features = np.hstack([u_bins.toarray(), OneHotEncoder().fit_transform(context).toarray()])

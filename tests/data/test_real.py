@@ -169,6 +169,13 @@ def test_overlapping_accessibility_intervals(real_files):
     _expect_error(real_files.config(), real_files.root / "out", "overlap", "K562.bedGraph:")
 
 
+def test_accessibility_with_other_chromosome_names(real_files):
+    path = real_files.access["HepG2"]
+    path.write_text(path.read_text().replace("chr", ""))  # Ensembl-style names: 1, 2, 3
+    _expect_error(real_files.config(), real_files.root / "out", "HepG2", "none of the labelled chromosomes",
+                  "HepG2.bedGraph")  # fmt: skip
+
+
 def test_split_settings_must_name_existing_chromosomes_and_cells(real_files):
     _expect_error(real_files.config(test_chroms=["chr8"]), real_files.root / "out", "chr8", "never appear")
     _expect_error(real_files.config(test_cells=["HeLa"]), real_files.root / "out", "HeLa", "not label columns")
