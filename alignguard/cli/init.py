@@ -80,11 +80,11 @@ class Survey:
 
 
 def guess_role(name: str) -> str:
-    lowered = name.lower()
-    if lowered in _INVARIANT:
-        return "invariant"
-    if lowered in _CONTEXT:
-        return "context"
+    """From the argument's name or its parts (`cell_type` -> context); 'other' when unsure."""
+    words = [name.lower(), *name.lower().split("_")]
+    for known, role in ((_CONTEXT, "context"), (_INVARIANT, "invariant")):
+        if any(word in known for word in words):
+            return role
     return "other"
 
 
