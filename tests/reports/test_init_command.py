@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from alignguard.spec.loader import load_spec
-from tests.reports.conftest import FIXTURES, HERE
+from tests.reports.conftest import HERE
 
 REPO = HERE.parents[1]
 
