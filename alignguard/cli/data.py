@@ -48,7 +48,7 @@ def _fail(error: AlignguardError) -> NoReturn:
 
 def _config_error(error, what: str) -> UsageError:
     problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
-    return UsageError(f"invalid {what}: {problems}", fix="see `alignguard data --help` for the allowed ranges")
+    return UsageError(f"invalid {what}: {problems}", fix="see docs/data.md or `alignguard data COMMAND --help`")
 
 
 def _default(field: str):
