@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 
@@ -20,19 +21,28 @@ def run_check(spec: Spec | str | Path, model_path: str | Path, spec_path: str | 
     from alignguard.modelfile.loader import load_model_file
     from alignguard.spec.loader import load_spec
 
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
     if not isinstance(spec, Spec):
         spec_path = spec_path or str(spec)
         spec = load_spec(spec)
-    model_file = load_model_file(model_path, spec.entry_points)
-    return check_model_file(spec, model_file, spec_path=spec_path or "<spec>")
+    timings["load spec"] = time.perf_counter() - start
+    start = time.perf_counter()
+    model_file = load_model_file(model_path, spec.entry_points)  # imports torch and the model file
+    timings["import model file"] = time.perf_counter() - start
+    return check_model_file(spec, model_file, spec_path=spec_path or "<spec>", timings=timings)
 
 
-def check_model_file(spec: Spec, model_file, spec_path: str = "<spec>") -> Report:
+def check_model_file(
+    spec: Spec, model_file, spec_path: str = "<spec>", timings: dict[str, float] | None = None
+) -> Report:
     """Run the checks on an already-loaded ModelFile (mutation testing passes altered ones)."""
     from alignguard.checks.context import CheckContext
 
+    start = time.perf_counter()
     model = model_file.build()
-    context = CheckContext(spec=spec, model_file=model_file, model=model)
+    timings = {**(timings or {}), "build model": time.perf_counter() - start}
+    context = CheckContext(spec=spec, model_file=model_file, model=model, timings=timings)
     results: list[CheckResult] = []
     for check_class in registered_checks():
         check = check_class()

@@ -23,6 +23,7 @@ class CheckContext:
     model: Any  # torch.nn.Module, built once
     timings: dict[str, float] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)
+    _open_phases: list[float] = field(default_factory=list)  # child time of each open phase
 
     def memo(self, key: str, factory: Callable[[], Any]) -> Any:
         if key not in self._memo:
@@ -32,11 +33,18 @@ class CheckContext:
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
+        """Time a phase exclusively: a phase nested in another (the capture a check triggers) is
+        charged to itself only, so the phases add up to the total."""
         start = time.perf_counter()
+        self._open_phases.append(0.0)
         try:
             yield
         finally:
-            self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+            children = self._open_phases.pop()
+            elapsed = time.perf_counter() - start
+            self.timings[phase] = self.timings.get(phase, 0.0) + elapsed - children
+            if self._open_phases:
+                self._open_phases[-1] += elapsed
 
     def batch(self, index: int = 0, batch_size: int | None = None) -> dict:
         """The index-th example batch (seed = spec seed + index), memoised."""
