@@ -7,6 +7,7 @@ import json
 
 import typer
 
+from alignguard.cli import data as data_cli
 from alignguard.cli.check import check_command
 from alignguard.cli.errors import reports_errors
 from alignguard.cli.graph import graph_command
@@ -27,6 +28,7 @@ app.command("evaluate")(evaluate_command)
 app.command("graph")(graph_command)
 app.command("init")(init_command)
 app.command("mutate")(mutate_command)
+app.add_typer(data_cli.app, name="data", help="Generate, import and inspect datasets.")
 
 
 @app.command("schema")
