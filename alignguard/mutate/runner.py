@@ -8,6 +8,8 @@ runs, the full check. torch's global seed is reset before each build, so a run i
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 import traceback
 from fnmatch import fnmatchcase
@@ -62,6 +64,7 @@ def plan(analysis: ModelAnalysis, operators: list[Operator]) -> tuple[list[Mutan
 def run_mutation(spec: Spec, model_file: ModelFile, spec_path: str = "<spec>", operators: list[str] | None = None,
                  min_kill: float = 1.0, fail_on: str = "error", progress: Progress | None = None) -> MutationReport:
     selected = select_operators(operators)
+    model_file = with_cached_batches(model_file)
     clock = time.perf_counter()
     analysis = analyse(spec, model_file)
     seconds = {"analysis": time.perf_counter() - clock}
@@ -71,8 +74,8 @@ def run_mutation(spec: Spec, model_file: ModelFile, spec_path: str = "<spec>", o
     baseline = check_model_file(spec, model_file, spec_path=spec_path)
     seconds["baseline"] = time.perf_counter() - clock
     if baseline.exit_code(fail_on) is not ExitCode.OK:
-        failing = sorted({r.check_id for r in baseline.findings(fail_on)}
-                         | {r.check_id for r in baseline.results if r.status is Status.ERROR})
+        failing = sorted({f"{r.check_id} ({r.element})" for r in baseline.findings(fail_on)}
+                         | {f"{r.check_id} ({r.element})" for r in baseline.results if r.status is Status.ERROR})
         raise UsageError(
             f"the unmutated model does not pass the check (exit {int(baseline.exit_code(fail_on))}: "
             f"{', '.join(failing) or 'no results'}), so no mutant can be told apart from it",
@@ -143,6 +146,23 @@ def sanity_run(spec: Spec, model_file: ModelFile, loss_step: int) -> None:
     model.eval()
     with torch.no_grad():
         model(**inputs)
+
+
+def with_cached_batches(model_file: ModelFile) -> ModelFile:
+    """Mutants never change the data: make each example batch once, hand out fresh copies."""
+    made: dict[tuple, dict] = {}
+
+    @functools.wraps(model_file.example_batch)
+    def example_batch(batch_size, seed):
+        key = (batch_size, seed)
+        if key not in made:
+            made[key] = model_file.example_batch(batch_size, seed)
+        batch = made[key]
+        if not isinstance(batch, dict):
+            return batch  # the loader reports the wrong type
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    return dataclasses.replace(model_file, example_batch=example_batch)
 
 
 def _exception_text(exc: BaseException) -> str:
