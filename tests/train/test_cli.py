@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from alignguard.cli.app import app
 
-from conftest import BROKEN_MODEL, TINY_MODEL, TINY_SPEC
+from tests.train.conftest import BROKEN_MODEL, TINY_MODEL, TINY_SPEC
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_DATA = {"n_loci": 240, "window": 32, "cells_train": 3, "cells_val": 2, "cells_test": 2,

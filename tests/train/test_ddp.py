@@ -11,8 +11,8 @@ import pytest
 from alignguard.train.checkpoint import load_checkpoint
 from alignguard.train.records import read_records
 
-from conftest import TINY_MODEL, TINY_SPEC
-from test_cli import REPO, TINY_DATA
+from tests.train.conftest import TINY_MODEL, TINY_SPEC
+from tests.train.test_cli import REPO, TINY_DATA
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from alignguard.train import checkpoint as ckpt
 from alignguard.train.records import MetricsLog, read_records
 from alignguard.train.trainer import TrainingInterrupted
 
-from conftest import make_trainer
+from tests.train.conftest import make_trainer
 
 
 def fit(trainer, run_dir):

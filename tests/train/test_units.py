@@ -235,3 +235,52 @@ def test_epoch_alarms_name_the_seeds_failure_modes():
                                                                "corr_T_access": 0.6}, 1e-3, 0.05)
     assert {a.kind for a in alarms} == {"plateau", "constant", "leak", "entangled", "implausible"}
     assert any("0.875" in a.message for a in alarms)
+
+
+# --- display and TensorBoard -----------------------------------------------------------------------
+
+def test_the_live_display_shows_progress_metrics_and_alarms_on_a_terminal():
+    from rich.console import Console
+
+    from alignguard.train.display import Display
+    from alignguard.train.monitor import Alarm
+
+    console = Console(force_terminal=True, width=100, record=True)
+    display = Display(console, live=True)
+    display.start_epoch(0, "invariant", 10)
+    display.advance({"bce": 0.5})
+    display.show({"val AUPR": 0.4321})
+    display.alarm([Alarm("cancel", "all", "the loss terms cancel", 7)], [])
+    display.close()
+    text = console.export_text()
+    assert "epoch 0 (invariant)" in text and "0.4321" in text and "the loss terms cancel" in text
+
+
+def test_metrics_are_mirrored_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from alignguard.train.records import MetricsLog, read_records
+
+    scalars = []
+    fake = types.ModuleType("torch.utils.tensorboard")
+
+    class SummaryWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, value, step))
+
+        def close(self):
+            pass
+
+    fake.SummaryWriter = SummaryWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    log = MetricsLog(tmp_path / "m.jsonl", tmp_path / "tb")
+    assert log.tensorboard_enabled
+    log.write({"kind": "step", "step": 3, "loss": {"bce": 0.5, "kl": float("nan")}, "lr": 0.1, "stage": "a"})
+    log.close()
+    assert ("step/loss/bce", 0.5, 3) in scalars and ("step/lr", 0.1, 3) in scalars
+    assert not any(tag == "step/loss/kl" for tag, _, _ in scalars)  # NaN is not a scalar to plot
+    assert read_records(tmp_path / "m.jsonl")[0]["loss"]["kl"] is None  # and is null in the JSONL
