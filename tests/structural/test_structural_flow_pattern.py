@@ -90,3 +90,12 @@ def test_pattern_operand_matching_nothing_fails():
     spec = yaml_free_spec.replace("left: x, right: c", "left: x, right: B").replace("  B: B\n", "  B: {output: b}\n")
     result = patterns(zoo.MiniCMDN(), spec=spec)
     assert result.status is Status.FAIL and "matched nothing" in result.found
+
+
+def test_components_can_be_waypoints():
+    spec = yaml_free_spec.replace("- {from: c, to: M}", "- {from: x, via: [bottleneck, energy], to: logit}")
+    required = one(flows(zoo.MiniCMDN(), spec=spec), "flow.required", "flow x -> bottleneck -> energy -> logit")
+    assert required.status is Status.PASS
+    skipping = one(flows(zoo.EnergySkipsBottleneck(), spec=spec), "flow.required",
+                   "flow x -> bottleneck -> energy -> logit")
+    assert skipping.status is Status.FAIL and "matched nothing" in skipping.found  # `energy` is never called

@@ -4,6 +4,7 @@ learned sigma and reaching z_I, proves the reparameterisation."""
 from __future__ import annotations
 
 import pytest
+import yaml_free_spec
 import structural_zoo as zoo
 from structural_helpers import one, run_checks
 
@@ -64,7 +65,7 @@ def test_noise_left_on_in_eval_fails_eval_only():
 
 
 def test_stochastic_eval_is_honoured():
-    import yaml_free_spec
+
 
     results = run_checks(zoo.with_bottleneck(zoo.AlwaysNoisy)(), "noise.eval", spec=yaml_free_spec.with_eval("stochastic"))
     assert one(results, "noise.eval").status is Status.PASS
@@ -110,8 +111,14 @@ def test_deterministic_bottleneck_says_z_is_a_function_of_x():
 
 @pytest.mark.parametrize("symbol_spec", ["z_I: {module: nowhere}"])
 def test_unbound_symbol_matches_nothing(symbol_spec):
-    import yaml_free_spec
+
 
     results = run_checks(zoo.MiniCMDN(), "noise.present", spec=yaml_free_spec.replace("z_I: z_I", symbol_spec))
     result = one(results, "noise.present")
     assert result.status is Status.FAIL and "matched nothing" in result.found
+
+
+def test_through_scale_false_accepts_unscaled_noise():
+    spec = yaml_free_spec.replace("through_scale: true", "through_scale: false")
+    results = run_checks(zoo.with_bottleneck(zoo.ConstantScale)(), "noise.present", spec=spec)
+    assert one(results, "noise.present").status is Status.PASS
