@@ -46,7 +46,7 @@ class BetaSchedule:
 @dataclass(frozen=True)
 class LossWeights:
     bce: float = 1.0
-    rank: float = 0.5  # pairwise ranking surrogate for AUPR
+    rank: float = 1.0  # pairwise ranking surrogate for AUPR (the seed: optimise the ranking directly)
     decorr: float = 0.05  # corr(M, U_I)² penalty: M should scale affinity, not re-encode it
 
 
@@ -196,10 +196,16 @@ def pairwise_rank_loss(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(negative[None, :] - positive[:, None]).mean()
 
 
-def squared_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Squared Pearson correlation across the batch (0 = decorrelated)."""
+def squared_correlation(a: torch.Tensor, b: torch.Tensor, variance_floor: float = 1e-2) -> torch.Tensor:
+    """Squared correlation of a and b across the batch, with a floor added to each variance.
+
+    Plain Pearson correlation has a gradient ∝ 1/std: while M(c) is still nearly constant (its
+    near-identity start) that gradient explodes although there is nothing to decorrelate. The floor
+    (std 0.1, for M and U_I of order 1) keeps it proportional to how much M actually varies.
+    """
     a, b = a - a.mean(), b - b.mean()
-    return (a * b).mean().pow(2) / (a.pow(2).mean() * b.pow(2).mean() + eps)
+    covariance = (a * b).mean()
+    return covariance.pow(2) / ((a.pow(2).mean() + variance_floor) * (b.pow(2).mean() + variance_floor))
 
 
 def loss_terms(model: CMDN, batch: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor],
