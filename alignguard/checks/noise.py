@@ -178,6 +178,7 @@ def eval_passes(context: CheckContext, symbol: str, binding) -> float | None:
 def _two_eval_passes(context: CheckContext, binding) -> float | None:
     import torch
 
+    from alignguard.graph.capture_eager import preserved_rng
     from alignguard.graph.capture_fx import flatten_output
     from alignguard.modelfile.loader import forward_inputs
 
@@ -191,7 +192,7 @@ def _two_eval_passes(context: CheckContext, binding) -> float | None:
     values = []
     try:
         model.eval()
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), preserved_rng(model):
             for _ in range(2):
                 output = model(**inputs)
                 if binding.output is not None:

@@ -228,7 +228,7 @@ def capture_eager(model: torch.nn.Module, batches: dict | Sequence[dict], traini
         for module in dict.fromkeys(session.paths):
             handles.append(module.register_forward_pre_hook(session.pre_hook, with_kwargs=True))
             handles.append(module.register_forward_hook(session.post_hook, with_kwargs=True))
-        with torch.random.fork_rng(devices=[]):  # capturing must not shift the user's random stream
+        with preserved_rng(model):  # capturing must not shift the user's random stream
             for batch in batches:
                 _run_once(model, session, batch)
     finally:
@@ -265,6 +265,12 @@ def _run_once(model: torch.nn.Module, session: _Session, batch: dict) -> None:
     session.tensors.clear()
     session.elements.clear()
     session.alive.clear()
+
+
+def preserved_rng(model: torch.nn.Module):
+    """Restore the CPU and (for a model on CUDA) the CUDA random state afterwards."""
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
+    return torch.random.fork_rng(devices=devices)
 
 
 def _has_tensor(value: Any) -> bool:
