@@ -39,8 +39,8 @@ class StageConfig(_Strict):
 
 class OptimConfig(_Strict):
     lr: float = Field(2e-3, gt=0, description="Peak learning rate of AdamW.")
-    weight_decay: float = Field(1e-4, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW's decoupled weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW's moment decay rates.")
     grad_clip: float | None = Field(5.0, gt=0, description="Clip the global gradient norm (None: off).")
     schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="Learning-rate schedule after warm-up, over the whole run."
@@ -96,7 +96,8 @@ class DataConfig(_Strict):
         default_factory=dict, description="Overrides of the synthetic benchmark's SynthConfig (no --data)."
     )
     cache_dir: Path | None = Field(
-        None, description="Where generated benchmarks are cached (default $ALIGNGUARD_CACHE or ~/.cache/alignguard)."
+        None, description="Where generated benchmarks are cached (default $ALIGNGUARD_CACHE/data, else "
+        ".alignguard-cache/data under the working directory)."
     )
     num_workers: int | Literal["auto"] = Field("auto", description="DataLoader workers (auto: 0 on CPU, 4 on CUDA).")
     train_examples_per_epoch: int | None = Field(
@@ -109,11 +110,12 @@ class DataConfig(_Strict):
 
 class TrainConfig(_Strict):
     epochs: int = Field(6, ge=1, description="Epoch budget, shared by the curriculum stages.")
-    batch_size: int = Field(256, ge=2)
-    eval_batch_size: int = Field(1024, ge=1)
-    seed: int = Field(0, ge=0)
+    batch_size: int = Field(256, ge=2, description="Training examples per step (per process under DDP).")
+    eval_batch_size: int = Field(1024, ge=1, description="Examples per forward pass when validating.")
+    seed: int = Field(0, ge=0, description="Seeds initialisation, noise and the data order (rank r adds r).")
     deterministic: bool = Field(True, description="Seeded, deterministic kernels where PyTorch has them.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA (cuda:LOCAL_RANK) when present, else CPU.")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on CUDA when supported, else fp16 with a GradScaler; off on CPU."
     )

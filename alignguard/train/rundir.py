@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -123,6 +124,20 @@ def record_provenance(run_dir: Path, *, spec_path: Path, model_path: Path, gate:
     }
     _write_json(run_dir / RUN_FILE, run)
     return run
+
+
+def point_latest(run_dir: Path) -> None:
+    """`<parent>/latest` -> this run (so `alignguard evaluate runs/latest` works); best effort."""
+    link = Path(run_dir).parent / "latest"
+    if link.exists() and not link.is_symlink():
+        return  # a real file or folder named latest: not ours to replace
+    temporary = link.with_name(f".latest.tmp-{os.getpid()}")
+    try:
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(Path(run_dir).name, target_is_directory=True)
+        os.replace(temporary, link)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:

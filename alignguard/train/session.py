@@ -211,6 +211,7 @@ def _record_start(run_dir, request, gate, config, trainer, datasets, spec_sha, m
     if payload is None:
         rundir.record_provenance(run_dir, spec_path=request.spec, model_path=request.model, gate=gate,
                                  config_json=config.model_dump(mode="json"), extra=facts)
+        rundir.point_latest(run_dir)
     else:
         rundir.update_run(run_dir, resume={
             "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "step": payload["progress"]["step"],

@@ -284,3 +284,23 @@ def test_metrics_are_mirrored_to_tensorboard_when_it_is_installed(tmp_path, monk
     assert ("step/loss/bce", 0.5, 3) in scalars and ("step/lr", 0.1, 3) in scalars
     assert not any(tag == "step/loss/kl" for tag, _, _ in scalars)  # NaN is not a scalar to plot
     assert read_records(tmp_path / "m.jsonl")[0]["loss"]["kl"] is None  # and is null in the JSONL
+
+
+def test_every_config_key_is_documented_in_docs_training_md():
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from alignguard.train.config import TrainConfig
+
+    def keys(model, prefix=""):
+        for name, field in model.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                yield from keys(type(default), f"{prefix}{name}.")
+            else:
+                yield prefix + name
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    missing = [key for key in keys(TrainConfig) if f"| `{key}` |" not in text]
+    assert not missing, f"document these config keys in docs/training.md: {missing}"
