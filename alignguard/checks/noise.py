@@ -77,7 +77,8 @@ class NoiseCheck(Check):
                     f"which sees every call")
             if eager_target is not None:
                 result = self._judge(context, eager, element, expected, path, symbol, eager_target, requirement)
-                return result.with_(note=note, details={**result.details, "capture": eager.capture})
+                return result.with_(found=f"{result.found} [{note}]", note=note,
+                                    details={**result.details, "capture": eager.capture})
         return result
 
     def _judge(self, context, graph: ModelGraph, element, expected, path, symbol, target, requirement) -> CheckResult:
