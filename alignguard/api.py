@@ -39,7 +39,10 @@ def check_model_file(
     """Run the checks on an already-loaded ModelFile (mutation testing passes altered ones)."""
     from alignguard.checks.context import CheckContext
 
+    import torch
+
     start = time.perf_counter()
+    torch.manual_seed(spec.entry_points.seed)  # the same spec and model give the same verdict every run
     model = model_file.build()
     timings = {**(timings or {}), "build model": time.perf_counter() - start}
     context = CheckContext(spec=spec, model_file=model_file, model=model, timings=timings)
