@@ -9,8 +9,9 @@ linear doubles its time when the graph doubles.
 
     python benchmarks/graph_scaling.py [--sizes 1000 10000 100000] [--strict]
 
-Prints build and analysis time per node and the doubling ratio t(2n)/t(n). Exits 0; with
---strict, exits 1 when a doubling ratio exceeds 2.5 (linear plus timing noise).
+Prints build and analysis CPU time, time per node, the analysis cost in whole-graph traversals
+(constant for a linear analysis) and the doubling ratio t(2n)/t(n). Exits 0; with --strict,
+exits 1 when the cost in traversals grows more than 1.25x per doubling.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import networkx as nx  # noqa: E402
 import torch  # noqa: E402
 import torch.fx as fx  # noqa: E402
 from torch import nn  # noqa: E402
@@ -126,44 +128,62 @@ def analyse(graph, spec, model, repeats: int = 1) -> tuple[float, list]:
     for _ in range(repeats):
         context = CheckContext(spec=spec, model_file=None, model=model)
         context._memo["capture"] = graph  # the analysis is what is timed, not the capture
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: other processes on a shared machine do not count
         results = [r for cls in classes for r in cls().run(context) if r.check_id in CHECKS]
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best, results
 
 
-def measure(size: int, spec) -> tuple[int, float, float]:
+def one_pass(graph, repeats: int = 1) -> float:
+    """CPU time of one networkx traversal of the whole graph: the yardstick for 'linear'.
+
+    Python's per-node cost grows with graph size (dicts and sets outgrow the CPU caches), so
+    the raw doubling ratio drifts a little above 2 even for a linear algorithm; the analysis
+    measured in traversals of the same graph does not drift unless the algorithm is super-linear.
+    """
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for source in graph.inputs.values():
+            nx.descendants(graph.graph, source)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def measure(size: int, spec) -> tuple[int, float, float, float]:
     fx_graph, calls, model = build(size)
     gc.collect()
-    start = time.perf_counter()
+    start = time.process_time()
     model_graph = from_fx(fx_graph, calls, model)
-    built = time.perf_counter() - start
-    elapsed, results = analyse(model_graph, spec, model, repeats=max(1, min(5, 20_000 // size)))
+    built = time.process_time() - start
+    repeats = max(1, min(5, 20_000 // size))
+    elapsed, results = analyse(model_graph, spec, model, repeats=repeats)
     failures = [f"{r.check_id} {r.element}: {r.found}" for r in results if r.failed]
     if failures:
         raise SystemExit("the synthetic design should pass every check:\n" + "\n".join(failures))
-    return len(model_graph), built, elapsed
+    return len(model_graph), built, elapsed, elapsed / one_pass(model_graph, repeats)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--strict", action="store_true", help="exit 1 if a doubling ratio exceeds 2.5")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if the cost in traversals grows more than 1.25x per doubling")
     args = parser.parse_args()
     spec = parse_spec(SPEC)
     measure(200, spec)  # warm imports and caches
-    print(f"{'nodes':>8} {'build s':>8} {'analysis s':>10} {'µs/node':>8} {'t(2n)/t(n)':>11}")
-    worst = 0.0
+    print(f"{'nodes':>8} {'build s':>8} {'analysis s':>10} {'µs/node':>8} {'traversals':>10} {'t(2n)/t(n)':>11}")
+    worst = worst_normalised = 0.0
     for size in args.sizes:
-        n1, b1, t1 = measure(size, spec)
-        n2, b2, t2 = measure(2 * size, spec)
-        ratio = t2 / t1
-        worst = max(worst, ratio)
-        print(f"{n1:>8} {b1:>8.3f} {t1:>10.3f} {1e6 * t1 / n1:>8.1f}")
-        print(f"{n2:>8} {b2:>8.3f} {t2:>10.3f} {1e6 * t2 / n2:>8.1f} {ratio:>11.2f}")
-    verdict = "linear" if worst <= 2.5 else "super-linear"
-    print(f"worst doubling ratio {worst:.2f} ({verdict}; {len(CHECKS)} structural checks, analysis only)")
-    return 1 if args.strict and worst > 2.5 else 0
+        n1, b1, t1, p1 = measure(size, spec)
+        n2, b2, t2, p2 = measure(2 * size, spec)
+        worst, worst_normalised = max(worst, t2 / t1), max(worst_normalised, p2 / p1)
+        print(f"{n1:>8} {b1:>8.3f} {t1:>10.3f} {1e6 * t1 / n1:>8.1f} {p1:>10.1f}")
+        print(f"{n2:>8} {b2:>8.3f} {t2:>10.3f} {1e6 * t2 / n2:>8.1f} {p2:>10.1f} {t2 / t1:>11.2f}")
+    linear = worst_normalised <= 1.25
+    print(f"worst doubling ratio {worst:.2f}; analysis cost in whole-graph traversals grows at most "
+          f"{worst_normalised:.2f}x per doubling ({'linear' if linear else 'super-linear'}; "
+          f"{len(CHECKS)} structural checks, CPU time of the analysis only)")
+    return 1 if args.strict and not linear else 0
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def shortest_chain(graph: ModelGraph, sources: Iterable[str], waypoints: list[se
     nodes, shortest first. Expansion stops at targets, so each chain is a whole, minimal chain.
     """
     last = len(waypoints)
+    successors = graph.graph._succ  # plain dicts: the read-only views cost a wrapper per lookup
     parent: dict[tuple[str, int], tuple[str, int] | None] = {}
     queue: deque[tuple[str, int]] = deque()
 
@@ -104,7 +105,7 @@ def shortest_chain(graph: ModelGraph, sources: Iterable[str], waypoints: list[se
         if stage == last and node in targets:
             found.append(_unwind(parent, (node, stage)))
             continue
-        for successor in graph.graph.succ[node]:
+        for successor in successors[node]:
             push((successor, stage), (node, stage))
     return found
 

@@ -103,7 +103,8 @@ class ModelGraph:
 
     def reachable(self, sources: Iterable[str], reverse: bool = False) -> set[str]:
         """Every node reachable from any source (sources included): one linear BFS."""
-        neighbours = self.graph.pred if reverse else self.graph.succ
+        # networkx's own adjacency dicts: the read-only views cost a wrapper per lookup
+        neighbours = self.graph._pred if reverse else self.graph._succ
         seen = {s for s in sources if s in self.graph}
         queue = deque(seen)
         while queue:
