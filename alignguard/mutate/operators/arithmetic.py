@@ -179,7 +179,7 @@ def shared_temperature(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             f"temperature shared across {context}: {name} (divisor of {prediction}) replaced by its batch mean"
             f" in '{ref.owner or 'model'}'{where(divisor)}",
             f"no spec rule catches this yet (`flow.required: {{from: {context}, to: {name}}}` still holds: a batch "
-            f"mean depends on {context}): it needs a probe that {name} of each example is the same computed alone "
-            f"or within a batch (eval mode), which any batch statistic breaks",
+            f"mean depends on {context}): it needs a batch-independence probe, d {name}_i / d {context}_j == 0 "
+            f"exactly for i != j in eval mode (any batch statistic breaks it, however small at initialisation)",
             edit_model=model_edit(ref, _batch_mean, "context.shared"),
         )

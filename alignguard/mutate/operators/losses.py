@@ -96,8 +96,8 @@ def _reversed_rule(analysis: "ModelAnalysis", key: str) -> str:
                 "the term is aligned with the total")
     return (f"`losses.{key}.min_share` {declared.min_share:g}, yet the reversed term passed: a share cannot tell "
             "a reversed term that is near-orthogonal to the total (or that dominates it, flipping the total too); "
-            f"it needs a descent check: one small step along -grad L_{key} must lower L_{key} (a reversed "
-            "gradient raises it)")
+            f"it needs a descent check: the finite difference of L_{key} along its autograd gradient g must "
+            "equal +|g| (a reversed gradient gives -|g|)")
 
 
 @operator("loss.reversed", "a loss term's gradient is reversed (value kept): it is maximised, not minimised",

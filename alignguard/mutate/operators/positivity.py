@@ -56,8 +56,8 @@ def removed(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             suggest(symbol in (analysis.spec.probes.positivity.symbols if analysis.spec.probes.positivity else []),
                     f"`probes.positivity: {{symbols: [{symbol}]}}`: {symbol} > 0 over extreme contexts",
                     f"`probes.positivity` for {symbol}, yet {symbol} without its {kind} passed: random extreme "
-                    f"contexts did not drive {symbol} below 0 (small initial weights); the probe must search for "
-                    f"a minimising context (gradient descent on the context) or check that {symbol}'s last "
-                    "value-changing op is positive-valued"),
+                    f"contexts did not drive {symbol} below 0 (small initial weights): raise "
+                    "`probes.positivity.scale`, or make the probe search for a minimising context (gradient "
+                    f"descent on it) or check that {symbol}'s last value-changing op is positive-valued"),
             edit_model=model_edit(ref, _identity, "positivity.removed"),
         )
