@@ -90,14 +90,15 @@ def dropped(analysis: "ModelAnalysis") -> Iterator[Mutant]:
 
 
 def _reversed_rule(analysis: "ModelAnalysis", key: str) -> str:
+    descent = (f"a descent check: the finite difference of L_{key} along its autograd gradient g must equal +|g| "
+               "(a reversed gradient gives -|g|)")
     declared = analysis.spec.losses.get(key)
     if declared is None or declared.min_share <= 0:
-        return (f"`losses.{key}.min_share` > 0: a reversed term's share of the total gradient is negative, when "
-                "the term is aligned with the total")
+        return (f"`losses.{key}.min_share` > 0 catches a reversed term only while it is aligned with the total "
+                f"gradient; the rule that always does is {descent}")
     return (f"`losses.{key}.min_share` {declared.min_share:g}, yet the reversed term passed: a share cannot tell "
             "a reversed term that is near-orthogonal to the total (or that dominates it, flipping the total too); "
-            f"it needs a descent check: the finite difference of L_{key} along its autograd gradient g must "
-            "equal +|g| (a reversed gradient gives -|g|)")
+            f"it needs {descent}")
 
 
 @operator("loss.reversed", "a loss term's gradient is reversed (value kept): it is maximised, not minimised",
