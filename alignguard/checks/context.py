@@ -58,4 +58,6 @@ class CheckContext:
     def graph(self):
         from alignguard.graph.capture import capture_graph
 
-        return self.memo("capture", lambda: capture_graph(self.model, self.batch(0)))
+        capture = self.spec.capture
+        batches = lambda: [self.batch(i) for i in range(capture.batches)]  # noqa: E731
+        return self.memo("capture", lambda: capture_graph(self.model, batches(), method=capture.method))

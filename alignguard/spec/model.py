@@ -45,6 +45,17 @@ class EntryPoints(SpecModel):
     seed: int = Field(0, description="Seed of the first example batch.")
 
 
+class CaptureSpec(SpecModel):
+    """How the forward graph is captured."""
+
+    method: Literal["auto", "fx", "eager"] = Field(
+        "auto", description="auto: torch.fx, falling back to the eager recorder when fx cannot trace."
+    )
+    batches: int = Field(
+        1, ge=1, description="Example batches the eager recorder runs; it unions the paths they take."
+    )
+
+
 class InputSpec(SpecModel):
     """A forward argument and its role in the design."""
 
@@ -269,6 +280,7 @@ class Spec(SpecModel):
     name: str = Field(description="The design's name, shown in reports.")
     description: str = ""
     entry_points: EntryPoints = Field(default_factory=EntryPoints, description="Model-file function names.")
+    capture: CaptureSpec = Field(default_factory=CaptureSpec, description="How the forward graph is captured.")
     inputs: dict[Name, InputSpec] = Field(description="forward's arguments and their roles (x, c).")
     symbols: dict[Name, SymbolBinding] = Field(
         default_factory=dict, description="Design symbols bound to places in the implementation."
