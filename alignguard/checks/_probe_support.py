@@ -20,9 +20,19 @@ def runner(context: "CheckContext") -> "SymbolRunner":
 
 
 def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
+    """Forward inputs for probes: the first `probes.examples` rows of the example batch
+    (probes test per-example properties; more rows only cost time)."""
     from alignguard.modelfile.loader import forward_inputs
 
-    return forward_inputs(context.model, context.batch(index))
+    inputs = forward_inputs(context.model, context.batch(index))
+    rows = context.spec.probes.examples
+    return {name: _head(value, rows) for name, value in inputs.items()}
+
+
+def _head(value, rows: int):
+    import torch
+
+    return value[:rows] if isinstance(value, torch.Tensor) and value.dim() > 0 else value
 
 
 def probe_seed(context: "CheckContext") -> int:

@@ -259,6 +259,7 @@ class TranslationProbe(SpecModel):
 class ProbesSpec(SpecModel):
     """Black-box numerical probes; each is optional."""
 
+    examples: int = Field(16, ge=2, description="Rows of the example batch each probe forward pass uses.")
     noise: NoiseProbe | None = None
     swap_invariance: SwapProbe | None = None
     modulation: ModulationProbe | None = None
