@@ -98,7 +98,8 @@ def _constant(sample: "ModuleSample") -> Callable[[torch.nn.Module], Callable] |
     return make
 
 
-@operator("component.identity", "a component's output is replaced by its input", APPLIES_TO, needs_graph=False)
+@operator("component.identity", "a component's output is replaced by its input",
+          "a spec component or direct child whose output has the shape of its one tensor input", needs_graph=False)
 def identity(analysis: "ModelAnalysis") -> Iterator[Mutant]:
     for path in analysis.candidate_modules():
         sample = analysis.samples.get(path)
