@@ -53,9 +53,12 @@ def train_command(
     try:
         code = train_run(request, Console())
     except TrainingInterrupted as stop:
-        where = f"checkpoint written to {stop.checkpoint}" if stop.checkpoint else "no checkpoint could be written"
-        print(f"interrupted at step {stop.step}; {where}. Continue with --resume --out {out or '<run dir>'}.",
-              file=sys.stderr)
+        if stop.checkpoint is not None:
+            run_dir = stop.checkpoint.parent.parent
+            print(f"interrupted at step {stop.step}; checkpoint written to {stop.checkpoint}. Continue with: "
+                  f"alignguard train {spec} {model} --out {run_dir} --resume", file=sys.stderr)
+        else:
+            print(f"interrupted at step {stop.step}; no checkpoint could be written (see above).", file=sys.stderr)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     raise typer.Exit(code)
 

@@ -91,7 +91,7 @@ class Display:
 
     def line(self, text: str) -> None:
         """A line that stays in the scroll-back (epoch summaries, stage changes)."""
-        self.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
         if self.live is not None:

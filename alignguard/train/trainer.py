@@ -165,7 +165,8 @@ class Trainer:
         from alignguard.train.data import batch_tensors
 
         batch = self._to_device(batch_tensors(self.datasets.train, _first_rows(self.datasets.train, 8)))
-        with torch.random.fork_rng(devices=[]):
+        devices = [int(self.device.split(":")[1])] if self.device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices):
             outputs = self._forward(self.model, batch)
             terms = self._terms(batch, outputs, self.progress["step"])
             grads = torch.autograd.grad(sum(terms.values()), self.stage_params, allow_unused=True)
@@ -216,7 +217,7 @@ class Trainer:
             outputs = self._forward(module, batch)
             terms = self._terms(batch, outputs, step)
         names = list(terms)
-        total = torch.stack(list(terms.values())).float().sum()
+        total = torch.stack([t.float() for t in terms.values()]).sum()  # terms may mix bf16 and fp32
         values = torch.stack([t.detach().float() for t in terms.values()] +
                              [torch.tensor(float(self.stop_requested), device=total.device)])
         all_reduce_sum_(self.dist, values)
@@ -351,7 +352,8 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(payload["optimizer"])
             self.scheduler.load_state_dict(payload["scheduler"])
-            self.scaler.load_state_dict(payload["scaler"])
+            if payload["scaler"] and self.precision.use_scaler:  # a CPU/bf16 run has no scaler state
+                self.scaler.load_state_dict(payload["scaler"])
             self.progress.update(payload["progress"])
             self.monitor.load_state_dict(payload["monitor"])
             ckpt.restore_rng(payload["rng"])
@@ -504,7 +506,7 @@ class Trainer:
         val = record["val"]["pooled"]
         ceiling = record["selection"]["ceiling"]
         self.display.line(
-            f"epoch {record['epoch']} [{record['stage']}] step {record['step']}: train loss "
+            f"epoch {record['epoch']} ({record['stage']}) step {record['step']}: train loss "
             f"{record['train_loss'].get('total', float('nan')):.4f} | val AUPR {_f(val['aupr'])} (Bayes {_f(ceiling)}, "
             f"positive rate {_f(val['positive_rate'])}) accuracy {_f(val['accuracy'])} AUROC {_f(val['auroc'])} "
             f"log-loss {_f(val['log_loss'])} ECE {_f(val['ece'])}" + (" *best*" if record["improved"] else ""))
@@ -526,6 +528,8 @@ class Trainer:
     # --- Ctrl-C ----------------------------------------------------------------------------
 
     def _install_sigint(self):
+        """Ctrl-C (SIGINT) and SIGTERM (a launcher or scheduler stopping us) stop at the next step
+        boundary with a checkpoint; a second signal aborts at once."""
         if threading.current_thread() is not threading.main_thread():
             return None
 
@@ -533,14 +537,15 @@ class Trainer:
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
-            self.console.print("[yellow]Ctrl-C: stopping after this step and writing a checkpoint "
-                               "(press Ctrl-C again to abort at once)[/]")
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            self.console.print(f"[yellow]{name}: stopping after this step and writing a checkpoint "
+                               "(send it again to abort at once)[/]")
 
-        return signal.signal(signal.SIGINT, request_stop)
+        return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _restore_sigint(self, previous) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in (previous or {}).items():
+            signal.signal(sig, handler)
 
     # --- end -------------------------------------------------------------------------------
 

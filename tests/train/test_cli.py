@@ -110,13 +110,18 @@ def test_ctrl_c_in_a_real_process_checkpoints_and_exits_130_and_resume_finishes(
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "alignguard", "train", str(TINY_SPEC), str(TINY_MODEL), "--config",
                str(config_file), "--out", str(out), "--epochs", "40"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.is_file() or '"kind": "epoch"' not in metrics.read_text()):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
+    try:
+        output, _ = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the interrupted run did not exit within 120 s of Ctrl-C")
     assert process.returncode == 130, output
     assert "checkpoint written to" in output and "--resume" in output
     code, output = invoke("train", TINY_SPEC, TINY_MODEL, "--out", out, "--resume", "--epochs", "4")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -26,9 +28,17 @@ def test_two_gloo_processes_train_one_model_and_only_rank_0_writes(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "alignguard", "train", str(TINY_SPEC), str(TINY_MODEL), "--config", str(config),
                "--out", str(out)]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert result.stdout.count("design check passed") == 1  # the gate runs once, on rank 0
+    # Own process group, so a hang cannot leave orphaned workers behind.
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail("torchrun did not finish in 300 s:\n" + stdout[-2000:] + stderr[-2000:])
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert stdout.count("design check passed") == 1  # the gate runs once, on rank 0
     run = json.loads((out / "run.json").read_text())
     assert run["distributed"] == {"world": 2, "backend": "gloo"}
     records = read_records(out / "metrics.jsonl")
