@@ -78,7 +78,8 @@ def run_mutation(spec: Spec, model_file: ModelFile, spec_path: str = "<spec>", o
                          | {f"{r.check_id} ({r.element})" for r in baseline.results if r.status is Status.ERROR})
         raise UsageError(
             f"the unmutated model does not pass the check (exit {int(baseline.exit_code(fail_on))}: "
-            f"{', '.join(failing) or 'no results'}), so no mutant can be told apart from it",
+            f"{', '.join(failing[:6]) or 'no results'}{f' and {len(failing) - 6} more' if len(failing) > 6 else ''}"
+            "), so no mutant can be told apart from it",
             where=f"{spec_path} against {model_file.path}",
             fix="run `alignguard check` on the same spec and model, make it pass, then run mutate",
         )
@@ -140,6 +141,8 @@ def sanity_run(spec: Spec, model_file: ModelFile, loss_step: int) -> None:
     model.train()
     outputs = model(**inputs)
     terms = model_file.loss_terms(model, batch, outputs, loss_step)
+    if not isinstance(terms, dict) or not terms:
+        raise TypeError(f"loss_terms returned {terms!r}, not a non-empty dict of loss terms")
     live = [t for t in terms.values() if isinstance(t, torch.Tensor) and t.requires_grad]
     if live:
         torch.stack([t.reshape(()) for t in live]).sum().backward()

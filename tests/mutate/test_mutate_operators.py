@@ -43,13 +43,27 @@ def test_a_model_without_the_design_gets_only_generic_mutants(tmp_path):
     spec_path.write_text("version: 1\nname: plain\ninputs: {x: {role: invariant}}\nsymbols: {logit: logit}\n")
     spec, model_file = load(str(spec_path), "plain_mlp.py")
     mutants, skipped = plan(analyse(spec, model_file), all_operators())
-    assert {m.operator for m in mutants} == {"loss.detached", "loss.zero_weight", "loss.dropped", "loss.reversed",
+    # One loss term: dropping it would leave loss_terms returning {}, which is no model file at all.
+    assert {m.operator for m in mutants} == {"loss.detached", "loss.zero_weight", "loss.reversed",
                                             "component.constant"}
     not_applied = {s.operator for s in skipped}
-    assert {"noise.removed", "noise.eval_only", "noise.unused", "arith.mul_to_add", "head.additive",
+    assert {"loss.dropped", "noise.removed", "noise.eval_only", "noise.unused", "arith.mul_to_add", "head.additive",
             "context.shared", "positivity.removed", "flow.context_into_invariant", "loss.adversarial",
             "component.identity"} <= not_applied
     assert all(s.reason.startswith("no target") for s in skipped)
+
+
+def test_an_untraceable_model_still_gets_the_loss_and_bypass_mutants(tmp_path):
+    spec_path = tmp_path / "gated.yaml"
+    spec_path.write_text("version: 1\nname: gated\ninputs: {x: {role: invariant}}\nsymbols: {logit: logit}\n")
+    spec, model_file = load(str(spec_path), "untraceable.py")
+    analysis = analyse(spec, model_file)
+    mutants, skipped = plan(analysis, all_operators())
+    assert analysis.graph is None and "TraceError" in analysis.trace_error
+    assert {m.operator for m in mutants} == {"loss.detached", "loss.zero_weight", "loss.reversed",
+                                            "component.constant"}
+    graph_operators = {op.id for op in all_operators() if op.needs_graph}
+    assert {s.operator for s in skipped if s.reason.startswith("torch.fx cannot trace")} == graph_operators
 
 
 def _z_twice(model_file, model, train=True):

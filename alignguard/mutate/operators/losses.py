@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 ADVERSARY = "mutant_adversary"
 ADVERSARIAL_TERM = "adversarial"
-APPLIES_TO = "a term of the dict loss_terms returns"
+APPLIES_TO = "a term of the dict loss_terms returns (two or more to drop one)"
 
 
 class GradientReversal(torch.autograd.Function):
@@ -53,6 +53,8 @@ def _dropped_rule(analysis: "ModelAnalysis", key: str) -> str:
 
 
 def _per_term(analysis: "ModelAnalysis", op_id: str, verb: str, change, rule) -> Iterator[Mutant]:
+    if change is _drop and len(analysis.loss_keys) < 2:
+        return  # without its only term loss_terms returns {}: not a model file, so not a mutant
     for key in analysis.loss_keys:
         yield Mutant(op_id, f"loss {key}", f"loss '{key}' {verb}", rule(analysis, key),
                      edit_losses=_term_edit(key, change))
