@@ -45,6 +45,7 @@ class ModelAnalysis:
     symbol_nodes: dict[str, fx.Node] = field(default_factory=dict)
     module_outputs: dict[str, set[fx.Node]] = field(default_factory=dict)  # path -> nodes its calls returned
     _sources: dict[fx.Node, frozenset[str]] = field(default_factory=dict)
+    _ancestors: dict[fx.Node, set[fx.Node]] = field(default_factory=dict)
 
     # ---- data dependence -----------------------------------------------------------------
     def sources(self, node: fx.Node) -> frozenset[str]:
@@ -59,17 +60,17 @@ class ModelAnalysis:
         sources = self.sources(node) & set(self.spec.inputs)
         return bool(sources) and sources <= self.inputs_with_role(role)
 
-    def is_descendant(self, node: fx.Node, of: fx.Node) -> bool:
-        return of in self.ancestors(node)
-
     def ancestors(self, node: fx.Node) -> set[fx.Node]:
-        seen, stack = set(), list(node.all_input_nodes)
-        while stack:
-            current = stack.pop()
-            if current not in seen:
-                seen.add(current)
-                stack.extend(current.all_input_nodes)
-        return seen
+        """Every node `node` reads from, directly or not (memoised: operators ask often)."""
+        if node not in self._ancestors:
+            seen, stack = set(), list(node.all_input_nodes)
+            while stack:
+                current = stack.pop()
+                if current not in seen:
+                    seen.add(current)
+                    stack.extend(current.all_input_nodes)
+            self._ancestors[node] = seen
+        return self._ancestors[node]
 
     # ---- design roles ---------------------------------------------------------------------
     def prediction_symbols(self) -> list[str]:

@@ -37,7 +37,9 @@ def _route(path: str, context: str, arg_index: int, in_features: int, out_featur
         signature = inspect.signature(model_forward)
 
         def forward_sharing_context(self, *args, **kwargs):
-            slot["context"] = signature.bind(self, *args, **kwargs).arguments[context]
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            slot["context"] = bound.arguments.get(context)
             try:
                 return model_forward(self, *args, **kwargs)
             finally:
@@ -51,7 +53,7 @@ def _route(path: str, context: str, arg_index: int, in_features: int, out_featur
 
         def forward_seeing_context(self, *args, **kwargs):
             c = slot["context"]
-            if c is not None:  # called from forward (a direct call of the submodule stays as it was)
+            if c is not None and not isinstance(c, (int, float, bool, str)):  # called from forward (a direct call of the submodule stays as it was)
                 args = list(args)
                 h = args[arg_index]
                 args[arg_index] = h + getattr(self, PROJECTION)(c.flatten(1).to(h.dtype)).reshape_as(h)
