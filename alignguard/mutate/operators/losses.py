@@ -129,8 +129,8 @@ def adversarial(analysis: "ModelAnalysis") -> Iterator[Mutant]:
         model.add_module(ADVERSARY, torch.nn.Linear(in_features, out_features, device=device))
 
     def add_term(terms: dict, model, batch, outputs, step) -> dict:
-        code = GradientReversal.apply(outputs[key].flatten(1))
-        target = batch[context].flatten(1).to(code.dtype)
+        code = GradientReversal.apply(outputs[key].reshape(len(outputs[key]), -1))
+        target = batch[context].reshape(len(code), -1).to(code.dtype)
         terms[ADVERSARIAL_TERM] = F.mse_loss(getattr(model, ADVERSARY)(code), target)
         return terms
 

@@ -56,7 +56,8 @@ def _route(path: str, context: str, arg_index: int, in_features: int, out_featur
             if c is not None and not isinstance(c, (int, float, bool, str)):  # called from forward (a direct call of the submodule stays as it was)
                 args = list(args)
                 h = args[arg_index]
-                args[arg_index] = h + getattr(self, PROJECTION)(c.flatten(1).to(h.dtype)).reshape_as(h)
+                projected = getattr(self, PROJECTION)(c.reshape(c.shape[0], -1).to(h.dtype))
+                args[arg_index] = h + projected.reshape_as(h)
             return module_forward(self, *args, **kwargs)
 
         install_forward(module, forward_seeing_context, forward_seeing_context, tag)
