@@ -36,8 +36,9 @@ def select_operators(patterns: list[str] | None) -> list[Operator]:
         return operators
     unknown = [p for p in patterns if not any(fnmatchcase(op.id, p) for op in operators)]
     if unknown:
+        known = ", ".join(op.id for op in operators)
         raise UsageError(f"--operator {', '.join(unknown)} matches no operator",
-                         fix="use an operator id or glob, e.g. 'noise.*'; known: " + ", ".join(op.id for op in operators))
+                         fix=f"use an operator id or glob, e.g. 'noise.*'; known: {known}")
     return [op for op in operators if any(fnmatchcase(op.id, p) for p in patterns)]
 
 

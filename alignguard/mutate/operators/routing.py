@@ -52,8 +52,8 @@ def _route(path: str, context: str, arg_index: int, in_features: int, out_featur
         module_forward = type(module).forward
 
         def forward_seeing_context(self, *args, **kwargs):
-            c = slot["context"]
-            if c is not None and not isinstance(c, (int, float, bool, str)):  # called from forward (a direct call of the submodule stays as it was)
+            c = slot["context"]  # None when the submodule is called directly, not from forward
+            if c is not None:
                 args = list(args)
                 h = args[arg_index]
                 projected = getattr(self, PROJECTION)(c.reshape(c.shape[0], -1).to(h.dtype))
