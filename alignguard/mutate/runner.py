@@ -50,7 +50,11 @@ def plan(analysis: ModelAnalysis, operators: list[Operator]) -> tuple[list[Mutan
         if op.needs_graph and analysis.graph is None:
             skipped.append(SkippedOperator(op.id, f"torch.fx cannot trace the model ({analysis.trace_error})"))
             continue
-        found = list(op.generate(analysis))
+        try:
+            found = list(op.generate(analysis))
+        except Exception as exc:  # a bug in an operator must not hide the others
+            skipped.append(SkippedOperator(op.id, f"alignguard bug, please report: {_exception_text(exc)}"))
+            continue
         if not found:
             skipped.append(SkippedOperator(op.id, f"no target: needs {op.applies_to}"))
         mutants.extend(found)

@@ -87,6 +87,17 @@ def test_a_failing_unmutated_model_stops_the_run(tmp_path):
         runner.run_mutation(spec, model_file, operators=["loss.dropped"])
 
 
+def test_an_operator_that_fails_is_reported_not_raised(tiny):
+    _, _, analysis, _, _ = tiny
+
+    def broken(analysis):
+        raise KeyError("boom")
+
+    operator = runner.Operator("test.broken", "breaks", "nothing", broken)
+    mutants, skipped = runner.plan(analysis, [operator])
+    assert mutants == [] and skipped[0].operator == "test.broken" and "KeyError" in skipped[0].reason
+
+
 def test_unknown_operator_is_a_usage_error():
     with pytest.raises(UsageError, match="matches no operator"):
         runner.select_operators(["noise.typo"])
