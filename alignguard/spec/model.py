@@ -207,6 +207,18 @@ class GradientSpec(SpecModel):
     )
     unexpected_losses: Literal["error", "warning", "allow"] = "error"
     dead_params: bool = Field(True, description="Report trainable parameters no loss reaches.")
+    descent: bool = Field(
+        True, description="Check each term's autograd gradient against the slope of its value (loss.descent): "
+        "a reversed gradient or a gradient-reversal layer inside a term makes training maximise it."
+    )
+    descent_tolerance: float = Field(
+        0.1, gt=0, lt=1, description="loss.descent: the finite-difference slope of L_i along g_i/|g_i| must lie "
+        "within this relative distance of |g_i| (+1 ratio: descends; -1: the gradient is reversed)."
+    )
+    descent_epsilon: float = Field(
+        1e-3, gt=0, description="loss.descent: step length in parameter space (Euclidean, over all trainable "
+        "parameters) of the central difference (L_i(θ+εĝ) - L_i(θ-εĝ)) / 2ε."
+    )
 
 
 class NoiseProbe(SpecModel):
@@ -242,6 +254,26 @@ class PositivityProbe(SpecModel):
     symbols: list[str]
     trials: int = Field(256, ge=1)
     scale: float = Field(100.0, gt=0, description="Contexts are drawn up to this many std devs out.")
+    search_steps: int = Field(
+        30, ge=0, description="Adversarial search: projected sign-gradient steps on the (floating-point) context "
+        "inputs minimising each symbol, within `scale` std devs of the observed mean, started from the lowest "
+        "drawn contexts (0: sampling only)."
+    )
+    search_starts: int = Field(8, ge=1, description="Lowest-valued drawn contexts each symbol's search starts from.")
+
+
+class BatchIndependenceProbe(SpecModel):
+    """Each example's symbols depend on that example's inputs only (no batch statistic leaks across rows)."""
+
+    symbols: list[str] = Field(min_length=1, description="Per-example symbols (first dimension = batch).")
+    tolerance: float = Field(
+        1e-5, ge=0, description="Value form: |Δ| between a row computed in the full batch and in a subset / "
+        "permutation of it must be at most tolerance * max(1, |value|) (float rounding differs with batch size)."
+    )
+    gradient: bool = Field(
+        True, description="Also require d symbol_i / d input_j == 0 exactly for every i != j (eval mode, "
+        "floating-point inputs): any batch statistic, however small at initialisation, breaks it."
+    )
 
 
 class TranslationProbe(SpecModel):
@@ -265,6 +297,7 @@ class ProbesSpec(SpecModel):
     modulation: ModulationProbe | None = None
     positivity: PositivityProbe | None = None
     translation_symmetry: TranslationProbe | None = None
+    batch_independence: BatchIndependenceProbe | None = None
 
 
 class Waiver(SpecModel):
@@ -347,6 +380,7 @@ class Spec(SpecModel):
             ("swap_invariance", [probes.swap_invariance.symbol] if probes.swap_invariance else []),
             ("modulation", [probes.modulation.output, probes.modulation.energy] if probes.modulation else []),
             ("positivity", probes.positivity.symbols if probes.positivity else []),
+            ("batch_independence", probes.batch_independence.symbols if probes.batch_independence else []),
             (
                 "translation_symmetry",
                 [probes.translation_symmetry.shift, probes.translation_symmetry.output,
