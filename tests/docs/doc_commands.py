@@ -9,8 +9,8 @@ comment may say what to expect:
 
 `# exit N` sets the expected exit code (default 0); `# not run: REASON` skips the line, with the
 reason shown. The commands of one document run in order, through bash with pipefail, in a temp
-folder holding copies of the repository's specs/, models/ and benchmarks/, so a later command
-can use what an earlier one wrote (`alignguard evaluate runs/latest` after a train).
+folder holding copies of the repository's specs/, models/, benchmarks/ and docs/, so a later
+command can use what an earlier one wrote (`alignguard evaluate runs/latest` after a train).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGUAGES = {"bash", "sh", "shell"}
 COMMAND_STARTS = ("alignguard ", "python -m alignguard", "python benchmarks/")
 SLOW_SUBCOMMANDS = {"train", "evaluate", "mutate"}  # evaluate needs a trained run
-WORKSPACE_FOLDERS = ("specs", "models", "benchmarks")
+WORKSPACE_FOLDERS = ("specs", "models", "benchmarks", "docs")  # docs/tutorial/ holds the tutorial's models
 EXIT_COMMENT = re.compile(r"^exit\s+(\d+)\b")
 NOT_RUN_COMMENT = re.compile(r"^not run:\s*(.*)$")
 
