@@ -16,7 +16,7 @@ def test_aligned_model_passes_every_gradient_check():
     results = grad_results()
     assert results and all(r.status is Status.PASS for r in results), [r for r in results if r.failed]
     ids = {r.check_id for r in results}
-    assert ids == {"loss.present", "loss.alive", "loss.share", "loss.reaches", "gradient.conflict",
+    assert ids == {"loss.present", "loss.alive", "loss.share", "loss.reaches", "loss.descent", "gradient.conflict",
                    "gradient.cancellation", "params.dead"}
     share = only(results, "loss.share", "loss kl")[0]
     assert share.details["step"] == 20 and "cos bce" in share.found  # the table is in the text
