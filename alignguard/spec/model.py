@@ -212,8 +212,9 @@ class GradientSpec(SpecModel):
         "a reversed gradient or a gradient-reversal layer inside a term makes training maximise it."
     )
     descent_tolerance: float = Field(
-        0.1, gt=0, lt=1, description="loss.descent: the finite-difference slope of L_i along g_i/|g_i| must lie "
-        "within this relative distance of |g_i| (+1 ratio: descends; -1: the gradient is reversed)."
+        0.1, gt=0, lt=1, description="loss.descent: the finite-difference slope of L_i along the unit gradient "
+        "direction must lie within this relative distance of the gradient's norm (slope/norm +1: the term "
+        "descends; -1: its gradient is reversed)."
     )
     descent_epsilon: float = Field(
         1e-3, gt=0, description="loss.descent: step length in parameter space (Euclidean, over all trainable "
@@ -267,8 +268,9 @@ class BatchIndependenceProbe(SpecModel):
 
     symbols: list[str] = Field(min_length=1, description="Per-example symbols (first dimension = batch).")
     tolerance: float = Field(
-        1e-5, ge=0, description="Value form: |Δ| between a row computed in the full batch and in a subset / "
-        "permutation of it must be at most tolerance * max(1, |value|) (float rounding differs with batch size)."
+        1e-5, ge=0, description="Value form: the absolute difference between a row computed in the full batch "
+        "and in a subset / permutation of it must be at most tolerance * max(1, abs(value)) (float rounding "
+        "differs with the batch size)."
     )
     gradient: bool = Field(
         True, description="Also require d symbol_i / d input_j == 0 exactly for every i != j (eval mode, "
