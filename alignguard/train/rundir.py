@@ -98,7 +98,8 @@ def prepare_new_run(run_dir: Path) -> None:
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise UsageError(
             f"run directory '{run_dir}' already exists and is not empty",
-            fix="pass --resume to continue that run, or choose another --out",
+            fix="pass --resume to continue that run (it needs checkpoints/last.pt), or choose another --out "
+            "(or delete the directory if it holds a run that never reached its first checkpoint)",
         )
     (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
 

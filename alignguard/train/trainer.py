@@ -231,6 +231,8 @@ class Trainer:
                 where=f"loss_terms in {self.model_file.path}",
                 fix=f"the last good checkpoint is {self.checkpoints / LAST} (not overwritten); lower optim.lr, "
                 "keep optim.grad_clip on, check the loss for log(0) or division by zero, then --resume")
+        if step % self.config.monitor.every_steps == 0 and self.config.monitor.probes:
+            self._pending_batch_probes = self._batch_probes(batch, outputs)
         monitored = self.config.monitor.gradients and step % self.config.monitor.every_steps == 0
         scale = float(self.scaler.get_scale()) if self.precision.use_scaler else 1.0
         if monitored:
@@ -243,6 +245,28 @@ class Trainer:
         self.progress["step"] = step + 1
         self.stop_requested = self.stop_requested or stop_votes > 0
         return term_values
+
+    def _batch_probes(self, batch: dict, outputs: dict) -> dict[str, Any]:
+        """Free every-N-steps view of the modulator on the current training batch: corr(M, U_I),
+        corr(T, accessibility) and T per training cell line (I(z_I; c) needs held-out data: it is
+        measured on validation each epoch)."""
+        import torch
+
+        from alignguard.train.probes import pearson, per_cell_mean
+
+        found = {}
+        for name in ("M", "U_I", "T"):
+            value = outputs.get(self.keys[name])
+            if isinstance(value, torch.Tensor) and value.numel() == len(batch["y"]):
+                found[name] = value.detach().float().reshape(-1).cpu().numpy()
+        cell = batch["cell"].cpu().numpy()
+        result: dict[str, Any] = {}
+        if "M" in found and "U_I" in found:
+            result["corr_M_UI"] = pearson(found["M"], found["U_I"])
+        if "T" in found:
+            result["T_per_cell"] = per_cell_mean(found["T"], cell, self.datasets.train.cell_names)
+            result["corr_T_access"] = pearson(found["T"], batch["c"][:, -1].float().cpu().numpy())
+        return result
 
     def _monitor_step(self, terms, term_values, total, scale: float, step: int) -> None:
         """Per-term gradients (one autograd.grad each); their sum is the step's gradient on one process."""
@@ -309,7 +333,9 @@ class Trainer:
                   "stage": stage.name, "lr": self.scheduler.get_last_lr()[0], "beta": self.beta(self.progress["step"] - 1),
                   "loss": losses, "alarms": sorted(self.monitor.active)}
         record.update(getattr(self, "_pending_gradient_record", None) or {})
-        self._pending_gradient_record = None
+        if getattr(self, "_pending_batch_probes", None):
+            record["batch_probes"] = self._pending_batch_probes
+        self._pending_gradient_record = self._pending_batch_probes = None
         self._write(record)
         self.display.show({"step": record["step"], "lr": record["lr"], **{f"loss {k}": v for k, v in losses.items()},
                            **{f"share {k}": v for k, v in (record.get("grad_share") or {}).items()}})

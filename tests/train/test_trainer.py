@@ -43,6 +43,8 @@ def test_a_run_logs_steps_and_epochs_and_keeps_the_best_checkpoint(run_dir):
         assert set(record["grad_share"]) == {"bce", "kl", "rank"}
         assert {"bce|kl", "bce|rank", "kl|rank"} <= set(record["grad_cosine"])
         assert record["lr"] > 0 and record["beta"] is not None
+        assert set(record["batch_probes"]) == {"corr_M_UI", "T_per_cell", "corr_T_access"}
+        assert set(record["batch_probes"]["T_per_cell"]) <= {"cell0", "cell1", "cell2", "cell3"}  # training cells
     assert abs(sum(v for v in steps[-1]["grad_share"].values() if v is not None) - 1) < 1e-6
     assert [r["epoch"] for r in epochs] == [0, 1, 2]
     assert [r["stage"] for r in epochs] == ["invariant", "modulator", "joint"]
