@@ -64,6 +64,14 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self._previous_deterministic = torch.are_deterministic_algorithms_enabled()
         seed_everything(config.seed + dist.rank, config.deterministic)
+        try:
+            self._build(spec, model_file, config, datasets, dist, live)
+        except BaseException:
+            self.close()  # give the process its determinism setting back
+            raise
+
+    def _build(self, spec, model_file, config: TrainConfig, datasets: Datasets, dist: DistInfo, live: bool) -> None:
+        import torch
 
         self.model = model_file.build().to(self.device)
         self.forward_names = _forward_names(self.model)
@@ -178,8 +186,12 @@ class Trainer:
         return {key: value.to(self.device, non_blocking=self.pin_memory) for key, value in batch.items()}
 
     def _forward(self, module, batch: dict):
+        import torch
+
         try:
             outputs = module(**{name: batch[name] for name in self.forward_names if name in batch})
+        except torch.cuda.OutOfMemoryError:
+            raise  # not a model-file problem: fit() turns it into advice about the batch size
         except (RuntimeError, TypeError, ValueError, IndexError) as error:
             raise ModelFileError(
                 f"the model's forward failed on a dataset batch: {type(error).__name__}: {str(error).splitlines()[0]}",
@@ -397,9 +409,17 @@ class Trainer:
         """Train until the curriculum ends, early stopping ends it, or max_steps; returns the summary."""
         self.log = log
         previous_handler = self._install_sigint()
+        import torch
+
         try:
             while not self.progress["finished"]:
                 self._run_epoch()
+        except torch.cuda.OutOfMemoryError:
+            raise TrainingError(
+                f"the GPU ran out of memory at step {self.progress['step']} with batch_size {self.config.batch_size}",
+                where=self.device,
+                fix=f"lower --batch-size (e.g. {max(2, self.config.batch_size // 2)}) or eval_batch_size, keep "
+                "amp on, then --resume (the last checkpoint is intact)") from None
         except KeyboardInterrupt:  # a second Ctrl-C, or no handler (not the main thread)
             path = None if getattr(self, "_updating", False) else self._save_quietly()
             raise TrainingInterrupted(self.progress["step"], path) from None

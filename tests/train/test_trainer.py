@@ -179,3 +179,11 @@ def test_resuming_a_different_model_is_a_checkpoint_error(run_dir, tmp_path):
     with pytest.raises(CheckpointError) as error:
         other.resume_from(payload)
     assert "energy.weight" in str(error.value) and "shape" in str(error.value)
+
+
+def test_the_beta_override_replaces_the_model_files_schedule_and_is_logged(run_dir):
+    trainer = make_trainer(run_dir, {"beta": {"start_step": 0, "end_step": 8, "beta_max": 0.5}, "max_steps": 9})
+    fit(trainer, run_dir)
+    steps = [r for r in read_records(run_dir / "metrics.jsonl") if r["kind"] == "step"]
+    assert [r["beta"] for r in steps] == [0.0, 0.25, 0.5]  # steps 0, 4, 8
+    assert [r["loss"]["kl"] > 0 for r in steps] == [False, True, True]
