@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import probe_inputs, probe_seed, runner, symbol_where, user_forward
+from alignguard.checks._probe_support import (
+    max_abs_diff,
+    probe_inputs,
+    probe_seed,
+    runner,
+    symbol_where,
+    user_forward,
+)
 from alignguard.checks.base import Check, CheckResult, failed, passed, register
 from alignguard.checks.context import CheckContext
 
@@ -41,7 +48,9 @@ class BatchIndependenceProbe(Check):
             "row by row as the full batch (|Δ| <= `tolerance`·max(1, |value|)); with `gradient: true` (default) "
             "∂symbol_i/∂input_j must be exactly 0 for every i ≠ j over every floating-point input, so a batch "
             "mean fails however small it is at initialisation. BatchNorm in eval (running statistics) passes; "
-            "train mode is not probed, where batch statistics are legitimate. It probes the example rows only. "
+            "train mode is not probed, where batch statistics are legitimate. A symbol that is random in eval "
+            "(it changes with the seed) cannot be compared row by row; the gradient form alone judges it. It "
+            "probes the example rows only. "
             "Fix: remove the batch statistic (mean/std/softmax over dim 0) from the symbol's path, or normalise "
             "per example (LayerNorm)."
         )
@@ -64,10 +73,12 @@ class BatchIndependenceProbe(Check):
             return
         with user_forward(context):
             values, broken = self._read(context, probe.symbols, inputs)
+            readable = [n for n in probe.symbols if n not in broken]
             views = self._views(context, inputs, rows)
             with torch.no_grad():
-                runs = {label: self._read(context, [n for n in probe.symbols if n not in broken],
-                                          _take(inputs, index, rows))[0] for label, index in views.items()}
+                runs = {label: self._read(context, readable, _take(inputs, index, rows))[0]
+                        for label, index in views.items()}
+                reseeded = self._read(context, readable, inputs, offset=1)[0]
             jacobians = self._cross_rows(context, probe.symbols, inputs, rows, broken) if probe.gradient else {}
         for name in probe.symbols:
             element, where = f"symbol {name}", symbol_where(context, name, inputs)
@@ -75,16 +86,19 @@ class BatchIndependenceProbe(Check):
                 yield failed(ID, element, f"{name} readable by running the model", broken[name],
                              fix=f"bind {name} to a forward output or a module output that exists", where=where)
                 continue
-            yield self._judge_values(name, element, probe.tolerance, values[name], views, runs, rows, where)
+            if max_abs_diff(values[name], reseeded[name]) > 0:
+                yield self._stochastic(context, name, element, probe.gradient, where)
+            else:
+                yield self._judge_values(name, element, probe.tolerance, values[name], views, runs, rows, where)
             if probe.gradient:
                 yield self._judge_gradient(name, element, jacobians[name], where)
 
     # ---- running ------------------------------------------------------------------------
-    def _read(self, context, names, inputs) -> tuple[dict, dict]:
+    def _read(self, context, names, inputs, offset: int = 0) -> tuple[dict, dict]:
         """({symbol: value} for eval forward on `inputs`, {symbol: why unreadable})."""
         from alignguard.probes.runtime import SymbolError
 
-        seed = probe_seed(context)
+        seed = probe_seed(context) + offset
         try:
             run = runner(context).run(inputs, seed=seed, observe=names)
             return {n: run[n] for n in names}, {}
@@ -123,6 +137,19 @@ class BatchIndependenceProbe(Check):
             return {name: _cross_matrix(run[name], leaves, rows) for name in readable}
 
     # ---- judging ------------------------------------------------------------------------
+    def _stochastic(self, context, name, element, gradient: bool, where) -> CheckResult:
+        """Rows of a symbol that is random in eval differ by position, not by batch: only the gradient judges."""
+        seed = probe_seed(context)
+        expected = f"{name} row by row the same for the full batch, its first half and a permutation (eval)"
+        found = (f"not compared: {name} changes between two eval passes with seeds {seed} and {seed + 1} (stochastic "
+                 "in eval), so a row's value depends on the noise drawn at its position")
+        details = {"form": "value", "stochastic": True}
+        if gradient:
+            return passed(ID, element, expected, found + "; the gradient form judges it", where=where, details=details)
+        return failed(ID, element, expected, found + ", and `gradient: false` leaves nothing to judge it",
+                      fix="set `probes.batch_independence.gradient: true`, or make eval deterministic (z = μ)",
+                      where=where, details=details)
+
     def _judge_values(self, name, element, tolerance, full, views, runs, rows, where) -> CheckResult:
         import torch
 

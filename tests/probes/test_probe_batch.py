@@ -142,3 +142,13 @@ def test_search_starts_from_the_lowest_draws_of_every_symbol():
     results = positivity("build_model", **{"probes.positivity.search_starts": 3})
     assert all(r.details["search_starts"] == 3 for r in results.values())
     assert all(r.details["search_min"] <= r.details["min"] for r in results.values())
+
+
+def test_symbol_random_in_eval_is_left_to_the_gradient_form():
+    results = batch("build_noisy_in_eval")
+    value, gradient = of(results, "B", "value"), of(results, "B", "gradient")
+    assert value.status is Status.PASS and value.details["stochastic"] and "stochastic in eval" in value.found
+    assert gradient.status is Status.PASS  # the noise couples no rows
+    blind = of(batch("build_noisy_in_eval", **{"probes.batch_independence.gradient": False}), "B", "value")
+    assert blind.failed and "nothing to judge it" in blind.found
+    assert of(results, "T", "value").details.get("stochastic") is None  # T itself is deterministic

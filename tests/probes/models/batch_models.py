@@ -154,3 +154,16 @@ def example_batch(batch_size, seed):
 
 def loss_terms(model, batch, outputs, step):
     return {"bce": F.binary_cross_entropy_with_logits(outputs["logit"], batch["y"])}
+
+
+class NoisyInEval(Net):
+    """B gets fresh noise in eval too (documented stochastic eval): rows differ by position, not by batch."""
+
+    def forward(self, x, c):
+        outputs = super().forward(x, c)
+        outputs["B"] = outputs["B"] + 0.1 * torch.randn_like(outputs["B"])
+        return outputs
+
+
+def build_noisy_in_eval():
+    return _seeded(lambda: _warmed(NoisyInEval()))
