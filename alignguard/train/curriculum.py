@@ -7,6 +7,7 @@ update (AdamW skips parameters whose grad is None; their moments are kept for la
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from alignguard.errors import UsageError
 from alignguard.train.config import StageConfig
@@ -73,3 +74,46 @@ def apply_stage(model, stage: Stage) -> list[str]:
 
 def never_trained(model, stages: list[Stage]) -> list[str]:
     return [n for n, _ in model.named_parameters() if not any(s.trains(n) for s in stages)]
+
+
+@dataclass(frozen=True)
+class EpochVerdict:
+    improved: bool
+    bad_epochs: int  # epochs in a row without improvement, after this one
+    stage_done: bool
+    finished: bool
+    reason: str | None  # why the run ends (None: it goes on)
+    patience_out: bool
+
+
+def judge_epoch(value: float | None, best: float | None, bad_epochs: int, stage_epoch: int, stage: Stage,
+                last_stage: bool, patience: int, min_delta: float, budget_spent: bool) -> EpochVerdict:
+    """Early stopping on validation AUPR inside the curriculum.
+
+    Running out of patience ends an early stage (the next stage starts) and ends the run in the
+    last stage; a stage also ends when its epochs are spent. `stage_epoch` counts this epoch.
+    """
+    improved = value is not None and (best is None or value > best + min_delta)
+    bad = 0 if improved else bad_epochs + 1
+    patience_out = bad >= patience
+    stage_done = stage_epoch >= stage.epochs or patience_out or budget_spent
+    finished = budget_spent or (stage_done and last_stage)
+    reason = ("max_steps reached" if budget_spent else
+              f"early stopping: no validation AUPR gain for {bad} epochs" if patience_out and last_stage else
+              "curriculum complete" if finished else None)
+    return EpochVerdict(improved, bad, stage_done, finished, reason, patience_out)
+
+
+def progress_after(progress: dict[str, Any], verdict: EpochVerdict, value: float | None,
+                   last_stage: bool) -> dict[str, Any]:
+    """The progress fields that change when an epoch ends (the next epoch starts from batch 0)."""
+    advance = verdict.stage_done and not last_stage
+    return {
+        "epoch": progress["epoch"] + 1, "batch_in_epoch": 0, "finished": verdict.finished,
+        "best_value": value if verdict.improved else progress["best_value"],
+        "best_epoch": progress["epoch"] if verdict.improved else progress["best_epoch"],
+        "bad_epochs": 0 if advance else verdict.bad_epochs,
+        "stage_index": progress["stage_index"] + (1 if advance else 0),
+        "stage_epoch": 0 if verdict.stage_done else progress["stage_epoch"] + 1,
+        "stop_reason": verdict.reason,
+    }

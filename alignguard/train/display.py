@@ -97,3 +97,18 @@ class Display:
         if self.live is not None:
             self.live.stop()
             self.live = None
+
+
+def epoch_lines(record: dict[str, Any]) -> list[str]:
+    """The epoch summary: validation AUPR beside the ceiling, positive rate and accuracy; the probes."""
+    val, ceiling = record["val"]["pooled"], record["selection"]["ceiling"]
+    lines = [f"epoch {record['epoch']} ({record['stage']}) step {record['step']}: train loss "
+             f"{fmt(record['train_loss'].get('total'))} | val AUPR {fmt(val['aupr'])} (Bayes {fmt(ceiling)}, "
+             f"positive rate {fmt(val['positive_rate'])}) accuracy {fmt(val['accuracy'])} AUROC {fmt(val['auroc'])} "
+             f"log-loss {fmt(val['log_loss'])} ECE {fmt(val['ece'])}" + (" *best*" if record["improved"] else "")]
+    probes = record.get("probes") or {}
+    if probes:
+        lines.append(f"    I(z_I; c) {fmt((probes.get('mi_zI_c') or {}).get('nats'))} nats, corr(M, U_I) "
+                     f"{fmt(probes.get('corr_M_UI'))}, corr(T, accessibility) {fmt(probes.get('corr_T_access'))}, "
+                     "T per cell " + ", ".join(f"{k} {v:.3f}" for k, v in (probes.get("T_per_cell") or {}).items()))
+    return lines

@@ -108,11 +108,10 @@ def _run_dir(request: TrainRequest, spec_name: str) -> Path:
 
 def _train(request, spec, model_file, config: TrainConfig, overrides, gate, run_dir: Path, dist: DistInfo,
            console: Console, datasets) -> int:
-    from alignguard.train import checkpoint as ckpt
     from alignguard.train.display import live_enabled
     from alignguard.train.records import MetricsLog, truncate_after
     from alignguard.train.sources import load_datasets
-    from alignguard.train.trainer import LAST, Trainer
+    from alignguard.train.trainer import Trainer
 
     spec_sha, model_sha = rundir.sha256_of(request.spec), rundir.sha256_of(request.model)
     payload = None

@@ -20,13 +20,13 @@ from rich.console import Console
 from alignguard.errors import DataError, ModelFileError, NonFiniteLossError, TrainingError
 from alignguard.train import checkpoint as ckpt
 from alignguard.train.config import TrainConfig
-from alignguard.train.curriculum import Stage, allocate, apply_stage
+from alignguard.train.curriculum import Stage, allocate, apply_stage, judge_epoch, progress_after
 from alignguard.train.data import Datasets, EpochBatches, SubsetSplit, check_batch, fixed_subset, make_loader
 from alignguard.train.device import (autocast_context, choose_device, choose_precision, default_workers,
                                      runtime_facts, seed_everything)
-from alignguard.train.display import Display
+from alignguard.train.display import Display, epoch_lines
 from alignguard.train.distributed import DistInfo, all_reduce_mean_, all_reduce_sum_, broadcast_object
-from alignguard.train.evaluation import assess, metrics_table, predict
+from alignguard.train.evaluation import assess, predict
 from alignguard.train.metrics import ceiling_of, selection_value
 from alignguard.train.monitor import GradientMonitor, epoch_alarms, flatten, per_term_gradients
 from alignguard.train.records import MetricsLog
@@ -508,61 +508,35 @@ class Trainer:
                               config.monitor.plateau_ratio, config.monitor.leak_nats)
         metric = config.early_stopping.metric
         value = selection_value(validation, metric)
-        best = progress["best_value"]
-        improved = value is not None and (best is None or value > best + config.early_stopping.min_delta)
-        bad = 0 if improved else progress["bad_epochs"] + 1
-        stage_epoch = progress["stage_epoch"] + 1
         last_stage = progress["stage_index"] == len(self.stages) - 1
-        patience_out = bad >= config.early_stopping.patience
-        stage_done = stage_epoch >= stage.epochs or patience_out or self._budget_spent()
-        finished = self._budget_spent() or (stage_done and last_stage)
-        reason = ("max_steps reached" if self._budget_spent() else
-                  f"early stopping: no validation AUPR gain for {bad} epochs" if patience_out and last_stage else
-                  "curriculum complete" if finished else None)
+        verdict = judge_epoch(value, progress["best_value"], progress["bad_epochs"], progress["stage_epoch"] + 1,
+                              stage, last_stage, config.early_stopping.patience, config.early_stopping.min_delta,
+                              self._budget_spent())
+        seconds = progress["epoch_time"]
         record = {
             "kind": "epoch", "epoch": epoch, "step": progress["step"], "stage": stage.name,
             "stage_start": progress["stage_epoch"] == 0, "train_loss": train_loss,
-            "val": validation, "probes": probes, "selection": {"metric": metric, "value": value,
-                                                               "ceiling": ceiling_of(validation, metric)},
-            "improved": improved, "best_value": value if improved else best,
-            "steps": progress["epoch_steps"], "seconds": progress["epoch_time"],
-            "steps_per_second": progress["epoch_steps"] / progress["epoch_time"] if progress["epoch_time"] else None,
-            "data_wait_fraction": progress["epoch_wait"] / progress["epoch_time"] if progress["epoch_time"] else None,
+            "val": validation, "probes": probes,
+            "selection": {"metric": metric, "value": value, "ceiling": ceiling_of(validation, metric)},
+            "improved": verdict.improved, "best_value": value if verdict.improved else progress["best_value"],
+            "steps": progress["epoch_steps"], "seconds": seconds,
+            "steps_per_second": progress["epoch_steps"] / seconds if seconds else None,
+            "data_wait_fraction": progress["epoch_wait"] / seconds if seconds else None,
             "lr": self.scheduler.get_last_lr()[0], "beta": self.beta(progress["step"]),
             "alarms": [a.as_dict() for a in alarms], "active_step_alarms": sorted(self.monitor.active),
         }
         self._write(record)
         for alarm in alarms:
             self._write({"kind": "alarm", "epoch": epoch, **alarm.as_dict()})
-        self._announce(record, alarms)
-        next_progress = {
-            "epoch": epoch + 1, "batch_in_epoch": 0, "loss_history": history, "epoch_sums": {},
-            "epoch_steps": 0, "epoch_wait": 0.0, "epoch_time": 0.0, "finished": finished,
-            "best_value": value if improved else best, "best_epoch": epoch if improved else progress["best_epoch"],
-            "bad_epochs": 0 if (stage_done and not last_stage) else bad,
-            "stage_index": progress["stage_index"] + (1 if stage_done and not last_stage else 0),
-            "stage_epoch": 0 if stage_done else stage_epoch, "stop_reason": reason,
-        }
-        if stage_done and not last_stage:
-            self._write({"kind": "event", "step": progress["step"], "epoch": epoch, "event": "stage_end",
-                         "stage": stage.name, "reason": "patience" if patience_out else "epochs"})
-        return {"improved": improved, "value": value, "validation": validation, "progress": next_progress}
-
-    def _announce(self, record: dict, alarms) -> None:
-        val = record["val"]["pooled"]
-        ceiling = record["selection"]["ceiling"]
-        self.display.line(
-            f"epoch {record['epoch']} ({record['stage']}) step {record['step']}: train loss "
-            f"{record['train_loss'].get('total', float('nan')):.4f} | val AUPR {_f(val['aupr'])} (Bayes {_f(ceiling)}, "
-            f"positive rate {_f(val['positive_rate'])}) accuracy {_f(val['accuracy'])} AUROC {_f(val['auroc'])} "
-            f"log-loss {_f(val['log_loss'])} ECE {_f(val['ece'])}" + (" *best*" if record["improved"] else ""))
-        probes = record["probes"] or {}
-        mi = (probes.get("mi_zI_c") or {}).get("nats")
-        if probes:
-            self.display.line(f"    I(z_I; c) {_f(mi)} nats, corr(M, U_I) {_f(probes.get('corr_M_UI'))}, "
-                              f"corr(T, accessibility) {_f(probes.get('corr_T_access'))}, T per cell "
-                              + ", ".join(f"{k} {v:.3f}" for k, v in (probes.get("T_per_cell") or {}).items()))
+        for line in epoch_lines(record):
+            self.display.line(line)
         self.display.alarm(alarms, [])
+        if verdict.stage_done and not last_stage:
+            self._write({"kind": "event", "step": progress["step"], "epoch": epoch, "event": "stage_end",
+                         "stage": stage.name, "reason": "patience" if verdict.patience_out else "epochs"})
+        next_progress = {**progress_after(progress, verdict, value, last_stage), "loss_history": history,
+                         "epoch_sums": {}, "epoch_steps": 0, "epoch_wait": 0.0, "epoch_time": 0.0}
+        return {"improved": verdict.improved, "value": value, "validation": validation, "progress": next_progress}
 
     def _save_quietly(self) -> Path | None:
         try:
@@ -653,7 +627,3 @@ def _json(value):
     from alignguard.train.records import clean
 
     return clean(value)
-
-
-def _f(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}"

@@ -304,3 +304,20 @@ def test_every_config_key_is_documented_in_docs_training_md():
     text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
     missing = [key for key in keys(TrainConfig) if f"| `{key}` |" not in text]
     assert not missing, f"document these config keys in docs/training.md: {missing}"
+
+
+def test_early_stopping_moves_on_in_early_stages_and_ends_the_run_in_the_last():
+    from alignguard.train.curriculum import Stage, judge_epoch, progress_after
+
+    stage = Stage("joint", ("",), epochs=10)
+    verdict = judge_epoch(0.50, 0.40, 2, 3, stage, last_stage=True, patience=3, min_delta=1e-4, budget_spent=False)
+    assert verdict.improved and verdict.bad_epochs == 0 and not verdict.finished
+    tiny_gain = judge_epoch(0.40005, 0.40, 2, 4, stage, True, 3, 1e-4, False)
+    assert not tiny_gain.improved and tiny_gain.finished and tiny_gain.reason.startswith("early stopping")
+    early = judge_epoch(0.3, 0.4, 2, 4, Stage("invariant", ("encoder",), 10), False, 3, 1e-4, False)
+    assert early.stage_done and not early.finished and early.reason is None
+    progress = {"epoch": 4, "stage_index": 0, "stage_epoch": 3, "best_value": 0.4, "best_epoch": 1}
+    after = progress_after(progress, early, 0.3, last_stage=False)
+    assert after == {**after, "epoch": 5, "stage_index": 1, "stage_epoch": 0, "bad_epochs": 0, "best_epoch": 1}
+    assert judge_epoch(None, None, 0, 1, stage, True, 3, 1e-4, False).improved is False  # no positives
+    assert judge_epoch(0.1, 0.4, 0, 1, stage, True, 3, 1e-4, True).reason == "max_steps reached"
