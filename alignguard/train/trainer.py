@@ -60,6 +60,7 @@ class Trainer:
         self.precision = choose_precision(config.amp, self.device, facts)
         self.workers = default_workers(config.data.num_workers, self.device)
         self.pin_memory = self.device.startswith("cuda")
+        self._previous_threads = torch.get_num_threads()
         if config.threads:
             torch.set_num_threads(config.threads)
         self._previous_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -579,6 +580,7 @@ class Trainer:
         import torch
 
         torch.use_deterministic_algorithms(self._previous_deterministic)
+        torch.set_num_threads(self._previous_threads)
 
 
 def _stages(config: TrainConfig):
