@@ -1,4 +1,7 @@
-"""`torchrun --nproc-per-node 2 -m alignguard train ...` on CPU with gloo: DDP end to end."""
+"""`torchrun --nproc-per-node 2 -m alignguard train ...` on CPU with gloo: DDP end to end.
+
+About 15-25 s on two busy cores (two torch imports, the gate, 21 steps), so it is not marked slow
+and runs in CI with the fast suite."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from tests.train.conftest import TINY_MODEL, TINY_SPEC
 from tests.train.test_cli import REPO, TINY_DATA
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_train_one_model_and_only_rank_0_writes(tmp_path):
     config = tmp_path / "ddp.yaml"
     config.write_text(json.dumps({
