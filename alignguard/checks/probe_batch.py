@@ -134,7 +134,11 @@ class BatchIndependenceProbe(Check):
             return {n: reason for n in readable}
         with torch.enable_grad():
             run = runner(context).run({**inputs, **leaves}, seed=probe_seed(context), observe=readable)
-            return {name: _cross_matrix(run[name], leaves, rows) for name in readable}
+            per_row = [n for n in readable if run[n].dim() > 0 and len(run[n]) == rows and run[n].requires_grad]
+            if per_row and not _any_cross_rows([run[n] for n in per_row], list(leaves.values()), rows):
+                zeros = {k: torch.zeros(rows, rows, dtype=torch.float64) for k in leaves}
+                return {n: (zeros if n in per_row else _cross_matrix(run[n], leaves, rows)) for n in readable}
+            return {name: _cross_matrix(run[name], leaves, rows) for name in readable}  # which symbol, which rows
 
     # ---- judging ------------------------------------------------------------------------
     def _stochastic(self, context, name, element, gradient: bool, where) -> CheckResult:
@@ -243,6 +247,42 @@ def _cross_matrix(value, leaves: dict, rows: int):
     return {k: (torch.zeros(rows, rows) if g is None else
                 g.detach().double().abs().reshape(rows, rows, -1).amax(2).nan_to_num(float("inf")) * off)
             for k, g in zip(leaves, grads)}
+
+
+def _any_cross_rows(values: list, leaves: list, rows: int) -> bool:
+    """Whether any row of any value depends on another row's inputs, in one vmapped backward.
+
+    Cotangent k covers the rows S_k whose bit k//2 equals k%2; the gradient on the rows outside
+    S_k must be exactly zero. Two different rows differ in some bit, so every pair (i, j) has an
+    S_k holding i and not j: 2·ceil(log2 n) cotangents test all n(n-1) pairs of every symbol at
+    the cost of that many backward passes, not n per symbol. Random weights within the rows keep
+    terms from cancelling to an exact zero.
+    """
+    import warnings
+
+    import torch
+
+    bits = max((rows - 1).bit_length(), 1)
+    index = torch.arange(rows)
+    sides = torch.stack([((index >> (k // 2)) & 1) == (k % 2) for k in range(2 * bits)])  # (K, rows)
+    generator = torch.Generator().manual_seed(0)
+    flat = torch.cat([v.reshape(rows, -1) for v in values], dim=1)  # (rows, features)
+    weights = torch.rand(flat.shape, generator=generator, dtype=torch.float64).add_(0.5).to(flat.dtype)
+    cotangents = sides[:, :, None].to(flat.dtype) * weights.to(flat.device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grads = torch.autograd.grad(flat, leaves, grad_outputs=cotangents, retain_graph=True,
+                                        allow_unused=True, is_grads_batched=True)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        grads = [torch.stack(parts) if all(p is not None for p in parts) else None
+                 for parts in zip(*(torch.autograd.grad(flat, leaves, grad_outputs=c, retain_graph=True,
+                                                        allow_unused=True) for c in cotangents))]
+    outside = ~sides
+    for grad in grads:
+        if grad is not None and bool((grad.reshape(len(sides), rows, -1)[outside] != 0).any()):
+            return True
+    return False
 
 
 def _row_jacobian(value, leaves: list, rows: int) -> list:

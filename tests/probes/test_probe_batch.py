@@ -152,3 +152,19 @@ def test_symbol_random_in_eval_is_left_to_the_gradient_form():
     blind = of(batch("build_noisy_in_eval", **{"probes.batch_independence.gradient": False}), "B", "value")
     assert blind.failed and "nothing to judge it" in blind.found
     assert of(results, "T", "value").details.get("stochastic") is None  # T itself is deterministic
+
+
+@pytest.mark.parametrize("rows", [2, 5, 16])
+def test_partition_cotangents_see_every_pair_of_rows(rows):
+    import torch
+
+    from alignguard.checks.probe_batch import _any_cross_rows
+
+    x = torch.randn(rows, 3, requires_grad=True)
+    honest = (x * 2).sum(1)
+    assert not _any_cross_rows([honest, x.tanh()], [x], rows)
+    for i in range(rows):
+        for j in range(rows):
+            if i != j:  # row i reads row j, and nothing else leaks
+                leak = honest + torch.zeros(rows).index_put((torch.tensor([i]),), 1e-6 * x[j, 0])
+                assert _any_cross_rows([x.tanh(), leak], [x], rows), (i, j)
