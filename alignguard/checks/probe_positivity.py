@@ -104,7 +104,7 @@ class PositivityProbe(Check):
         return contexts, batches
 
     def _search(self, context, probe, inputs, names, contexts, sampled) -> dict:
-        """{symbol: (worst value per start row, {input: context rows})} after the adversarial descent.
+        """{symbol: (worst value per start row, {input: context rows}, forwards run)} after the descent.
 
         One batch holds every symbol's starts (its `search_starts` lowest draws); each step moves
         every floating-point context input by -α·sign(∂ symbol / ∂ z) in standardised units z, and
@@ -148,10 +148,15 @@ class PositivityProbe(Check):
                     break
                 grads = torch.autograd.grad(objective, list(leaves.values()), allow_unused=True)
                 alpha = 4.0 * probe.scale / probe.search_steps * (1.0 - step / probe.search_steps)
+                moved = False
                 for n, grad in zip(leaves, grads):
                     if grad is not None:
-                        z[n] = boxes[n].step(z[n], grad, alpha)
-        return {s: (best[s], found[s]) for s in symbols}
+                        new = boxes[n].step(z[n], grad, alpha)
+                        moved = moved or not torch.equal(new, z[n])
+                        z[n] = new
+                if not moved:  # a fixed point (every row held at the box or at a zero gradient): it stays there
+                    break
+        return {s: (best[s], found[s], step + 1) for s in symbols}
 
     def _judge(self, symbol, element, expected, values, contexts, inputs, names, where, searched=None) -> CheckResult:
         import torch
@@ -165,11 +170,11 @@ class PositivityProbe(Check):
         details = {"min": low, "violations": int(row_bad.sum()), "trials": len(values)}
         search_text = ""
         if searched is not None:
-            best, found = searched
+            best, found, forwards = searched
             search_bad = ~(best > 0)  # a non-finite value was recorded as -inf
             lowest = int(best.argmin())
             details.update(search_min=float(best[lowest]), search_violations=int(search_bad.sum()),
-                           search_starts=len(best))
+                           search_starts=len(best), search_forwards=forwards)
             search_text = (f"; descent from the {len(best)} lowest draws reached min {symbol} = "
                            f"{float(best[lowest]):.3g}")
         fix = (f"produce {symbol} as softplus(.) + a small floor (or exp of a clamped value) so it stays "

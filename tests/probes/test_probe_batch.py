@@ -122,6 +122,7 @@ def test_search_finds_a_negative_temperature_sampling_misses():
     assert box_minimum(100.0) < 0
     assert searched.details["search_min"] == pytest.approx(box_minimum(100.0), abs=1e-4)  # the worst corner
     assert "(100 std devs out)" in searched.found  # projected: never beyond `scale`
+    assert searched.details["search_forwards"] < 31  # every row pinned to the corner: stopped at the fixed point
 
 
 def test_search_respects_the_box():
