@@ -10,8 +10,8 @@ structure, gradients and probes.
     python benchmarks/large_models.py [--image 64] [--tokens 64] [--batch 4] [--only resnet50|transformer]
 
 Inputs are kept small (64x64 images, 64 tokens) so that a run takes a few minutes on 2 CPU cores;
-the graph, and so the structural analysis, does not depend on the input size. Exits 0 when both
-checks pass (exit 0), 1 when a check reports findings, 2 when one cannot run.
+the graph, and so the structural analysis, does not depend on the input size. Findings are
+printed, not fatal: exits 0 when both checks ran (verdict 0 or 1), 2 when one could not run.
 """
 
 from __future__ import annotations
@@ -254,7 +254,6 @@ def main() -> int:
           f"CUDA {'available' if torch.cuda.is_available() else 'not available'}; "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     cases = {"resnet50": RESNET50.format(image=args.image), "transformer": TRANSFORMER.format(tokens=args.tokens)}
-    worst = 0
     with tempfile.TemporaryDirectory(prefix="alignguard-large-") as tmp:
         for name, encoder in cases.items():
             if args.only and name != args.only:
@@ -272,8 +271,7 @@ def main() -> int:
             for result in report["results"]:
                 if result["status"] in ("fail", "error"):
                     print(f"  {result['status'].upper()} {result['check_id']} {result['element']}: {result['found']}")
-            worst = max(worst, code)
-    return worst
+    return 0
 
 
 if __name__ == "__main__":
