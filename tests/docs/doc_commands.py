@@ -7,10 +7,11 @@ comment may say what to expect:
     alignguard check specs/cmdn.yaml models/legacy_energy.py   # exit 1
     alignguard data convert --genome hg19.fa ...                # not run: needs the ENCODE-DREAM files
 
-`# exit N` sets the expected exit code (default 0); `# not run: REASON` skips the line, with the
-reason shown. The commands of one document run in order, through bash with pipefail, in a temp
-folder holding copies of the repository's specs/, models/, benchmarks/ and docs/, so a later
-command can use what an earlier one wrote (`alignguard evaluate runs/latest` after a train).
+`exit N` in the comment sets the expected exit code (default 0), e.g. `# aligned: exit 0`;
+`# not run: REASON` skips the line, with the reason shown. The commands of one document run in
+order, through bash with pipefail, in a temp folder holding copies of the repository's specs/,
+models/, benchmarks/ and docs/, so a later command can use what an earlier one wrote
+(`alignguard evaluate runs/latest` after a train).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ SHELL_LANGUAGES = {"bash", "sh", "shell"}
 COMMAND_STARTS = ("alignguard ", "python -m alignguard", "python benchmarks/")
 SLOW_SUBCOMMANDS = {"train", "evaluate", "mutate"}  # evaluate needs a trained run
 WORKSPACE_FOLDERS = ("specs", "models", "benchmarks", "docs")  # docs/tutorial/ holds the tutorial's models
-EXIT_COMMENT = re.compile(r"^exit\s+(\d+)\b")
+EXIT_COMMENT = re.compile(r"\bexit\s+(\d+)\b")
 NOT_RUN_COMMENT = re.compile(r"^not run:\s*(.*)$")
 
 
@@ -86,7 +87,7 @@ def parse_commands(text: str, doc: str) -> list[DocCommand]:
         if not command.startswith(COMMAND_STARTS):
             continue
         expected, skip = 0, None
-        if match := EXIT_COMMENT.match(comment):
+        if match := EXIT_COMMENT.search(comment):
             expected = int(match.group(1))
         if match := NOT_RUN_COMMENT.match(comment):
             skip = match.group(1).strip() or "no reason given"

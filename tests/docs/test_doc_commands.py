@@ -54,6 +54,7 @@ def test_parser_reads_bash_blocks_continuations_and_expectations():
     text = "\n".join([
         "```bash",
         "alignguard check a.yaml m.py   # exit 1: findings",
+        "alignguard check b.yaml m.py   # misaligned: exit 1",
         "alignguard data convert --genome hg19.fa \\",
         "    --out ctcf/   # not run: needs the ENCODE-DREAM files",
         "pip install alignguard",
@@ -70,9 +71,10 @@ def test_parser_reads_bash_blocks_continuations_and_expectations():
     commands = parse_commands(text, "doc.md")
     assert [(c.line, c.command, c.expected, c.skip_reason, c.slow) for c in commands] == [
         (2, "alignguard check a.yaml m.py", 1, None, False),
-        (3, "alignguard data convert --genome hg19.fa --out ctcf/", 0, "needs the ENCODE-DREAM files", False),
-        (6, "python benchmarks/graph_scaling.py --sizes 300", 0, None, True),
-        (7, "alignguard explain noise.present | grep -c '#x'", 0, None, False),
+        (3, "alignguard check b.yaml m.py", 1, None, False),
+        (4, "alignguard data convert --genome hg19.fa --out ctcf/", 0, "needs the ENCODE-DREAM files", False),
+        (7, "python benchmarks/graph_scaling.py --sizes 300", 0, None, True),
+        (8, "alignguard explain noise.present | grep -c '#x'", 0, None, False),
     ]
     assert parse_commands("```sh\nalignguard train s.yaml m.py\n```", "d.md")[0].slow
 
