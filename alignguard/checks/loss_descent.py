@@ -55,8 +55,6 @@ class LossDescentCheck(Check):
         return bool(spec.losses) and spec.gradients.descent
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
-        import torch
-
         from alignguard.gradients.measure import term_gradients, trainable_parameters
 
         spec, model = context.spec, context.model
