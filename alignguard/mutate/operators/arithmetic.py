@@ -178,8 +178,13 @@ def shared_temperature(analysis: "ModelAnalysis") -> Iterator[Mutant]:
             "context.shared", name,
             f"temperature shared across {context}: {name} (divisor of {prediction}) replaced by its batch mean"
             f" in '{ref.owner or 'model'}'{where(divisor)}",
-            f"no spec rule catches this yet (`flow.required: {{from: {context}, to: {name}}}` still holds: a batch "
-            f"mean depends on {context}): it needs a batch-independence probe, d {name}_i / d {context}_j == 0 "
-            f"exactly for i != j in eval mode (any batch statistic breaks it, however small at initialisation)",
+            suggest(
+                name in (analysis.spec.probes.batch_independence.symbols
+                         if analysis.spec.probes.batch_independence else []),
+                f"add `probes.batch_independence: {{symbols: [{name}]}}`: d {name}_i / d {context}_j must be 0 "
+                f"for i != j in eval mode, and a batch mean breaks it (`flow.required: {{from: {context}, to: "
+                f"{name}}}` still holds, so no flow rule can catch this)",
+                f"probes.batch_independence for {name}, which should have caught a batch mean",
+            ),
             edit_model=model_edit(ref, _batch_mean, "context.shared"),
         )
