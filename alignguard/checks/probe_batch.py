@@ -258,8 +258,6 @@ def _any_cross_rows(values: list, leaves: list, rows: int) -> bool:
     the cost of that many backward passes, not n per symbol. Random weights within the rows keep
     terms from cancelling to an exact zero.
     """
-    import warnings
-
     import torch
 
     bits = max((rows - 1).bit_length(), 1)
@@ -269,15 +267,12 @@ def _any_cross_rows(values: list, leaves: list, rows: int) -> bool:
     flat = torch.cat([v.reshape(rows, -1) for v in values], dim=1)  # (rows, features)
     weights = torch.rand(flat.shape, generator=generator, dtype=torch.float64).add_(0.5).to(flat.dtype)
     cotangents = sides[:, :, None].to(flat.dtype) * weights.to(flat.device)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            grads = torch.autograd.grad(flat, leaves, grad_outputs=cotangents, retain_graph=True,
-                                        allow_unused=True, is_grads_batched=True)
-    except (RuntimeError, NotImplementedError, TypeError, ValueError):
-        grads = [torch.stack(parts) if all(p is not None for p in parts) else None
-                 for parts in zip(*(torch.autograd.grad(flat, leaves, grad_outputs=c, retain_graph=True,
-                                                        allow_unused=True) for c in cotangents))]
+    # One plain backward of the scalar <flat, c> per cotangent c (the same vector-Jacobian product):
+    # vmap, or even an explicit `grad_outputs`, makes torch import its symbolic-shape machinery
+    # (sympy, ~0.3-0.5 s), more than these few small backward passes cost.
+    grads = [torch.stack(parts) if all(p is not None for p in parts) else None
+             for parts in zip(*(torch.autograd.grad((flat * c).sum(), leaves, retain_graph=True,
+                                                    allow_unused=True) for c in cotangents))]
     outside = ~sides
     for grad in grads:
         if grad is not None and bool((grad.reshape(len(sides), rows, -1)[outside] != 0).any()):

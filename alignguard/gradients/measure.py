@@ -52,10 +52,12 @@ class TermGradients:
         return gradient_stats([self.names[i] for i in keep], self.grads[keep])
 
 
-def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], batched: bool = True) -> TermGradients:
+def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], batched: bool = False) -> TermGradients:
     """Gradient of every term over `params` on the shared graph of one forward pass.
 
-    With `batched`, one vmapped `autograd.grad(is_grads_batched=True)` computes all K rows at once
+    By default one `autograd.grad(retain_graph=True)` per term: the first vmapped backward imports
+    torch's symbolic-shape machinery (sympy), about 0.3-0.5 s, more than it saves for a handful of
+    terms on a small model. With `batched`, one vmapped `autograd.grad(is_grads_batched=True)` computes all K rows at once
     (cheaper than K separate backward passes, see benchmarks/gradient_share_cost.py); where vmap
     cannot run the backward (an op or autograd.Function without a batching rule), and
     for every row that comes back zero (to tell *why* it is zero), one `autograd.grad` per term.
