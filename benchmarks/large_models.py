@@ -186,7 +186,10 @@ inputs: {{x: {{role: invariant}}, c: {{role: context}}}}
 symbols: {{z_I: z_I, mu: mu, U_I: U_I, M: M, B: B, T: T, logit: logit}}
 components:
   encoder: {{module: encoder, reaches: [z_I, logit]}}
-  bottleneck: {{module: bottleneck, reaches: [z_I, U_I], stochastic: {{symbol: z_I, through_scale: true, eval: deterministic}}}}
+  bottleneck:
+    module: bottleneck
+    reaches: [z_I, U_I]
+    stochastic: {{symbol: z_I, through_scale: true, eval: deterministic}}
   energy: {{module: energy, reaches: [U_I, logit]}}
   modulator: {{module: modulator, reaches: [M, B, T, logit]}}
 flow:
@@ -265,7 +268,8 @@ def main() -> int:
             slowest = sorted(((k, v) for k, v in timings.items() if k != "total"), key=lambda kv: -kv[1])[:5]
             print(f"\n{name}: {params / 1e6:.1f}M parameters, {nodes} graph nodes ({mode}; capture {capture_s:.2f} s "
                   f"in-process)")
-            print(f"  alignguard check: {wall:.1f} s wall (in-process total {timings.get('total', float('nan')):.1f} s), "
+            total = timings.get("total", float("nan"))
+            print(f"  alignguard check: {wall:.1f} s wall (in-process total {total:.1f} s), "
                   f"exit {code}: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors")
             print("  slowest phases (they nest): " + ", ".join(f"{k} {v:.1f} s" for k, v in slowest))
             for result in report["results"]:

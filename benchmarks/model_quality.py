@@ -155,7 +155,8 @@ def main() -> int:
                     metrics, facts = train_and_test(model, run_dir, overrides)
                     results[name].append(metrics)
                     records.append({"mechanism": mechanism, "seed": seed, "model": name, **facts, "metrics": metrics})
-                    print(f"  {mechanism} seed {seed} {name:7} design check {'passed' if facts['gate_passed'] else 'FAILED'}, "
+                    gate = "passed" if facts["gate_passed"] else "FAILED"
+                    print(f"  {mechanism} seed {seed} {name:7} design check {gate}, "
                           f"{facts['steps']:5d} steps, best epoch "
                           f"{facts['best_epoch']}, {facts['seconds']:.0f} s: test pooled AUPR "
                           f"{metrics['pooled']['aupr']:.3f} (Bayes {metrics['pooled']['bayes_aupr']:.3f})", flush=True)

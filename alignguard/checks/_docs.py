@@ -14,7 +14,8 @@ from alignguard.checks.base import Check, registered_checks
 
 # Report order bands (see Check.order): what evidence a check family rests on.
 BANDS = (
-    (50, "Structure", "From the forward graph captured in train mode (torch.fx, or the fallback capture the report names)."),
+    (50, "Structure",
+     "From the forward graph captured in train mode (torch.fx, or the fallback capture the report names)."),
     (70, "Gradients", "Measured with autograd on the real model (never the traced copy), at the spec's steps."),
     (99, "Numerical probes", "Black-box forward passes of the real model under controlled interventions."),
     (None, "Waivers", "Rules about the spec's own waivers, applied after every other check."),

@@ -1,0 +1,69 @@
+"""The benchmark scripts' building blocks work on the real models (the full runs are slow doc tests)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_latency_baseline_runs_the_model_once_and_reports_its_own_memory():
+    latency = _script("check_latency")
+    result = latency.run_measured([sys.executable, "-c", latency.BASELINE, str(ROOT / "models" / "cmdn.py"), "8", "0"])
+    assert result.returncode == 0, result.stderr
+    assert result.max_rss_mib > 50 and result.cpu_seconds > 0
+
+
+def test_torch_import_detector_tells_the_commands_apart():
+    latency = _script("check_latency")
+    assert latency.torch_imported(["--help"]) is False
+    assert latency.torch_imported(["explain", "noise.present"]) is True  # the registry imports the checks
+
+
+def test_large_model_cases_load_build_and_capture(tmp_path):
+    large = _script("large_models")
+    for name, encoder in (("resnet50", large.RESNET50.format(image=32)),
+                          ("transformer", large.TRANSFORMER.format(tokens=8))):
+        spec, model = large.write_case(tmp_path, name, encoder, batch=2)
+        from alignguard.spec.loader import load_spec
+
+        assert set(load_spec(spec).components) == {"encoder", "bottleneck", "energy", "modulator"}
+        params, nodes, _, mode = large.graph_facts(model, 2)
+        assert params > 5_000_000 and nodes > 150 and "fx" in mode
+
+
+def test_quality_overrides_are_valid_trainer_config_keys():
+    from alignguard.train.config import TrainConfig, build_config
+
+    quality = _script("model_quality")
+    config = build_config(None, quality.training_overrides(3, "additive", 3, 6000))
+    assert (config.seed, config.epochs, config.data.synth["mechanism"], config.data.train_examples_per_epoch) == (
+        3, 3, "additive", 6000)
+    defaults = build_config(None, quality.training_overrides(0, "multiplicative", None, None))
+    assert defaults.epochs == TrainConfig().epochs and defaults.data.train_examples_per_epoch is None
+
+
+def test_quality_summaries():
+    quality = _script("model_quality")
+    metrics = {"pooled": {"aupr": 0.5}, "aupr_cell_mean": None}
+    assert quality.pick(metrics, ("pooled", "aupr")) == 0.5 and quality.pick(metrics, None) is None
+    assert quality.mean_sd([0.4, 0.6]) == "0.500 ± 0.141"
+    assert quality.mean_sd([None]) == "n/a" and quality.mean_sd([0.25]) == "0.250"
+
+
+@pytest.mark.parametrize("name", ["check_latency", "large_models", "model_quality"])
+def test_scripts_say_how_to_run_them(name):
+    module = _script(name)
+    assert f"python benchmarks/{name}.py" in module.__doc__
