@@ -30,6 +30,7 @@ def mutate_command(
     """Generate design-breaking mutants of MODEL and report which ones the checks of SPEC catch."""
     from rich.console import Console
 
+    from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.errors import UsageError
     from alignguard.modelfile.loader import load_model_file
     from alignguard.mutate.render import markdown_table, render_console
@@ -41,6 +42,7 @@ def mutate_command(
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
     loaded = load_spec(spec)
+    import_torch_and_freeze_heap()
     model_file = load_model_file(model, loaded.entry_points)
     status = Console(stderr=True)
     live = status.is_terminal and not json_output

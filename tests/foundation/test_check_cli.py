@@ -81,3 +81,17 @@ def test_schema_is_json_schema(cli):
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_check_freezes_torchs_import_time_heap(tiny_spec, tiny_model):
+    """The CLI moves torch's ~1e6 import-time objects out of the collector's reach (alignguard/cli/heap.py)."""
+    script = (
+        "import gc, sys\n"
+        "from typer.testing import CliRunner\n"
+        "from alignguard.cli.app import app\n"
+        f"result = CliRunner().invoke(app, ['check', {str(tiny_spec)!r}, {str(tiny_model)!r}])\n"
+        "print(result.exit_code, gc.get_freeze_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    exit_code, frozen = map(int, out.split())
+    assert exit_code == 0 and frozen > 100_000
