@@ -109,7 +109,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and torch; with `deterministic`, ask for deterministic kernels.
 
     `warn_only=True`: an op without a deterministic implementation warns instead of killing the run
-    (the run metadata records the mode either way).
+    (the run metadata records the mode either way). Deterministic mode also fills every new
+    uninitialised tensor with NaN by default, a debugging aid that only matters to an op reading
+    memory it never wrote (a bug); it cost 7 % of a CMDN training step on CPU (aten::fill_), so
+    it is turned off.
     """
     import numpy as np
     import torch
@@ -120,6 +123,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
         torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     else:

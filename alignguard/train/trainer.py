@@ -64,6 +64,7 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self._previous_deterministic = torch.are_deterministic_algorithms_enabled()
+        self._previous_fill = torch.utils.deterministic.fill_uninitialized_memory
         seed_everything(config.seed + dist.rank, config.deterministic)
         try:
             self._build(spec, model_file, config, datasets, dist, live)
@@ -580,6 +581,7 @@ class Trainer:
         import torch
 
         torch.use_deterministic_algorithms(self._previous_deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = self._previous_fill
         torch.set_num_threads(self._previous_threads)
 
 
