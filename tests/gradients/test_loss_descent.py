@@ -1,4 +1,8 @@
-"""loss.descent on purpose-built models (tests/gradients/models/descent_models.py) and the reference models."""
+"""loss.descent on purpose-built models (tests/gradients/models/descent_models.py, curved_models.py) and the
+reference models."""
+
+import math
+import re
 
 import pytest
 import torch
@@ -10,6 +14,7 @@ from alignguard.modelfile.loader import forward_inputs, load_model_file
 from grad_helpers import HERE, REPO, spec_with
 
 MODEL = HERE / "models" / "descent_models.py"
+CURVED = HERE / "models" / "curved_models.py"
 SPEC = HERE / "specs" / "descent_spec.yaml"
 
 
@@ -20,8 +25,8 @@ def context_for(model_path=MODEL, spec_path=SPEC, **changes):
     return CheckContext(spec=spec, model_file=model_file, model=model_file.build())
 
 
-def descent(terms="loss_terms", **changes):
-    context = context_for(**{"entry_points.loss_terms": terms, **changes})
+def descent(terms="loss_terms", model_path=MODEL, **changes):
+    context = context_for(model_path, **{"entry_points.loss_terms": terms, **changes})
     results = list(LossDescentCheck().run(context))
     assert "capture" not in context._memo, "loss.descent must not need the traced graph"
     return {r.element: r for r in results}
@@ -59,11 +64,16 @@ def test_parameters_buffers_mode_and_random_state_are_restored_exactly():
     assert not model.training and torch.equal(torch.get_rng_state(), rng)
 
 
-def test_reversed_term_gives_minus_one():
+def test_reversed_term_gives_minus_one_at_every_step():
     results = descent("reversed_terms")
     kl = results["loss kl"]
     assert kl.failed and kl.details["ratio"] == pytest.approx(-1.0, abs=0.01)
     assert "the gradient is reversed, so minimising the total maximises this term" in kl.found
+    # One shorter step, no closer to 1: not curvature, and shrinking stops there.
+    assert [e for e, _ in kl.details["ratios"]] == [1e-3, 1e-4]
+    assert all(r == pytest.approx(-1.0, abs=0.01) for _, r in kl.details["ratios"])
+    assert "ratio -1.000 at ε = 0.001, -1.000 at ε = 0.0001" in kl.found
+    assert "no closer to 1" in kl.found
     assert results["loss bce"].status is Status.PASS
 
 
@@ -71,6 +81,8 @@ def test_gradient_reversal_inside_a_term_is_named_in_the_seed_words():
     results = descent("domain_terms")
     domain = results["loss domain"]
     assert domain.failed and domain.details["ratio"] < 0.9
+    first, shorter = (r for _, r in domain.details["ratios"])
+    assert shorter == pytest.approx(first, abs=0.01)  # the mismatch does not shrink with the step
     assert "the gradient of L_domain is not the slope of L_domain" in domain.found
     assert "remove the gradient reversal" in domain.fix
     assert results["loss bce"].status is Status.PASS and results["loss kl"].status is Status.PASS
@@ -79,6 +91,7 @@ def test_gradient_reversal_inside_a_term_is_named_in_the_seed_words():
 def test_scaled_custom_backward_fails_unless_the_tolerance_allows_it():
     bce = descent("scaled_terms")["loss bce"]
     assert bce.failed and bce.details["ratio"] == pytest.approx(1 / 3, abs=0.01)
+    assert [r for _, r in bce.details["ratios"]] == pytest.approx([1 / 3, 1 / 3], abs=0.01)
     loose = descent("scaled_terms", **{"gradients.descent_tolerance": 0.7})["loss bce"]
     assert loose.status is Status.PASS
 
@@ -91,6 +104,77 @@ def test_straight_through_estimator_fails_by_design():
 def test_epsilon_comes_from_the_spec():
     results = descent(**{"gradients.descent_epsilon": 1e-2})
     assert all(r.details["epsilon"] == 1e-2 and r.status is Status.PASS for r in results.values())
+
+
+def counted_forwards(context):
+    calls = []
+    context.model.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+def test_passing_terms_pay_for_no_shorter_step():
+    context = context_for()
+    calls = counted_forwards(context)
+    results = list(LossDescentCheck().run(context))
+    assert all(r.status is Status.PASS and len(r.details["ratios"]) == 1 for r in results)
+    assert len(calls) == 1 + 2 * len(results)  # the gradient's forward, then two per term
+
+
+def wave_ratio(epsilon):
+    """The curved model's exact central-difference ratio: sin(2Kε)/(2Kε) (see curved_models.py)."""
+    x = 2 * 1e4 * epsilon
+    return math.sin(x) / x
+
+
+def test_a_step_too_long_for_the_curvature_is_not_a_wrong_gradient():
+    context = context_for(CURVED)
+    before = {k: v.clone() for k, v in context.model.state_dict().items()}
+    calls = counted_forwards(context)
+    results = {r.element: r for r in LossDescentCheck().run(context)}
+    wave = results["loss wave"]
+    assert wave.status is Status.PASS, wave.found
+    assert [e for e, _ in wave.details["ratios"]] == [1e-3, 1e-4, 1e-5]
+    assert [r for _, r in wave.details["ratios"]] == pytest.approx([wave_ratio(e) for e in (1e-3, 1e-4, 1e-5)],
+                                                                  abs=1e-3)
+    assert wave.details["ratios"][0][1] < 0.1  # the default step alone would have failed it
+    assert wave.details["epsilon"] == 1e-5 and wave.details["ratio"] == pytest.approx(0.9933, abs=1e-3)
+    assert "+0.046 at ε = 0.001, +0.455 at ε = 0.0001, +0.993 at ε = 1e-05" in wave.found
+    assert "measured curvature, not the gradient" in wave.found
+    assert all(len(results[t].details["ratios"]) == 1 for t in ("loss bce", "loss kl"))
+    assert len(calls) == 1 + 2 * 3 + 2 * 2  # two forwards per term, two more per shorter step of the miss
+    assert all(torch.equal(before[k], v) for k, v in context.model.state_dict().items())
+
+
+def test_a_reversed_gradient_on_a_curved_term_still_fails():
+    wave = descent("reversed_terms", CURVED)["loss wave"]
+    assert wave.failed and "the gradient is reversed" in wave.found
+    # Shrinking moves the ratio from −0.046 toward −1, away from +1: it stops after one shorter step.
+    assert [r for _, r in wave.details["ratios"]] == pytest.approx([-wave_ratio(1e-3), -wave_ratio(1e-4)], abs=1e-3)
+    assert "-0.046 at ε = 0.001, -0.455 at ε = 0.0001" in wave.found and "no closer to 1" in wave.found
+
+
+def test_ratios_that_approach_one_but_miss_a_tight_tolerance_are_called_curvature():
+    wave = descent(model_path=CURVED, **{"gradients.descent_tolerance": 1e-5})["loss wave"]
+    assert wave.failed and "approaches |g_wave| as the step shrinks" in wave.found
+    assert [e for e, _ in wave.details["ratios"]] == [1e-3, 1e-4, 1e-5, 1e-6]  # every shorter step tried
+    assert wave.details["ratio"] == pytest.approx(wave_ratio(1e-6), abs=1e-5)
+    assert re.search(r"\+0\.99993\d at ε = 1e-06\)", wave.found)  # as many digits as the tolerance needs
+    assert "raise `gradients.descent_tolerance`" in wave.fix
+
+
+def test_no_step_below_the_float_rounding_of_the_parameters():
+    # At ε = 1e-7 the curved term's parameters (0.25 in float32) still move by about two ulps; at
+    # 1e-8 the step rounds away, so shrinking stops and says why.
+    wave = descent("reversed_terms", CURVED, **{"gradients.descent_epsilon": 1e-7})["loss wave"]
+    assert wave.failed and wave.details["ratio"] == pytest.approx(-1.0, abs=0.01)
+    assert len(wave.details["ratios"]) == 1
+    assert "no shorter step: ε = 1e-08 is below the parameters' float rounding" in wave.found
+
+
+def test_a_spec_step_below_the_float_rounding_of_the_value_is_named():
+    kl = descent("reversed_terms", **{"gradients.descent_epsilon": 1e-7})["loss kl"]
+    assert kl.failed and len(kl.details["ratios"]) == 1
+    assert "ε = 1e-07 itself is below the value's float rounding" in kl.found
 
 
 def test_switched_off():
