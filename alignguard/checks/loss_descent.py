@@ -75,7 +75,8 @@ class LossDescentCheck(Check):
             "re-seeded identically for every forward, and restores the parameters exactly. A step too long for "
             "the model's curvature also moves the ratio off 1 (a deep BatchNorm network: +0.5 at ε = 1e-3, +0.99 "
             "at 1e-5), so a term that misses is measured again at ε/10, ε/100, ε/1000 and judged at the shortest "
-            "step measured, the one closest to the derivative: it passes as soon as one is within tolerance. Shrinking stops early when a shorter step "
+            "step measured, the one closest to the derivative: it passes as soon as one is within tolerance. "
+            "Shrinking stops early when a shorter step "
             "brings the ratio no closer to 1 (a wrong gradient's ratio does not depend on ε) or when float "
             "rounding would dominate: rounding θ ± εĝ_i to the parameters' dtype changes the step by more than "
             "25 %, or the predicted change 2ε|g_i| is under 100/tolerance ulps of |L_i|. The failure lists the "
@@ -274,7 +275,7 @@ class LossDescentCheck(Check):
 
 
 def _closer(miss: float, previous: float) -> bool:
-    """The shorter step's miss |ratio − 1| is finite and at most CONVERGING times the previous one (any, if that was not finite)."""
+    """The shorter step's miss |ratio − 1| is finite and at most CONVERGING times the previous (finite) one."""
     return math.isfinite(miss) and (not math.isfinite(previous) or miss <= CONVERGING * previous)
 
 
