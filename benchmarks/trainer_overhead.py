@@ -6,7 +6,7 @@ timed inside its real loop (Trainer.fit, through its after_step hook): data, for
 per-term gradient monitoring every N steps, logging and finiteness checks — not its setup nor the
 validation pass after the epoch. Also prints the fraction of loop time spent waiting for batches.
 
-    python benchmarks/trainer_overhead.py [--model models/cmdn.py] [--steps 100] [--rounds 5]
+    python benchmarks/trainer_overhead.py [--model models/cmdn.py] [--steps 100] [--rounds 11]
 
 Each round times the steps after the first (setup excluded) in wall-clock and in process CPU time;
 the ratios are medians over rounds of trainer/plain pairs run back to back, so a busy machine
@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100,
                         help="Timed optimiser steps per round (a multiple of monitor.every_steps keeps the "
                         "monitoring share exact).")
-    parser.add_argument("--rounds", type=int, default=5, help="Timed rounds of each (after one warm-up).")
+    parser.add_argument("--rounds", type=int, default=11, help="Timed rounds of each (after one warm-up).")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
@@ -140,13 +140,18 @@ def main() -> int:
             if round_index > 0:
                 results[name].append(result)
     pairs = list(zip(results["trainer"], results["plain"]))
-    wall_ratio = statistics.median(t["wall"] / p["wall"] for t, p in pairs)
+    wall_ratios = [t["wall"] / p["wall"] for t, p in pairs]
+    wall_ratio = statistics.median(wall_ratios)
     cpu_ratio = statistics.median(t["cpu"] / p["cpu"] for t, p in pairs)
     wait = float(np.mean([r["wait"] for r in results["trainer"]]))
     print(f"median steps/s: trainer {statistics.median(r['wall'] for r in results['trainer']):.2f}, plain loop "
           f"{statistics.median(r['wall'] for r in results['plain']):.2f}")
     print(f"trainer / plain, median of paired rounds: {wall_ratio:.3f} wall-clock, {cpu_ratio:.3f} CPU time "
           f"(target >= 0.95: {'met' if min(wall_ratio, cpu_ratio) >= 0.95 else 'NOT met'})")
+    if len(wall_ratios) >= 4:  # the spread shows how far one round's ratio can be trusted on this machine
+        low, _, high = statistics.quantiles(wall_ratios, n=4)
+        print(f"paired wall-clock ratios: quartiles {low:.3f}-{high:.3f}, range {min(wall_ratios):.3f}-"
+              f"{max(wall_ratios):.3f} over {len(wall_ratios)} rounds")
     print(f"trainer time waiting for batches: {100 * wait:.1f}% of the training loop")
     return 0
 
