@@ -11,19 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from descent_models import Reverse, example_batch  # noqa: F401  (example_batch: an entry point)
+
 K = 1e4  # 2Kε = 20 at the default ε
-
-
-class Reverse(torch.autograd.Function):
-    """Identity forward, negated gradient: a gradient-reversal layer."""
-
-    @staticmethod
-    def forward(ctx, value):
-        return value.view_as(value)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -grad
 
 
 class Net(nn.Module):
@@ -45,12 +35,6 @@ def build_model():
     return Net()
 
 
-def example_batch(batch_size, seed):
-    g = torch.Generator().manual_seed(seed)
-    return {"x": torch.randn(batch_size, 6, generator=g), "c": torch.randn(batch_size, 2, generator=g),
-            "y": (torch.arange(batch_size) % 3 == 0).float()}
-
-
 def wave(model):
     return torch.sin(K * (model.phase.double().sum() - 1.0)) / K
 
@@ -62,4 +46,4 @@ def loss_terms(model, batch, outputs, step):
 
 def reversed_terms(model, batch, outputs, step):
     """The curved term behind a gradient-reversal layer: the ratio is −sin(2Kε)/(2Kε) at every ε."""
-    return {**loss_terms(model, batch, outputs, step), "wave": Reverse.apply(wave(model))}
+    return {**loss_terms(model, batch, outputs, step), "wave": Reverse.apply(wave(model), -1.0)}
