@@ -66,14 +66,13 @@ class ComponentCalled(Check):
                 continue
             if component.called:
                 yield passed("component.called", element, f"'{path}' called in forward",
-                             f"{len(graph.nodes_in_scope(path)) or 1} node(s) in its scope",
+                             f"{len(graph.index.scopes.get(path, ())) or 1} node(s) in its scope",
                              where=Where(module=path))
             yield from self._on_path(context, name, component)
 
     def _on_path(self, context: CheckContext, name: str, component) -> Iterable[CheckResult]:
         graph = context.graph
-        produced = {n for call in graph.module_outputs(component.module) for n in call.outputs if n}
-        produced |= set(graph.nodes_in_scope(component.module))
+        produced = graph.module_nodes(component.module)
         for symbol in component.reaches:
             element = f"component {name}"
             expected = f"output of '{component.module}' reaches {symbol}"
@@ -82,10 +81,10 @@ class ComponentCalled(Check):
                 yield failed("component.on_path", element, expected,
                              f"symbol {symbol} is not bound ({target.found}): matched nothing",
                              fix=f"bind {symbol} first (see symbol.bound)", where=Where(module=component.module))
-            elif not produced:
+            elif not len(produced):
                 yield failed("component.on_path", element, expected, "the module produced no graph nodes",
                              fix=f"call self.{component.module} in forward", where=Where(module=component.module))
-            elif graph.reaches_any(produced, [target.node]):
+            elif graph.reach_mask([target.node], reverse=True)[produced].any():
                 yield passed("component.on_path", element, expected, f"path to node {target.node}",
                              where=Where(module=component.module))
             else:

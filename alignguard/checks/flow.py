@@ -77,13 +77,13 @@ class FlowCheck(Check):
                       f"{graph.where_text(entry) or entry}" + (f" ({rule.why})" if rule.why else ""),
                       where=symbol_where(graph, entry), details={"chains": chains})
 
-    def _break(self, context: CheckContext, rule, sets: list[set[str]]) -> str:
+    def _break(self, context: CheckContext, rule, sets: list) -> str:
         """Which hop of a required path is missing: the first element the previous ones cannot reach."""
         reached = sets[0]
         names = rule.endpoints()
         for index in range(1, len(sets)):
-            following = context.graph.reachable(reached) & sets[index]
-            if not following:
+            following = sets[index][context.graph.index.reach(reached)[sets[index]]]
+            if len(following) == 0:
                 return (f"no data-flow path from {' -> '.join(names[:index])} to {names[index]}"
                         if index > 1 else f"{names[index]} does not depend on {names[0]}")
             reached = following

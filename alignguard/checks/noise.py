@@ -84,8 +84,8 @@ class NoiseCheck(Check):
     def _judge(self, context, graph: ModelGraph, element, expected, path, symbol, target, requirement) -> CheckResult:
         names = design_names(context, graph)
         exists = module_exists(context.model, path)
-        scope = set(graph.nodes_in_scope(path)) if exists else set()
-        inside = trace_noise(graph, noise_sources(graph, scope), target)
+        in_scope = [n for n in noise_sources(graph) if exists and path in graph.node(n).get("scopes", ())]
+        inside = trace_noise(graph, in_scope, target)
         good = [p for p in inside if p.reaches and (p.scale or not requirement.through_scale)]
         if good:
             p = good[0]

@@ -57,23 +57,17 @@ class PatternCheck(Check):
             return failed("pattern.forbidden", element, expected, f"{pattern.on_path_to} matched nothing",
                           fix=f"bind {pattern.on_path_to} first (see symbol.bound)")
         graph = context.graph
-        from_left, from_right = graph.reachable(ends["left"]), graph.reachable(ends["right"])
-        hits = []
-        for node in graph.reachable([target], reverse=True):
-            data = graph.node(node)
-            refs = operand_refs(graph, node)
-            if data["kind"] != "op" or data["op"] not in pattern.ops or len(refs) != 2:
-                continue
-            sides = [("left" if r in from_left and r not in from_right else
-                      "right" if r in from_right and r not in from_left else None) for r in refs]
-            if sorted(s or "" for s in sides) == ["left", "right"]:
-                hits.append(node)
+        index = graph.index
+        from_left, from_right = index.reach(ends["left"]), index.reach(ends["right"])
+        only_left, only_right = from_left & ~from_right, from_right & ~from_left
+        first, second = index.operand_pair[:, 0], index.operand_pair[:, 1]
+        binary = graph.reach_mask([target], reverse=True) & index.of_kind("op", pattern.ops) & (first >= 0)
+        mixes = (only_left[first] & only_right[second]) | (only_right[first] & only_left[second])
+        hits = index.names[binary & mixes].tolist()  # in graph order
         if not hits:
             return passed("pattern.forbidden", element, expected,
                           f"no {ops} on the path to {pattern.on_path_to} mixes a pure {pattern.left} term with a "
                           f"pure {pattern.right} term")
-        order = {n: i for i, n in enumerate(graph.graph)}
-        hits.sort(key=order.__getitem__)
         names = design_names(context)
         findings = [self._symmetry(names, graph, node) for node in hits]
         why = f" ({pattern.why})" if pattern.why else ""

@@ -41,8 +41,9 @@ def resolve_symbol(context: CheckContext, name: str, graph: ModelGraph | None = 
     return resolve_binding(graph or context.graph, context.spec.symbols[name])
 
 
-def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = None) -> Resolution | set[str]:
-    """Graph nodes of a design element (an input, a symbol or a component), or why there are none.
+def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = None):
+    """Graph nodes of a design element (an input, a symbol or a component) as positions in
+    `graph.index` (an integer array), or the Resolution saying why there are none.
 
     A component stands for every node computed inside its module plus what the module returned.
     """
@@ -50,14 +51,15 @@ def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = N
     spec = context.spec
     if name in spec.inputs:
         node = graph.inputs.get(name)
-        return {node} if node else Resolution(None, f"forward takes no tensor argument '{name}'")
+        return graph.index.positions([node]) if node else Resolution(None, f"forward takes no tensor argument '{name}'")
     if name in spec.symbols:
         resolution = resolve_symbol(context, name, graph)
-        return {resolution.node} if resolution.node else resolution
+        return graph.index.positions([resolution.node]) if resolution.node else resolution
     path = spec.components[name].module
-    nodes = set(graph.nodes_in_scope(path))
-    nodes |= {n for call in graph.module_outputs(path) for n in call.outputs if n}
-    return nodes or Resolution(None, f"module '{path}' computes nothing in the graph (never called, or renamed)")
+    nodes = graph.module_nodes(path)
+    if len(nodes) == 0:
+        return Resolution(None, f"module '{path}' computes nothing in the graph (never called, or renamed)")
+    return nodes
 
 
 def design_names(context: CheckContext, graph: ModelGraph | None = None):

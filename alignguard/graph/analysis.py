@@ -6,8 +6,9 @@ enumerates paths.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Iterable, Mapping
+
+import numpy as np
 
 from alignguard.graph.model_graph import ModelGraph, Ref
 
@@ -75,55 +76,48 @@ class Names:
         return f"{head} ({where})" if where else head
 
 
-def shortest_chain(graph: ModelGraph, sources: Iterable[str], waypoints: list[set[str]],
-                   targets: set[str], limit: int = 1) -> list[list[str]]:
+def shortest_chain(graph: ModelGraph, sources: np.ndarray, waypoints: list[np.ndarray],
+                   targets: np.ndarray, limit: int = 1) -> list[list[str]]:
     """Shortest data-flow chains from any source through each waypoint set in order to a target.
 
-    A breadth-first search over (node, waypoints passed) states: linear in graph size times
-    the number of waypoints. Returns up to `limit` chains entering the targets at distinct
-    nodes, shortest first. Expansion stops at targets, so each chain is a whole, minimal chain.
+    Every set is given as node positions in `graph.index`; the chains come back as node ids.
+
+    One breadth-first search per leg (sources -> first waypoints -> ... -> targets), each from all
+    the nodes the previous leg reached in its waypoint set at once: linear in graph size times the
+    number of legs, in C. The last leg stops at targets, so each chain is a whole, minimal chain
+    entering the targets at its own node. Returns up to `limit` chains, shortest last leg first.
     """
-    last = len(waypoints)
-    successors = graph.graph._succ  # plain dicts: the read-only views cost a wrapper per lookup
-    parent: dict[tuple[str, int], tuple[str, int] | None] = {}
-    queue: deque[tuple[str, int]] = deque()
-
-    def push(state: tuple[str, int], previous: tuple[str, int] | None, front: bool = False) -> None:
-        if state in parent:
-            return
-        parent[state] = previous
-        (queue.appendleft if front else queue.append)(state)
-
-    for source in sources:
-        if source in graph.graph:
-            push((source, 0), None)
-    found: list[list[str]] = []
-    while queue and len(found) < limit:
-        node, stage = queue.popleft()
-        if stage < last and node in waypoints[stage]:
-            push((node, stage + 1), (node, stage), front=True)  # passing a waypoint costs nothing
-        if stage == last and node in targets:
-            found.append(_unwind(parent, (node, stage)))
-            continue
-        for successor in successors[node]:
-            push((successor, stage), (node, stage))
-    return found
+    index = graph.index
+    starts = sources
+    legs = []  # the predecessor array of each leg
+    for leg, members in enumerate([*waypoints, targets]):
+        if len(starts) == 0:
+            return []
+        wanted = index.mask(members)
+        final = leg == len(waypoints)
+        order, predecessors = index.search(starts, stop_at=wanted if final else None)
+        legs.append(predecessors)
+        starts = order[wanted[order]]  # in visiting order: nearest first
+    return [_unwind(index, legs, int(end)) for end in starts[:limit]]
 
 
-def _unwind(parent: dict, state: tuple[str, int]) -> list[str]:
-    chain: list[str] = []
-    current: tuple[str, int] | None = state
-    while current is not None:
-        if not chain or chain[-1] != current[0]:
-            chain.append(current[0])
-        current = parent[current]
-    return chain[::-1]
+def _unwind(index, legs: list, end: int) -> list[str]:
+    """Follow predecessors back leg by leg; a waypoint ends one leg and starts the next."""
+    root = len(index)
+    chain = [end]
+    for predecessors in reversed(legs):
+        previous = predecessors.tolist()  # list indexing: numpy scalar access is 5x slower in this loop
+        node = chain[-1]
+        while previous[node] != root:
+            node = previous[node]
+            chain.append(node)
+    return index.names[chain[::-1]].tolist()
 
 
-def learned_nodes(graph: ModelGraph) -> set[str]:
-    """Nodes whose value depends on a trainable parameter (a param node or a module with weights)."""
-    seeds = [n for n, d in graph.graph.nodes(data=True) if d.get("learned")]
-    return graph.reachable(seeds)
+def learned_mask(graph: ModelGraph):
+    """Which nodes' values depend on a trainable parameter (a param node or a module with weights),
+    as a boolean mask over `graph.index.names`."""
+    return graph.index.reach(np.flatnonzero(graph.index.learned))
 
 
 def operand_refs(graph: ModelGraph, node: str) -> list[str]:

@@ -12,11 +12,13 @@ Every capture (torch.fx, the eager recorder) produces this same form.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 import networkx as nx
+import numpy as np
+
+from alignguard.graph.index import GraphIndex
 
 NODE_KINDS = ("input", "module", "op", "random", "const", "param", "output")
 
@@ -48,6 +50,10 @@ class ModelGraph:
     capture: str = "torch.fx"  # which capture produced the graph
     capture_note: str = ""  # why a fallback was used, what the capture could not see
     training: bool = True  # the mode the model was in while captured
+    index: GraphIndex = field(init=False, repr=False, compare=False)  # arrays for whole-graph queries
+
+    def __post_init__(self) -> None:
+        self.index = GraphIndex(self.graph)
 
     # ---- nodes -------------------------------------------------------------------------
     def node(self, node_id: str) -> dict:
@@ -57,14 +63,18 @@ class ModelGraph:
         return (n for n, data in self.graph.nodes(data=True) if data["kind"] in kinds)
 
     def nodes_in_scope(self, module_path: str) -> list[str]:
-        """Nodes computed inside `module_path` or any of its submodules."""
-        return [n for n, data in self.graph.nodes(data=True) if module_path in data.get("scopes", ())]
+        """Nodes computed inside `module_path` or any of its submodules, in graph order."""
+        members = self.index.scopes.get(module_path)
+        return [] if members is None else self.index.names[members].tolist()
+
+    def module_nodes(self, module_path: str):
+        """Positions (in `index`) of the nodes computed inside the module plus what its calls returned."""
+        returned = self.index.positions(n for call in self.module_outputs(module_path) for n in call.outputs if n)
+        inside = self.index.scopes.get(module_path, returned[:0])
+        return np.concatenate([inside, returned])  # a repeated position is harmless in a mask lookup
 
     def called_modules(self) -> set[str]:
-        called = {call.path for call in self.module_calls}
-        for _, data in self.graph.nodes(data=True):
-            called.update(data.get("scopes", ()))
-        return called
+        return {call.path for call in self.module_calls} | set(self.index.scopes)
 
     def module_outputs(self, module_path: str) -> list[ModuleCall]:
         return [call for call in self.module_calls if call.path == module_path]
@@ -93,7 +103,7 @@ class ModelGraph:
         return source == target or nx.has_path(self.graph, source, target)
 
     def reaches_any(self, sources: Iterable[str], targets: Iterable[str]) -> bool:
-        return bool(set(targets) & self.reachable(sources))
+        return bool(self.reach_mask(sources)[self.index.positions(targets)].any())
 
     def descendants(self, node_id: str) -> set[str]:
         return nx.descendants(self.graph, node_id)
@@ -103,16 +113,11 @@ class ModelGraph:
 
     def reachable(self, sources: Iterable[str], reverse: bool = False) -> set[str]:
         """Every node reachable from any source (sources included): one linear BFS."""
-        # networkx's own adjacency dicts: the read-only views cost a wrapper per lookup
-        neighbours = self.graph._pred if reverse else self.graph._succ
-        seen = {s for s in sources if s in self.graph}
-        queue = deque(seen)
-        while queue:
-            for nxt in neighbours[queue.popleft()]:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    queue.append(nxt)
-        return seen
+        return self.index.members(self.reach_mask(sources, reverse))
+
+    def reach_mask(self, sources: Iterable[str], reverse: bool = False):
+        """`reachable` as a boolean numpy mask over `index.names`, for queries over many nodes."""
+        return self.index.reach(self.index.positions(sources), reverse)
 
     def shortest_path(self, source: str, target: str) -> list[str] | None:
         try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alignguard.graph.analysis import learned_nodes, operand_refs
+import numpy as np
+
+from alignguard.graph.analysis import learned_mask, operand_refs
 from alignguard.graph.model_graph import ModelGraph
 from alignguard.graph.vocabulary import NOISE_OPS
 
@@ -23,50 +25,51 @@ class NoisePath:
     scale: str | None  # the product node where a learned scale multiplies it on the way, if any
 
 
-def noise_sources(graph: ModelGraph, nodes: set[str] | None = None) -> list[str]:
-    """Random *noise* draws (randn, normal, rand, ...; not dropout masks), optionally within `nodes`."""
-    return [n for n, d in graph.graph.nodes(data=True)
-            if d["kind"] == "random" and d["op"] in NOISE_OPS and (nodes is None or n in nodes)]
+def noise_sources(graph: ModelGraph) -> list[str]:
+    """Random *noise* draws (randn, normal, rand, ...; not dropout masks), in graph order."""
+    index = graph.index
+    return index.names[index.of_kind("random", NOISE_OPS)].tolist()
 
 
 def trace_noise(graph: ModelGraph, sources: list[str], target: str) -> list[NoisePath]:
-    upstream = graph.reachable([target], reverse=True)
-    learned = learned_nodes(graph)
-    order = {n: i for i, n in enumerate(graph.graph)}
+    index = graph.index
+    upstream = graph.reach_mask([target], reverse=True)
+    learned = learned_mask(graph)
+    products = index.of_kind("op", _PRODUCTS)
     paths = []
     for source in sources:
-        downstream = graph.reachable([source])
-        reaches = target in downstream
+        downstream = graph.reach_mask([source])
+        reaches = bool(downstream[index.position[target]])
         scale = None
         if reaches:
-            for node in sorted(downstream & upstream, key=order.__getitem__):
-                if _scales(graph, node, downstream, learned):
-                    scale = node
+            for node in np.flatnonzero(downstream & upstream & products):  # in graph order
+                if _scales(graph, index.names[node], downstream, learned):
+                    scale = index.names[node]
                     break
         paths.append(NoisePath(source, reaches, scale))
     return paths
 
 
-def _scales(graph: ModelGraph, node: str, noisy: set[str], learned: set[str]) -> bool:
-    """`node` multiplies a noisy operand by a learned, noise-free one."""
-    data = graph.node(node)
-    if data["op"] not in _PRODUCTS:
-        return False
-    refs = operand_refs(graph, node)
-    factors = refs[1:] if data["op"] == "addcmul" else refs
-    noisy_factors = [f for f in factors if f in noisy]
-    clean_factors = [f for f in factors if f not in noisy]
-    return bool(noisy_factors) and any(f in learned for f in clean_factors)
+def _scales(graph: ModelGraph, node: str, noisy, learned) -> bool:
+    """`node` multiplies a noisy operand by a learned, noise-free one (masks over graph.index)."""
+    refs = [graph.index.position[r] for r in operand_refs(graph, node)]
+    factors = refs[1:] if graph.node(node)["op"] == "addcmul" else refs
+    noisy_factors = [f for f in factors if noisy[f]]
+    clean_factors = [f for f in factors if not noisy[f]]
+    return bool(noisy_factors) and any(learned[f] for f in clean_factors)
+
+
+def _constants_upstream(graph: ModelGraph, target: str) -> list[str]:
+    index = graph.index
+    return index.names[graph.reach_mask([target], reverse=True) & index.of_kind("const")].tolist()
 
 
 def baked_constants(graph: ModelGraph, target: str) -> list[str]:
     """Tensors fx executed once at trace time (e.g. `torch.randn(4, 16)`) that feed the target."""
-    upstream = graph.reachable([target], reverse=True)
-    return [n for n in upstream if graph.node(n)["kind"] == "const" and graph.node(n).get("baked")]
+    return [n for n in _constants_upstream(graph, target) if graph.node(n).get("baked")]
 
 
 def fixed_tensors(graph: ModelGraph, target: str) -> list[str]:
     """Non-parameter tensor attributes (not buffers) that feed the target: a 'noise' fixed at build time."""
-    upstream = graph.reachable([target], reverse=True)
-    return [n for n in upstream if graph.node(n)["kind"] == "const"
-            and not graph.node(n).get("baked") and not graph.node(n).get("buffer")]
+    return [n for n in _constants_upstream(graph, target)
+            if not graph.node(n).get("baked") and not graph.node(n).get("buffer")]
