@@ -102,9 +102,6 @@ class ModelGraph:
     def reaches(self, source: str, target: str) -> bool:
         return source == target or nx.has_path(self.graph, source, target)
 
-    def reaches_any(self, sources: Iterable[str], targets: Iterable[str]) -> bool:
-        return bool(self.reach_mask(sources)[self.index.positions(targets)].any())
-
     def descendants(self, node_id: str) -> set[str]:
         return nx.descendants(self.graph, node_id)
 
