@@ -3,11 +3,14 @@
     h          = encoder(x)                         φ_I: a CNN over the DNA window only
     z_I        = mu + exp(0.5·logvar) ⊙ ε           information bottleneck, ε ~ N(0, I)
     U_I        = energy(z_I)                        invariant binding energy, one scalar
-    (M, B, T)  = modulator(c)                       M > 0, T ≥ t_min > 0
+    M          = concentration(descriptor)          M > 0, from the cell line only
+    B          = shift(descriptor, accessibility)
+    T          = sharpness(accessibility)           T ≥ t_min > 0, T(a_ref) = 1
     logit      = (M · U_I + B) / T                  P = sigmoid(logit)
 
 The modulation is multiplicative, so unlike the legacy ``U_I − R_E`` head there is no
-translation symmetry: shifting U_I changes the prediction by M·δ/T, which depends on c.
+translation symmetry that depends on c: shifting U_I changes the prediction by M·δ/T. The formula's
+own scaling symmetry (M, B, T) -> k·(M, B, T) is pinned by what each part sees (see Modulator).
 
 Model-file contract (imported by path; ``_batches`` is a sibling module):
 ``build_model()``, ``example_batch(batch_size, seed)``, ``loss_terms(model, batch, outputs, step)``
@@ -128,37 +131,58 @@ class EnergyHead(nn.Module):
         return self.net(z_I).squeeze(-1)
 
 
-class Modulator(nn.Module):
-    """ψ(c) -> (M, B, T), each (B,). c = cell-line descriptor + locus accessibility (last column).
+def _mlp(in_dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
 
-    M = softplus(.) + m_min   TF concentration scales affinity; the tiny floor keeps M > 0 in
-                              float32 where softplus of a very negative input underflows to 0.
-    B = linear                chromatin context shifts affinity.
-    T = softplus(.) + t_min   sharpness; accessibility is an input, so open chromatin can lower T.
+
+def _small_head(hidden: int, bias: float) -> nn.Linear:
+    """Output layer with small, non-zero weights (every parameter gets gradient at step 0) and a chosen bias."""
+    head = nn.Linear(hidden, 1)
+    nn.init.normal_(head.weight, std=0.01)
+    nn.init.constant_(head.bias, bias)
+    return head
+
+
+class Modulator(nn.Module):
+    """ψ(c) -> (M, B, T), each (B,). c = cell-line descriptor (all but the last column) + accessibility (last).
+
+    (M·U_I + B)/T is unchanged by (M, B, T) -> k·(M, B, T), so what each part may see is the design:
+
+    M = softplus(m(descriptor)) + m_min   TF concentration: a property of the cell line only.
+    B = b(descriptor, accessibility)      chromatin context shifts affinity.
+    T = t_min + (1 - t_min)·exp(s(a) - s(a_ref)),  s = T_RANGE·tanh(g(a)/T_RANGE)
+                                          sharpness from accessibility only, 1 at a_ref.
+
+    A rescaling k would have to keep M a function of the descriptor and T one of the accessibility, so
+    k can only be a constant, and T(a_ref) = 1 fixes that constant: T(a) is identifiable, and "open
+    chromatin -> low T" can be read from it (docs/checks.md, identifiability). The descriptor part of
+    the true T*(c, a) is a per-cell factor the same symmetry moves into M and B. The tanh bound keeps T in
+    [t_min, e^(2·T_RANGE)] for any input; the floors keep M and T > 0 in float32.
     """
+
+    ACCESS_REF = 0.5  # the reference accessibility where T is pinned to 1 (the benchmark's half-open locus)
+    T_RANGE = 3.0  # |s| <= 3: T within a factor e^6 of T(a_ref)
 
     def __init__(self, context_dim: int = CONTEXT_DIM, hidden: int = 32,
                  t_min: float = 0.05, m_min: float = 1e-3):
         super().__init__()
         self.t_min, self.m_min = t_min, m_min
-        self.trunk = nn.Sequential(
-            nn.Linear(context_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
-        )
-        self.m_head = nn.Linear(hidden, 1)
-        self.b_head = nn.Linear(hidden, 1)
-        self.t_head = nn.Linear(hidden, 1)
-        # Near-identity start (M ≈ 1, B ≈ 0, T ≈ 1) with small, non-zero weights so every
-        # parameter still receives gradient at step 0.
-        for head, bias in ((self.m_head, _inverse_softplus(1.0 - m_min)), (self.b_head, 0.0),
-                           (self.t_head, _inverse_softplus(1.0 - t_min))):
-            nn.init.normal_(head.weight, std=0.01)
-            nn.init.constant_(head.bias, bias)
+        self.concentration = nn.Sequential(_mlp(context_dim - 1, hidden),
+                                           _small_head(hidden, _inverse_softplus(1.0 - m_min)))
+        self.shift = nn.Sequential(_mlp(context_dim, hidden), _small_head(hidden, 0.0))
+        self.sharpness = nn.Sequential(_mlp(1, hidden), _small_head(hidden, 0.0))
+        # Near-identity start (M ≈ 1, B ≈ 0, T ≈ 1): stage 1 of the curriculum trains logit ≈ U_I.
+
+    def _log_sharpness(self, access: torch.Tensor) -> torch.Tensor:
+        return self.T_RANGE * torch.tanh(self.sharpness(access).squeeze(-1) / self.T_RANGE)
 
     def forward(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        features = self.trunk(c)
-        M = F.softplus(self.m_head(features)).squeeze(-1) + self.m_min
-        B = self.b_head(features).squeeze(-1)
-        T = F.softplus(self.t_head(features)).squeeze(-1) + self.t_min
+        descriptor, access = c[:, :-1], c[:, -1:]
+        M = F.softplus(self.concentration(descriptor)).squeeze(-1) + self.m_min
+        B = self.shift(c).squeeze(-1)
+        reference = torch.full_like(access[:1], self.ACCESS_REF)
+        log_t = self._log_sharpness(access) - self._log_sharpness(reference)
+        T = self.t_min + (1.0 - self.t_min) * torch.exp(log_t)
         return M, B, T
 
 

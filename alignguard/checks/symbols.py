@@ -52,6 +52,9 @@ def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = N
     if name in spec.inputs:
         node = graph.inputs.get(name)
         return graph.index.positions([node]) if node else Resolution(None, f"forward takes no tensor argument '{name}'")
+    parts = spec.input_parts()
+    if name in parts:
+        return part_nodes(context, name, graph)
     if name in spec.symbols:
         resolution = resolve_symbol(context, name, graph)
         return graph.index.positions([resolution.node]) if resolution.node else resolution
@@ -60,6 +63,26 @@ def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = N
     if len(nodes) == 0:
         return Resolution(None, f"module '{path}' computes nothing in the graph (never called, or renamed)")
     return nodes
+
+
+def part_nodes(context: CheckContext, part: str, graph: ModelGraph | None = None):
+    """Positions of the nodes that read a named input part (see ModelGraph.part_readers), or a Resolution."""
+    graph = graph or context.graph
+    input_name, text = context.spec.input_parts()[part]
+    if input_name not in graph.inputs:
+        return Resolution(None, f"forward takes no tensor argument '{input_name}' (part '{part}' is {input_name}{text})")
+    value = context.batch(0).get(input_name)
+    shape = tuple(getattr(value, "shape", ()))
+    selection = context.spec.inputs[input_name].selection(part)
+    from alignguard.graph.selection import read_elements
+
+    if read_elements(selection, shape) is None:
+        return Resolution(None, f"part '{part}' = {input_name}{text} does not fit {input_name}'s shape {list(shape)} "
+                                "in the example batch")
+    readers = graph.part_readers(input_name, selection, shape)
+    if not readers:
+        return Resolution(None, f"no node reads part '{part}' = {input_name}{text}")
+    return graph.index.positions(readers)
 
 
 def design_names(context: CheckContext, graph: ModelGraph | None = None):

@@ -22,6 +22,7 @@ from torch.overrides import TorchFunctionMode, resolve_name
 from alignguard.graph.builder import GraphBuilder, op_kind
 from alignguard.graph.capture_fx import flatten_output
 from alignguard.graph.model_graph import ModelGraph, Ref
+from alignguard.graph.selection import selection_of
 from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame
 from alignguard.graph.vocabulary import call_traits, normalise_module
 from alignguard.modelfile.loader import forward_inputs
@@ -145,7 +146,8 @@ class _Session:
         if op == "getitem":
             op = "getitem_key" if isinstance(args[1] if len(args) > 1 else None, str) else "getitem"
         kind, op = op_kind(op, random_active=_dropout_active(op, args, kwargs))
-        node_id = self.node(op, kind, operands, name)
+        selection = selection_of(op, args, kwargs)
+        node_id = self.node(op, kind, operands, name, **({"selection": selection} if selection else {}))
         if op == "setitem" or (inplace and args and isinstance(args[0], torch.Tensor)):
             self.bind(args[0], node_id)  # later reads of the mutated tensor see this node
         if op != "setitem":

@@ -21,6 +21,7 @@ import torch.fx as fx
 
 from alignguard.graph.builder import GraphBuilder, op_kind
 from alignguard.graph.model_graph import ModelGraph, Ref
+from alignguard.graph.selection import selection_of
 from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame, source_of_trace
 from alignguard.graph.vocabulary import TUPLE_OPS, call_traits, normalise_module
 
@@ -183,6 +184,9 @@ def _add_call(builder: GraphBuilder, node: fx.Node, model, training: bool) -> No
     if op in ("getitem", "getattr"):
         op = _selection_op(builder, node)
     kind, op = op_kind(op, random_active=_dropout_active(node, op))
+    selection = selection_of(op, node.args, node.kwargs)
+    if selection is not None:
+        common["selection"] = selection
     builder.add(node.name, kind=kind, op=op, operands=operands, target=name, **common)
     if (inplace or op == "setitem") and operands and isinstance(operands[0], Ref):
         builder.mutated(operands[0].node, node.name)

@@ -20,6 +20,10 @@ import numpy as np
 
 from alignguard.graph.index import GraphIndex
 
+# Ops whose output holds the input's elements at the same indices (a part's slice still applies).
+LAYOUT_KEEPING_OPS = frozenset({"to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous",
+                                "clone", "alias", "identity", "detach", "detach_copy", "cpu", "cuda"})
+
 NODE_KINDS = ("input", "module", "op", "random", "const", "param", "output")
 
 
@@ -97,6 +101,32 @@ class ModelGraph:
                 return node_id
             node_id = refs[0].node
         return node_id
+
+    def part_readers(self, input_name: str, selection, shape) -> list[str]:
+        """The nodes that read a part (`selection`) of forward argument `input_name` of `shape`.
+
+        From the input, through ops that keep its element layout (casts, contiguous, clone), every
+        consumer reads the part unless it is a selection (`c[:, :8]`, `narrow`, `select`) whose
+        elements are disjoint from the part's. A consumer that reshapes or mixes the input reads it all.
+        """
+        from alignguard.graph.selection import overlaps
+
+        start = self.inputs.get(input_name)
+        if start is None:
+            return []
+        readers, frontier, seen = [], [start], {start}
+        while frontier:
+            node = frontier.pop()
+            for consumer in self.graph.successors(node):
+                if consumer in seen:
+                    continue
+                seen.add(consumer)
+                data = self.node(consumer)
+                if data.get("op") in LAYOUT_KEEPING_OPS:
+                    frontier.append(consumer)
+                elif data.get("selection") is None or overlaps(data["selection"], selection, shape):
+                    readers.append(consumer)
+        return readers
 
     # ---- paths ---------------------------------------------------------------------------
     def reaches(self, source: str, target: str) -> bool:

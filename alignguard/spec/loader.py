@@ -87,11 +87,13 @@ def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
     else:
         msg = first["msg"].removeprefix("Value error, ")
         what = f"{_dotted(loc) or 'the spec'}: {msg} (got {_short(first.get('input'))})"
-        fix = (
-            "write it as `symbol = expression` over spec symbols with + - * /, unary minus and named functions"
-            if loc and loc[-1] == "equation"
-            else "correct the value (see `alignguard schema` for the expected type)"
-        )
+        if loc and loc[-1] == "equation":
+            fix = "write it as `symbol = expression` over spec symbols with + - * /, unary minus and named functions"
+        elif loc and loc[-1] == "parts":
+            fix = ("write each part as basic indexing of the input in brackets: integers, `:` slices and one `...`, "
+                   "e.g. `descriptor: \"[:, :-1]\"`, `accessibility: \"[:, -1]\"`")
+        else:
+            fix = "correct the value (see `alignguard schema` for the expected type)"
     more = len(exc.errors()) - 1
     if more:
         fix += f"; {more} more problem{'s' if more > 1 else ''} may follow once this is fixed"

@@ -63,6 +63,30 @@ class InputSpec(SpecModel):
         description="invariant: the same for a locus in every cell line (x); context: describes the cell (c)."
     )
     description: str = ""
+    parts: dict[Name, str] = Field(
+        default_factory=dict,
+        description="Named parts of the input, each a slice in Python indexing, e.g. "
+        "`{descriptor: \"[:, :-1]\", accessibility: \"[:, -1]\"}`. A part is a design element like the input "
+        "itself (a flow endpoint, a dependency the identifiability check reports); a node of the graph reads it "
+        "unless it reads the input only through slices disjoint from it.",
+    )
+
+    @field_validator("parts")
+    @classmethod
+    def _slices_parse(cls, parts: dict[str, str]) -> dict[str, str]:
+        from alignguard.graph.selection import SelectionSyntaxError, parse_selection
+
+        for name, text in parts.items():
+            try:
+                parse_selection(text)
+            except SelectionSyntaxError as exc:
+                raise ValueError(f"part '{name}': {exc}") from None
+        return parts
+
+    def selection(self, part: str):
+        from alignguard.graph.selection import parse_selection
+
+        return parse_selection(self.parts[part])
 
 
 class SymbolBinding(SpecModel):
@@ -350,12 +374,13 @@ class Spec(SpecModel):
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Every name that refers to nothing, with the path to where it is used."""
         problems: list[tuple[tuple[str | int, ...], str]] = []
-        clash = set(self.inputs) & set(self.symbols) | set(self.components) & (
-            set(self.inputs) | set(self.symbols)
-        )
-        for name in sorted(clash):
-            problems.append(((), f"'{name}' is defined twice (inputs, symbols and components share one namespace)"))
-        elements = set(self.inputs) | set(self.symbols) | set(self.components)
+        parts = self.input_parts()
+        named = [*self.inputs, *self.symbols, *self.components, *(p for spec in self.inputs.values() for p in spec.parts)]
+        for name in sorted({n for n in named if named.count(n) > 1}):
+            loc = ("inputs", parts[name][0], "parts", name) if name in parts else ()
+            problems.append((loc, f"'{name}' is defined twice (inputs, their parts, symbols and components share "
+                                  "one namespace)"))
+        elements = set(self.inputs) | set(parts) | set(self.symbols) | set(self.components)
 
         def need(names: list[str], kinds: set[str], loc: tuple, what: str) -> None:
             for name in names:
@@ -363,7 +388,7 @@ class Spec(SpecModel):
                     known = ", ".join(sorted(kinds)) or "none defined"
                     problems.append((loc, f"{what} '{name}' is not defined (known: {known})"))
 
-        symbols, components, inputs = set(self.symbols), set(self.components), set(self.inputs)
+        symbols, components, inputs = set(self.symbols), set(self.components), set(self.inputs) | set(parts)
         for name, comp in self.components.items():
             need(comp.reaches, symbols, ("components", name, "reaches"), "symbol")
             if comp.stochastic:
@@ -396,7 +421,7 @@ class Spec(SpecModel):
             need(names, symbols, ("probes", field), "probe symbol")
         for field, probe in (("swap_invariance", probes.swap_invariance), ("modulation", probes.modulation)):
             if probe is not None:
-                need([probe.context], inputs, ("probes", field, "context"), "input")
+                need([probe.context], set(self.inputs), ("probes", field, "context"), "input")
         return problems
 
     def severity_of(self, check_id: str, default: Severity = "error") -> Severity:
@@ -406,6 +431,10 @@ class Spec(SpecModel):
             if fnmatchcase(check_id, pattern):
                 return level
         return default
+
+    def input_parts(self) -> dict[str, tuple[str, str]]:
+        """Every named input part: part name -> (input name, slice text)."""
+        return {part: (name, text) for name, spec in self.inputs.items() for part, text in spec.parts.items()}
 
     def input_with_role(self, role: str) -> list[str]:
         return [name for name, spec in self.inputs.items() if spec.role == role]
