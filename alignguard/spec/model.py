@@ -355,6 +355,10 @@ class Spec(SpecModel):
     forbidden_patterns: list[ForbiddenPattern] = Field(
         default_factory=list, description="Computations the design rules out (e.g. U_I - R_E)."
     )
+    identifiable: list[str] = Field(
+        default_factory=list, description="Symbols that must be identifiable outright: the identifiability check "
+        "fails on any symmetry of a formula that moves one of them, even a global constant one (e.g. `[T]`)."
+    )
     losses: dict[Name, LossSpec] = Field(
         default_factory=dict, description="Terms `loss_terms` must return, with gradient-share bounds."
     )
@@ -401,6 +405,7 @@ class Spec(SpecModel):
         for i, pattern in enumerate(self.forbidden_patterns):
             need([pattern.left, pattern.right], inputs | symbols, ("forbidden_patterns", i), "pattern operand")
             need([pattern.on_path_to], symbols, ("forbidden_patterns", i, "on_path_to"), "symbol")
+        need(self.identifiable, symbols, ("identifiable",), "symbol")
         for name, loss in self.losses.items():
             need(loss.reaches, components, ("losses", name, "reaches"), "component")
         probes = self.probes

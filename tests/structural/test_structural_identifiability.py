@@ -1,0 +1,123 @@
+"""identifiability: the formula's symmetries, the gauges the implementation leaves free, and their
+confirmation on the real model; plus the symmetry search on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from identifiability_zoo import LeakyEncoderCMDN, cmdn, example_batch, whole_context_cmdn
+from structural_helpers import run_checks
+
+from alignguard.checks.base import Status
+from alignguard.spec.formula import parse_equation
+from alignguard.spec.loader import load_spec
+from alignguard.spec.symmetry import find_symmetries
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "specs" / "cmdn.yaml"
+
+
+def identifiability(model, spec=None):
+    return run_checks(model, "identifiability", spec=spec or load_spec(SPEC), batch_fn=example_batch)
+
+
+def gauge(results, moved):
+    chosen = [r for r in results if r.details.get("moved") == moved]
+    assert len(chosen) == 1, [(r.details.get("moved"), r.found) for r in results]
+    return chosen[0]
+
+
+def test_symmetries_of_the_cmdn_formula():
+    found = {s.describe(""): s for s in find_symmetries(parse_equation("logit = (M * U_I + B) / T").rhs)}
+    assert set(found) == {"(M, B, T) -> k·(M, B, T)", "(U_I, B, T) -> k·(U_I, B, T)", "(k·M, k^-1·U_I)",
+                          "(U_I+δ, B−M·δ)", "(M+δ, B−U_I·δ)"}
+
+
+def test_symmetries_of_the_legacy_head_and_of_a_formula_without_any():
+    found = {s.describe("") for s in find_symmetries(parse_equation("logit = (U_I - R_E) / T").rhs)}
+    assert found == {"(U_I+δ, R_E+δ)", "(U_I, R_E, T) -> k·(U_I, R_E, T)"}
+    assert find_symmetries(parse_equation("y = exp(a) + b * b").rhs) == []
+
+
+def test_the_flow_is_the_finite_symmetry():
+    import torch
+
+    (shift,) = [s for s in find_symmetries(parse_equation("logit = (M * U_I + B) / T").rhs)
+                if s.support == ("U_I", "B")]
+    values = {"U_I": torch.tensor([1.0, 2.0]), "B": torch.tensor([0.5, 0.0]), "M": torch.tensor([2.0, 3.0])}
+    moved = shift.flow(values, torch.tensor([0.5, -1.0]))
+    assert torch.allclose(moved["U_I"], torch.tensor([1.5, 1.0]))
+    assert torch.allclose(moved["B"], torch.tensor([-0.5, 3.0]))
+
+
+def test_the_whole_context_modulator_leaves_a_gauge_that_depends_on_c():
+    results = identifiability(whole_context_cmdn())
+    scale = gauge(results, ["M", "B", "T"])
+    assert scale.status is Status.FAIL
+    assert "M, B and T are determined only up to k(c)" in scale.found
+    assert "(M, B, T) -> k(c)·(M, B, T) predicts the same" in scale.found
+    assert scale.details["confirmed"] is True and "varying by example" in scale.details["evidence"]
+    assert "flow.forbidden" in scale.fix
+    # The other gauges stay constant: U_I never sees c.
+    assert gauge(results, ["U_I", "B"]).status is Status.PASS
+
+
+def test_the_reference_cmdn_leaves_only_global_gauges():
+    results = identifiability(cmdn.build_model())
+    assert results and all(r.status is Status.PASS for r in results), [r.found for r in results if r.failed]
+    scale = gauge(results, ["M", "B", "T"])
+    assert scale.found.startswith("note: a global constant gauge only, (M, B, T) -> k·(M, B, T)")
+    assert scale.details["gauge_inputs"] == [] and scale.details["confirmed"] is True
+    assert scale.details["dependencies"]["M"] == ["descriptor"]
+    assert scale.details["dependencies"]["T"] == ["accessibility"]
+    shift = gauge(results, ["U_I", "B"])
+    assert "(U_I+δ, B−M·δ)" in shift.found
+    # (M+δ, B−U_I·δ) would need B to see x: not available, so not reported as a gauge.
+    assert any("(M+δ, B−U_I·δ)" in text for text in scale.details["broken_by_dependencies"])
+
+
+def test_a_compensated_shift_with_an_input_dependent_gauge():
+    results = identifiability(LeakyEncoderCMDN())
+    shift = gauge(results, ["U_I", "B"])
+    assert shift.status is Status.FAIL
+    assert "U_I and B are determined only up to δ(descriptor)" in shift.found
+    assert "(U_I+δ(descriptor), B−M·δ(descriptor))" in shift.found
+    assert shift.details["confirmed"] is True
+
+
+def test_identifiable_fails_on_a_global_gauge():
+    text = SPEC.read_text().replace("severity: {}", "identifiable: [T]\nseverity: {}")
+    results = identifiability(cmdn.build_model(), spec=text)
+    scale = gauge(results, ["M", "B", "T"])
+    assert scale.status is Status.FAIL
+    assert "T is determined only up to a global constant" in scale.found
+    assert gauge(results, ["U_I", "B"]).status is Status.PASS  # T does not move there
+
+
+def test_the_legacy_head_is_the_forbidden_additive_mix():
+    legacy = pytest.importorskip("identifiability_zoo").load_reference("legacy_energy.py")
+    results = identifiability(legacy.build_model())
+    shift = gauge(results, ["U_I", "R_E"])
+    assert shift.status is Status.FAIL and shift.element == "formula logit (as implemented)"
+    assert "logit = (U_I - R_E) / T is translation-symmetric: (U_I+δ, R_E+δ)" in shift.found
+    assert "translation_symmetric_head" in shift.expected and shift.details["confirmed"] is True
+    assert gauge(results, ["U_I", "R_E", "T"]).status is Status.PASS  # a global scale: a note
+
+
+@pytest.mark.slow
+def test_a_model_that_breaks_the_formulas_symmetry_is_not_reported():
+    import torch
+
+    class Reads(torch.nn.Module):  # T also enters the logit outside the formula
+        def __init__(self):
+            super().__init__()
+            self.inner = cmdn.build_model()
+
+        def forward(self, x, c):
+            out = dict(self.inner(x, c))
+            out["logit"] = out["logit"] + 0.5 * out["T"]
+            return out
+
+    results = identifiability(Reads())
+    assert all(r.details.get("confirmed") is not True for r in results if "T" in r.details.get("moved", []))
