@@ -10,7 +10,7 @@ cell lines and loci never seen in training). It prints, as mean ± standard devi
 mean per-cell AUPR, pooled AUPR, log-loss and ECE, beside the Bayes ceiling (the AUPR / log-loss
 of the true probabilities on the same examples) and the positive rate (a random ranker's AUPR).
 
-    python benchmarks/model_quality.py [--seeds 0 1 2] [--mechanisms multiplicative additive]
+    python benchmarks/model_quality.py [--seeds 0 1 2] [--mechanisms multiplicative additive] [--models CMDN legacy]
                                        [--epochs N] [--examples-per-epoch N] [--quick]
                                        [--json results.json] [--keep DIR]
 
@@ -46,13 +46,16 @@ COLUMNS = (
 )
 
 
-def training_overrides(seed: int, mechanism: str, epochs: int | None, examples: int | None) -> dict:
+def training_overrides(seed: int, mechanism: str, epochs: int | None, examples: int | None,
+                       threads: int | None = None) -> dict:
     """What both models share (dotted keys of `alignguard train --set`): the trainer's defaults, with
     the seed applied to the data and the training, the mechanism, and no live display or TensorBoard."""
     overrides = {"seed": seed, "data.synth.seed": seed, "data.synth.mechanism": mechanism,
                  "monitor.live": "off", "monitor.tensorboard": False}
     if epochs is not None:
         overrides["epochs"] = epochs
+    if threads is not None:
+        overrides["threads"] = threads
     if examples is not None:
         overrides.update({"data.train_examples_per_epoch": examples, "data.eval_examples": 3000})
     return overrides
@@ -123,10 +126,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mechanisms", nargs="+", default=["multiplicative", "additive"],
                         choices=["multiplicative", "additive"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                        help="Models to train (default: both).")
     parser.add_argument("--epochs", type=int, help="Epoch budget (default: the trainer's, 6).")
     parser.add_argument("--examples-per-epoch", type=int,
                         help="Training examples drawn per epoch (default: the whole training split).")
     parser.add_argument("--quick", action="store_true", help="One seed, 3 epochs of 6,000 examples.")
+    parser.add_argument("--threads", type=int, help="torch threads per run (default: PyTorch's).")
     parser.add_argument("--json", type=Path, help="Also write every run's metrics here.")
     parser.add_argument("--keep", type=Path, help="Keep the run directories here (default: a temp folder).")
     args = parser.parse_args()
@@ -147,10 +153,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="alignguard-quality-") as tmp:
         base = args.keep or Path(tmp)
         for mechanism in args.mechanisms:
-            results: dict[str, list[dict]] = {name: [] for name in MODELS}
+            results: dict[str, list[dict]] = {name: [] for name in args.models}
             for seed in args.seeds:
-                overrides = training_overrides(seed, mechanism, args.epochs, args.examples_per_epoch)
-                for name, model in MODELS.items():
+                overrides = training_overrides(seed, mechanism, args.epochs, args.examples_per_epoch, args.threads)
+                for name in args.models:
+                    model = MODELS[name]
                     run_dir = base / f"{mechanism}-seed{seed}-{name}"
                     metrics, facts = train_and_test(model, run_dir, overrides)
                     results[name].append(metrics)

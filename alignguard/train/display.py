@@ -109,6 +109,12 @@ def epoch_lines(record: dict[str, Any]) -> list[str]:
     probes = record.get("probes") or {}
     if probes:
         lines.append(f"    I(z_I; c) {fmt((probes.get('mi_zI_c') or {}).get('nats'))} nats, corr(M, U_I) "
-                     f"{fmt(probes.get('corr_M_UI'))}, corr(T, accessibility) {fmt(probes.get('corr_T_access'))}, "
+                     f"{fmt(probes.get('corr_M_UI'))}, corr(T, accessibility) within cells "
+                     f"{fmt(probes.get('corr_T_access_within'))} (pooled {fmt(probes.get('corr_T_access'))}), "
                      "T per cell " + ", ".join(f"{k} {v:.3f}" for k, v in (probes.get("T_per_cell") or {}).items()))
+        recovery = probes.get("truth_recovery")
+        if recovery:
+            lines.append(f"    truth: corr(T, T*) within cells {fmt(recovery.get('corr_T_truth_within_mean'))} (min "
+                         f"{fmt(recovery.get('corr_T_truth_within_min'))}), corr(M, M*) across {recovery['cells']} "
+                         f"cells {fmt(recovery.get('corr_M_truth_across_cells'))}")
     return lines

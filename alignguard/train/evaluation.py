@@ -138,3 +138,19 @@ def metrics_table(metrics: dict[str, Any], title: str) -> Table:
 
 def _3(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def truth_table(recovery: dict[str, Any], title: str) -> Table:
+    """Per cell line: the learned T against T* and accessibility (within the cell), M against M* in the
+    model's gauge (across cells, in the caption)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    for column in ("cell line", "n", "corr(T,T*)", "corr(T,a)", "M", "M* gauged"):
+        table.add_column(column, justify="left" if column == "cell line" else "right", no_wrap=True)
+    for name, row in recovery["per_cell"].items():
+        table.add_row(name, str(row["examples"]), _3(row["corr_T_truth"]), _3(row["corr_T_access"]), _3(row["M"]),
+                      _3(row["M_truth_in_model_gauge"]))
+    table.caption = (f"within each cell line; corr(M, M*) across the {recovery['cells']} cell lines "
+                     f"{_3(recovery.get('corr_M_truth_across_cells'))} (M* brought to the model's gauge: "
+                     "k(c)·M*, k(c) the geometric mean of T/T* in the cell line)")
+    table.caption_justify = "left"
+    return table

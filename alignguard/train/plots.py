@@ -30,7 +30,7 @@ def draw_report(records: list[dict[str, Any]], folder: Path) -> list[Path]:
     steps = [r for r in records if r.get("kind") == "step" and r.get("grad_share")]
     written = [_aupr(epochs, folder / "val_aupr.png"), _shares(steps, folder / "gradient_shares.png"),
                _temperature(epochs, folder / "temperature_per_cell.png"),
-               _information(epochs, folder / "mi_zI_c.png")]
+               _information(epochs, folder / "mi_zI_c.png"), _truth(epochs, folder / "truth_recovery.png")]
     return [path for path in written if path is not None]
 
 
@@ -97,4 +97,29 @@ def _information(epochs, path):
         ax.text(0.5, 0.5, "I(z_I; c) unavailable (no z_I output)", ha="center", transform=ax.transAxes)
     ax.set(xlabel="epoch", ylabel="nats", title="I(z_I; c) = H(cell) − CE(cell | z_I)")
     ax.set_ylim(bottom=0)
+    return _save(plt, fig, path)
+
+
+def _truth(epochs, path):
+    """Truth recovery per epoch (built-in benchmark only): corr(T, T*) and corr(T, a) within each validation
+    cell line, corr(M, M*) across them. No figure when the data has no known truth."""
+    recovery = [(r["epoch"], (r.get("probes") or {}).get("truth_recovery")) for r in epochs]
+    recovery = [(epoch, value) for epoch, value in recovery if value]
+    if not recovery:
+        return None
+    plt, fig, ax = _figure()
+    cells = sorted({cell for _, value in recovery for cell in value["per_cell"]})
+    for index, cell in enumerate(cells):
+        points = [(e, v["per_cell"][cell]) for e, v in recovery if cell in v["per_cell"]]
+        color = f"C{index % 10}"
+        ax.plot([p[0] for p in points], [p[1]["corr_T_truth"] for p in points], "o-", color=color,
+                label=f"{cell}: corr(T, T*)")
+        ax.plot([p[0] for p in points], [p[1]["corr_T_access"] for p in points], "x:", color=color,
+                label=f"{cell}: corr(T, accessibility)")
+    ax.plot([e for e, _ in recovery], [v.get("corr_M_truth_across_cells") for _, v in recovery], "ks--", lw=2,
+            label="corr(M, M*) across cell lines")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel="epoch", ylabel="Pearson correlation", ylim=(-1.05, 1.05),
+           title="Truth recovery on validation cell lines (T within each, M across them)")
+    ax.legend(fontsize=6, ncol=2, loc="lower left")
     return _save(plt, fig, path)

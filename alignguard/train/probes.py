@@ -5,7 +5,10 @@
   half, so the estimate is ≥ 0 only when z_I really carries cell-line information (the seed's
   failure: I(z_I; c) ≈ I(x; c) because nothing compressed z_I).
 * corr(M(c), U_I): the seed's 调制正交性; M should scale affinity, not re-encode it.
-* T(c) per cell line and corr(T, accessibility): open chromatin should give a low T (sharp).
+* T(c) per cell line and corr(T, accessibility), pooled and within each cell line: open chromatin
+  should give a low T (sharp).
+* on the built-in benchmark, truth recovery: corr(T, T*) within each cell line and corr(M, M*) across
+  cell lines, the truth brought to the model's gauge (see `truth_recovery`).
 """
 
 from __future__ import annotations
@@ -86,9 +89,65 @@ def run_probes(outputs: dict[str, np.ndarray], cell: np.ndarray, access: np.ndar
             result["unavailable"]["corr_T_access"] = "T is one shared value, not a function of c"
     else:
         result["unavailable"]["T_per_cell"] = "the model exposes no T output"
+    if T is not None and access is not None:
+        within = [pearson(np.asarray(T)[cell == i], np.asarray(access)[cell == i]) for i in np.unique(cell)]
+        within = [v for v in within if v is not None]
+        result["corr_T_access_within"] = float(np.mean(within)) if within else None
     if truth:
         result.update(_against_truth(result, truth))
+        recovery = truth_recovery(outputs, cell, access, cell_names, truth)
+        if recovery is not None:
+            result["truth_recovery"] = recovery
     return result
+
+
+def truth_recovery(outputs: dict[str, np.ndarray], cell: np.ndarray, access: np.ndarray | None,
+                   cell_names: list[str], truth: dict[str, dict[str, float]]) -> dict[str, Any] | None:
+    """The learned M and T against the generator's M*, T*, per cell line (None when a piece is missing).
+
+    corr(T, T*) and corr(T, accessibility) are taken within each cell line (pooled, they mix the cell
+    lines' levels and say little); they are unchanged by any per-cell gauge k(c). M is compared across cell
+    lines with the truth brought to the model's gauge: (M*, B*, T*) -> k(c)·(M*, B*, T*) with k(c) the
+    geometric mean of T / T* over the cell's rows, so a model that pins T(a_ref) = 1 is compared with
+    M*(c) / T*(c, a_ref).
+    """
+    M, T = outputs.get("M"), outputs.get("T")
+    if M is None or T is None or access is None or not len(cell):
+        return None
+    M, T = np.asarray(M, dtype=np.float64).ravel(), np.asarray(T, dtype=np.float64).ravel()
+    access = np.asarray(access, dtype=np.float64).ravel()
+    per_cell: dict[str, dict[str, Any]] = {}
+    for index in np.unique(cell):
+        name = cell_names[int(index)] if 0 <= int(index) < len(cell_names) else f"cell{int(index)}"
+        hidden = truth.get(name, {})
+        if not {"M", "T_at_half_access", "T_access_slope"} <= set(hidden):
+            continue
+        rows = cell == index
+        t_star = hidden["T_at_half_access"] * np.exp(-hidden["T_access_slope"] * (access[rows] - 0.5))
+        positive = (T[rows] > 0).all()
+        gauge = float(np.exp(np.mean(np.log(T[rows]) - np.log(t_star)))) if positive else None
+        per_cell[name] = {
+            "examples": int(rows.sum()),
+            "corr_T_truth": pearson(T[rows], t_star),
+            "corr_T_access": pearson(T[rows], access[rows]),
+            "M": float(M[rows].mean()),
+            "M_truth": hidden["M"],
+            "gauge_k": gauge,
+            "M_truth_in_model_gauge": None if gauge is None else gauge * hidden["M"],
+        }
+    if not per_cell:
+        return None
+    pairs = [(v["M"], v["M_truth_in_model_gauge"]) for v in per_cell.values() if v["M_truth_in_model_gauge"] is not None]
+    within_truth = [v["corr_T_truth"] for v in per_cell.values() if v["corr_T_truth"] is not None]
+    within_access = [v["corr_T_access"] for v in per_cell.values() if v["corr_T_access"] is not None]
+    return {
+        "per_cell": per_cell,
+        "corr_T_truth_within_mean": float(np.mean(within_truth)) if within_truth else None,
+        "corr_T_truth_within_min": float(np.min(within_truth)) if within_truth else None,
+        "corr_T_access_within_mean": float(np.mean(within_access)) if within_access else None,
+        "corr_M_truth_across_cells": pearson([p[0] for p in pairs], [p[1] for p in pairs]) if len(pairs) >= 3 else None,
+        "cells": len(per_cell),
+    }
 
 
 def _against_truth(result: dict[str, Any], truth: dict[str, dict[str, float]]) -> dict[str, Any]:

@@ -267,6 +267,11 @@ def evaluate_checkpoint(run_dir: Path, split, truth, console: Console, *, title:
     result["checkpoint"] = {"epoch": payload.get("epoch"), "step": payload.get("step"),
                             "validation_value": payload.get("value")}
     console.print(metrics_table(result["metrics"], title))
+    recovery = (result.get("probes") or {}).get("truth_recovery")
+    if recovery:
+        from alignguard.train.evaluation import truth_table
+
+        console.print(truth_table(recovery, "Truth recovery (the benchmark's hidden M*, T*)"))
     return result
 
 

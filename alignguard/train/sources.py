@@ -79,10 +79,23 @@ def load_datasets(config: DataConfig, dist: DistInfo = DistInfo()) -> tuple[Data
 
 
 def cell_truth(data) -> dict[str, dict[str, float]]:
-    """Per-cell hidden parameters of a synthetic dataset (M*, T* at half accessibility), else {}."""
+    """Per-cell hidden parameters of a synthetic dataset (M*, T* at half accessibility, and the slope of
+    log T* in accessibility, T*(c, a) = T*(c, 1/2)·exp(-slope·(a - 1/2))), else {}."""
+    from alignguard.data.groundtruth import LOG_T_ACCESS_SCALE
+
     truth = getattr(data, "truth", None) or {}
     cells = truth.get("cells") if isinstance(truth, dict) else None
     if not isinstance(cells, dict):
         return {}
-    return {name: {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
-            for name, values in cells.items() if isinstance(values, dict)}
+    config = getattr(getattr(data, "manifest", None), "config", None) or {}
+    slope = None
+    if truth.get("mechanism") == "multiplicative" and isinstance(config.get("access_effect"), (int, float)):
+        slope = LOG_T_ACCESS_SCALE * float(config["access_effect"])
+    elif truth.get("mechanism") == "additive":
+        slope = 0.0
+    result = {name: {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
+              for name, values in cells.items() if isinstance(values, dict)}
+    if slope is not None:
+        for values in result.values():
+            values["T_access_slope"] = slope
+    return result
