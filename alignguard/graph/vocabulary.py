@@ -92,7 +92,8 @@ _ATEN_OVERLOAD = re.compile(r"\.(default|Tensor|Scalar|int|dim|dim_IntList|using
 
 def _split_call_name(name: str) -> tuple[str, bool, bool]:
     """(bare name, reflected, in-place) for a callable's name, e.g. `torch.Tensor.__rsub__`."""
-    name = _ATEN_OVERLOAD.sub("", name)
+    if "aten." in name or name.startswith("_ops."):  # aten.mul.Tensor; not Tensor.float / Tensor.int
+        name = _ATEN_OVERLOAD.sub("", name)
     if name.endswith(".__get__"):  # a Tensor property such as `.T` or `.data`
         name = name[: -len(".__get__")]
     name = name.rsplit(".", 1)[-1]

@@ -57,7 +57,17 @@ class CaptureSpec(SpecModel):
 
 
 class InputSpec(SpecModel):
-    """A forward argument and its role in the design."""
+    """A forward argument and its role in the design.
+
+    `parts` names slices of the input, e.g. `c: {role: context, parts: {descriptor: "[:, :-1]",
+    accessibility: "[:, -1]"}}`. Each part is then a design element like the input itself: a flow
+    endpoint (`{from: accessibility, to: M}` in `flow.forbidden`), a pattern operand, and a dependency
+    the identifiability check reports. A graph node reads a part when it reads the input through
+    layout-keeping casts and is not a selection (`c[:, :8]`, `narrow`, `select`) disjoint from the
+    part; a layer that reads the input whole reads every part. Slices use basic indexing only
+    (integers, `:` slices with negative bounds allowed, one `...`), judged against the example
+    batch's shape.
+    """
 
     role: Literal["invariant", "context", "other"] = Field(
         description="invariant: the same for a locus in every cell line (x); context: describes the cell (c)."
