@@ -170,9 +170,10 @@ def epoch_alarms(epoch: int, step: int, loss_history: list[float], validation: d
     if corr is not None and corr * corr > 0.5:
         alarms.append(Alarm("entangled", "M|U_I", f"corr(M(c), U_I) = {corr:.2f}: M re-encodes the energy", step))
     # Within each cell line: pooled over cell lines, the correlation mixes their levels of T and openness.
-    corr_t = probes.get("corr_T_access_within")
-    scope = "within cell lines (mean)"
-    if corr_t is None:
+    # None there means T is too flat within cell lines to judge (e.g. not trained yet): no alarm.
+    if "corr_T_access_within" in probes:
+        corr_t, scope = probes["corr_T_access_within"], "within cell lines (mean)"
+    else:
         corr_t, scope = probes.get("corr_T_access"), "pooled"
     if corr_t is not None and corr_t > 0.3:
         alarms.append(Alarm("implausible", "T", f"corr(T(c), accessibility) {scope} = {corr_t:.2f} > 0: the design "

@@ -1,7 +1,8 @@
 """Tutorial step 2: step 1 with the design's multiplicative modulation.
 
 Changed from step1_bottleneck.py: env_encoder, resistance_head and the one shared
-log_temperature are replaced by a `modulator` psi(c) -> (M > 0, B, T > 0), and the prediction
+log_temperature are replaced by a `modulator` psi(c) -> (M > 0, B, T > 0) (M from the cell
+descriptor, T from accessibility with T(0.5) = 1, B from both), and the prediction
 becomes logit = (M * U_I + B) / T: multiplicative, so (U_I + d) no longer predicts the same thing
 under any shift of another term. L_orth and L_sparse went with z_E. Still legacy: the losses
 (L_ep, the gradient-reversal L_domain) and no ranking loss. Model-file contract: build_model,
@@ -52,17 +53,19 @@ class Bottleneck(nn.Module):  # NEW: q(z_I | x) = N(mu, exp(logvar))
         return z_I, mu, logvar
 
 
-class Modulator(nn.Module):  # NEW: psi(c) -> (M, B, T)
+class Modulator(nn.Module):  # NEW: psi(c) -> (M, B, T); each part sees what the design lets it see
     def __init__(self, hidden=32):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(CONTEXT_DIM, hidden), nn.ReLU())
-        self.m_head, self.b_head, self.t_head = nn.Linear(hidden, 1), nn.Linear(hidden, 1), nn.Linear(hidden, 1)
+        self.m = nn.Sequential(nn.Linear(CONTEXT_DIM - 1, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.b = nn.Sequential(nn.Linear(CONTEXT_DIM, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.t = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))  # a bias cancels
 
     def forward(self, c):
-        f = self.trunk(c)
-        M = F.softplus(self.m_head(f)).squeeze(-1) + 1e-3  # > 0 even where softplus underflows
-        T = F.softplus(self.t_head(f)).squeeze(-1) + 0.05
-        return M, self.b_head(f).squeeze(-1), T
+        descriptor, access = c[:, :-1], c[:, -1:]  # the spec's input parts
+        M = F.softplus(self.m(descriptor)).squeeze(-1) + 1e-3  # TF concentration: the cell line only; > 0
+        reference = torch.full_like(access[:1], 0.5)  # T = 1 at accessibility 0.5 pins the scale
+        T = 0.05 + 0.95 * torch.exp(3 * torch.tanh((self.t(access) - self.t(reference)).squeeze(-1) / 3))
+        return M, self.b(c).squeeze(-1), T
 
 
 class Step2(nn.Module):

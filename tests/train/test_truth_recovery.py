@@ -1,0 +1,51 @@
+"""Truth recovery on the built-in benchmark's hidden M*, T*, and the T-vs-accessibility alarm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alignguard.train.monitor import epoch_alarms
+from alignguard.train.probes import run_probes, truth_recovery
+
+CELLS = ["c0", "c1", "c2"]
+TRUTH = {name: {"M": m, "T_at_half_access": t, "T_access_slope": 1.0}
+         for name, m, t in zip(CELLS, (0.8, 1.2, 2.0), (0.7, 1.0, 1.5))}
+
+
+def world(rows: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    cell = np.repeat(np.arange(3), rows)
+    access = rng.random(3 * rows)
+    return cell, access
+
+
+def test_a_model_in_another_gauge_recovers_the_truth():
+    cell, access = world()
+    t_star = np.array([TRUTH[CELLS[c]]["T_at_half_access"] for c in cell]) * np.exp(-(access - 0.5))
+    m_star = np.array([TRUTH[CELLS[c]]["M"] for c in cell])
+    k = np.array([2.0, 0.5, 3.0])[cell]  # a per-cell gauge (M, B, T) -> k(c)(M, B, T): predicts the same
+    recovery = truth_recovery({"M": k * m_star, "T": k * t_star}, cell, access, CELLS, TRUTH)
+    assert recovery["corr_T_truth_within_mean"] > 0.999
+    assert recovery["corr_T_access_within_mean"] < -0.99
+    assert abs(recovery["corr_M_truth_across_cells"] - 1.0) < 1e-9  # M* brought to the model's gauge
+    row = recovery["per_cell"]["c2"]
+    assert abs(row["gauge_k"] - 3.0) < 1e-9 and abs(row["M_truth_in_model_gauge"] - 6.0) < 1e-9
+
+
+def test_a_flat_T_is_not_judged_and_raises_no_alarm():
+    cell, access = world()
+    flat = 1.0 + 1e-3 * access  # an untrained head: constant up to initialisation noise, rising with a
+    probes = run_probes({"T": flat, "M": np.ones_like(flat)}, cell, access, CELLS, truth=TRUTH)
+    assert probes["corr_T_access"] > 0.9 and probes["corr_T_access_within"] is None
+    assert probes["truth_recovery"]["cells_with_varying_T"] == 0
+    validation = {"pooled": {"positive_rate": 0.1, "predicted_positive_rate": 0.1, "accuracy": 0.9}}
+    assert not [a for a in epoch_alarms(1, 10, [1.0], validation, probes, 1e-3, 0.05) if a.kind == "implausible"]
+
+
+def test_a_T_rising_within_cell_lines_raises_the_alarm():
+    cell, access = world()
+    rising = np.exp(0.5 * access) * np.array([1.0, 3.0, 0.2])[cell]
+    probes = run_probes({"T": rising}, cell, access, CELLS)
+    validation = {"pooled": {"positive_rate": 0.1, "predicted_positive_rate": 0.1, "accuracy": 0.9}}
+    (alarm,) = [a for a in epoch_alarms(1, 10, [1.0], validation, probes, 1e-3, 0.05) if a.kind == "implausible"]
+    assert "within cell lines (mean) = 1.00" in alarm.message
