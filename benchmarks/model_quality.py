@@ -85,9 +85,34 @@ def train_and_test(model: Path, run_dir: Path, overrides: dict) -> tuple[dict, d
     run = json.loads((run_dir / "run.json").read_text())
     if not summary.get("test"):
         raise SystemExit(f"{run_dir}: the run has no test metrics (no test split or no best checkpoint)")
+    recovery = (summary["test"].get("probes") or {}).get("truth_recovery") or {}
+    alarms = sorted({r["kind"] for r in read_records(run_dir / "metrics.jsonl") if r.get("kind") in DESIGN_ALARMS})
     facts = {"seconds": elapsed, "steps": summary["steps"], "best_epoch": summary["best_epoch"],
-             "gate_passed": bool(run["gate"]["passed"])}
+             "gate_passed": bool(run["gate"]["passed"]), "design_alarms": alarms,
+             "truth": {key: recovery.get(key) for key in ("corr_T_truth_within_mean", "corr_T_truth_within_min",
+                                                           "corr_T_access_within_mean", "corr_M_truth_across_cells")}}
     return summary["test"]["metrics"], facts
+
+
+def read_records(path: Path) -> list[dict]:
+    from alignguard.train.records import read_records as read
+
+    return read(path)
+
+
+# Epoch alarms about the design's meaning (the others are about optimisation: plateau, constant ...).
+DESIGN_ALARMS = ("implausible", "entangled", "leak")
+
+
+def truth_line(name: str, facts: list[dict]) -> str:
+    """Held-out truth recovery over seeds: corr(T, T*) within cell lines, corr(M, M*) across them."""
+    def values(key):
+        return [f["truth"].get(key) for f in facts]
+    return (f"{name:12} corr(T, T*) within cells {mean_sd(values('corr_T_truth_within_mean'))} (worst cell "
+            f"{mean_sd(values('corr_T_truth_within_min'))}), corr(T, accessibility) within cells "
+            f"{mean_sd(values('corr_T_access_within_mean'))}, corr(M, M*) across cells "
+            f"{mean_sd(values('corr_M_truth_across_cells'))}; design alarms: "
+            + (", ".join(sorted({a for f in facts for a in f['design_alarms']})) or "none"))
 
 
 def pick(metrics: dict, path: tuple[str, ...] | None):
@@ -154,6 +179,7 @@ def main() -> int:
         base = args.keep or Path(tmp)
         for mechanism in args.mechanisms:
             results: dict[str, list[dict]] = {name: [] for name in args.models}
+            run_facts: dict[str, list[dict]] = {name: [] for name in args.models}
             for seed in args.seeds:
                 overrides = training_overrides(seed, mechanism, args.epochs, args.examples_per_epoch, args.threads)
                 for name in args.models:
@@ -161,6 +187,7 @@ def main() -> int:
                     run_dir = base / f"{mechanism}-seed{seed}-{name}"
                     metrics, facts = train_and_test(model, run_dir, overrides)
                     results[name].append(metrics)
+                    run_facts[name].append(facts)
                     records.append({"mechanism": mechanism, "seed": seed, "model": name, **facts, "metrics": metrics})
                     gate = "passed" if facts["gate_passed"] else "FAILED"
                     print(f"  {mechanism} seed {seed} {name:7} design check {gate}, "
@@ -168,6 +195,9 @@ def main() -> int:
                           f"{facts['best_epoch']}, {facts['seconds']:.0f} s: test pooled AUPR "
                           f"{metrics['pooled']['aupr']:.3f} (Bayes {metrics['pooled']['bayes_aupr']:.3f})", flush=True)
             print_table(mechanism, results)
+            print("truth recovery on the test cell lines (the truth brought to the model's gauge, docs/training.md):")
+            for name, facts_of_model in run_facts.items():
+                print(truth_line(name, facts_of_model))
     print(f"\ntotal {time.perf_counter() - started:.0f} s; Bayes: the true probabilities on the same test examples "
           "(ECE of the truth is 0 in expectation); positive rate = a random ranker's AUPR")
     if args.json:

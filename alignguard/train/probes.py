@@ -156,6 +156,8 @@ def truth_recovery(outputs: dict[str, np.ndarray], cell: np.ndarray, access: np.
     if not per_cell:
         return None
     pairs = [(v["M"], v["M_truth_in_model_gauge"]) for v in per_cell.values() if v["M_truth_in_model_gauge"] is not None]
+    if relative_spread(np.array([v["M_truth"] for v in per_cell.values()])) < 1e-6:
+        pairs = []  # M* is the same in every cell line (the additive truth): nothing to recover
     varying = [v for v in per_cell.values() if v["T_relative_spread"] >= MIN_T_SPREAD]
     within_truth = [v["corr_T_truth"] for v in varying if v["corr_T_truth"] is not None]
     within_access = [v["corr_T_access"] for v in varying if v["corr_T_access"] is not None]

@@ -49,3 +49,12 @@ def test_a_T_rising_within_cell_lines_raises_the_alarm():
     validation = {"pooled": {"positive_rate": 0.1, "predicted_positive_rate": 0.1, "accuracy": 0.9}}
     (alarm,) = [a for a in epoch_alarms(1, 10, [1.0], validation, probes, 1e-3, 0.05) if a.kind == "implausible"]
     assert "within cell lines (mean) = 1.00" in alarm.message
+
+
+def test_a_truth_without_variation_has_no_correlation():
+    cell, access = world()
+    flat_truth = {name: {"M": 1.0, "T_at_half_access": 1.0, "T_access_slope": 0.0} for name in CELLS}
+    T = np.exp(0.3 * access) * np.array([1.0, 1.1, 0.9])[cell]
+    recovery = truth_recovery({"M": np.array([1.0, 2.0, 3.0])[cell], "T": T}, cell, access, CELLS, flat_truth)
+    assert recovery["corr_M_truth_across_cells"] is None and recovery["corr_T_truth_within_mean"] is None
+    assert recovery["corr_T_access_within_mean"] > 0.99
