@@ -74,7 +74,7 @@ def test_train_then_evaluate_records_provenance_and_prints_metrics_beside_the_ce
     assert (out / "spec.yaml").read_text() == TINY_SPEC.read_text()
     assert (out.parent / "latest").resolve() == out.resolve()
     assert sorted(p.name for p in (out / "report").iterdir()) == [
-        "gradient_shares.png", "mi_zI_c.png", "temperature_per_cell.png", "val_aupr.png"]
+        "gradient_shares.png", "mi_zI_c.png", "temperature_per_cell.png", "truth_recovery.png", "val_aupr.png"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test"]["metrics"]["pooled"]["bayes_aupr"] is not None
 

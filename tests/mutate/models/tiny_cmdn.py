@@ -60,16 +60,20 @@ class Energy(nn.Module):
 
 
 class Modulator(nn.Module):
+    """M from the cell columns, T from the last (accessibility) column, B from all: the scale of
+    (M, B, T) can then only be a constant (the identifiability check)."""
+
     def __init__(self):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(C_DIM, 8), nn.ReLU())
+        self.m_trunk = nn.Sequential(nn.Linear(C_DIM - 1, 8), nn.ReLU())
+        self.b_trunk = nn.Sequential(nn.Linear(C_DIM, 8), nn.ReLU())
+        self.t_trunk = nn.Sequential(nn.Linear(1, 8), nn.ReLU())
         self.m_head, self.b_head, self.t_head = nn.Linear(8, 1), nn.Linear(8, 1), nn.Linear(8, 1)
 
     def forward(self, c):
-        f = self.trunk(c)
-        M = F.softplus(self.m_head(f)).squeeze(-1) + 1e-3
-        B = self.b_head(f).squeeze(-1)
-        T = F.softplus(self.t_head(f)).squeeze(-1) + 0.05
+        M = F.softplus(self.m_head(self.m_trunk(c[:, :-1]))).squeeze(-1) + 1e-3
+        B = self.b_head(self.b_trunk(c)).squeeze(-1)
+        T = F.softplus(self.t_head(self.t_trunk(c[:, -1:]))).squeeze(-1) + 0.05
         return M, B, T
 
 

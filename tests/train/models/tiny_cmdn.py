@@ -63,14 +63,18 @@ class Bottleneck(nn.Module):
 
 
 class Modulator(nn.Module):
+    """M from the descriptor, T from accessibility, B from both: the scale of (M, B, T) is then
+    a constant (the identifiability check), not a function of c."""
+
     def __init__(self):
         super().__init__()
-        self.trunk = nn.Linear(CONTEXT_DIM, 8)
-        self.heads = nn.Linear(8, 3)
+        self.m, self.b, self.t = nn.Linear(CONTEXT_DIM - 1, 1), nn.Linear(CONTEXT_DIM, 1), nn.Linear(1, 1)
 
     def forward(self, c):
-        m, b, t = self.heads(torch.tanh(self.trunk(c))).unbind(-1)
-        return F.softplus(m) + 1e-3, b, F.softplus(t) + 0.05
+        descriptor, access = c[:, :-1], c[:, -1:]
+        M = F.softplus(self.m(descriptor)).squeeze(-1) + 1e-3
+        T = F.softplus(self.t(access)).squeeze(-1) + 0.05
+        return M, self.b(c).squeeze(-1), T
 
 
 class TinyCMDN(nn.Module):
