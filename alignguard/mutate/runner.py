@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from alignguard.api import check_model_file
-from alignguard.checks.base import Status
+from alignguard.results import Status
 from alignguard.errors import AlignguardError, ExitCode, UsageError
 from alignguard.modelfile.loader import ModelFile, forward_inputs
 from alignguard.mutate.analysis import ModelAnalysis, analyse

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import alignguard
-from alignguard.checks.base import Status, all_check_ids
+from alignguard.checks.catalogue import all_check_ids
+from alignguard.results import Status
 from alignguard.errors import SpecError
 from alignguard.testing import assert_aligned
 from tests.reports.conftest import FIXTURES, MISALIGNED_SPEC
