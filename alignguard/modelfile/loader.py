@@ -79,13 +79,13 @@ class ModelFile:
             )
         return batch
 
-    def forward(self, model, batch: dict, *, on: str = "the example batch", signature_of=None) -> Any:
+    def forward(self, model, batch: dict, *, on: str = "the example batch", names: list[str] | None = None) -> Any:
         """`model(**forward arguments of batch)`; the user's exception becomes a ModelFileError.
-        `signature_of`: the module whose forward names the arguments (the unwrapped model under DDP)."""
+        `names`: forward's argument names when the caller knows them (the trainer, under DDP)."""
         import torch
 
         try:
-            return model(**forward_inputs(signature_of or model, batch))
+            return model(**forward_inputs(model, batch, names))
         except torch.cuda.OutOfMemoryError:
             raise  # not a model-file problem: the caller knows the batch size
         except Exception as exc:
@@ -140,9 +140,9 @@ def forward_arguments(model) -> list[str]:
     ]
 
 
-def forward_inputs(model, batch: dict) -> dict:
-    """The subset of a batch that forward takes, by argument name."""
-    names = list(inspect.signature(model.forward).parameters)
+def forward_inputs(model, batch: dict, names: list[str] | None = None) -> dict:
+    """The subset of a batch that forward takes, by argument name (`names`: forward's, when known)."""
+    names = list(inspect.signature(model.forward).parameters) if names is None else names
     return {name: batch[name] for name in names if name in batch}
 
 

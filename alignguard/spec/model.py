@@ -11,16 +11,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from alignguard.spec.formula import Equation, FormulaSyntaxError, parse_equation
+from alignguard.strict import StrictModel
 
 Severity = Literal["error", "warning"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
-class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class SpecModel(StrictModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
 
 class SpecReferenceError(ValueError):

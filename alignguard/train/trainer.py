@@ -188,7 +188,7 @@ class Trainer:
         return {key: value.to(self.device, non_blocking=self.pin_memory) for key, value in batch.items()}
 
     def _forward(self, module, batch: dict):
-        outputs = self.model_file.forward(module, batch, on="a dataset batch", signature_of=self.model)
+        outputs = self.model_file.forward(module, batch, on="a dataset batch", names=self.forward_names)
         if not isinstance(outputs, dict) or self.keys["logit"] not in outputs:
             raise ModelFileError(
                 f"forward must return a dict with the prediction under '{self.keys['logit']}'",

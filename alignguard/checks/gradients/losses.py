@@ -1,7 +1,7 @@
 """loss.present, loss.alive, loss.share, loss.reaches: every design loss exists, has a gradient,
 carries its share of the total gradient and shapes the components it is meant to shape.
 
-All four read one measurement (see `_gradient_measurement`): per-term gradients over the
+All four read one measurement (see `measurement.py`): per-term gradients over the
 trainable parameters, on the real model with autograd, at the step each loss names.
 """
 
