@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from alignguard.results import Status
 from alignguard.report.anchors import Locator, parse_where
 from alignguard.report.options import RenderOptions
+from alignguard.results import Status
 from alignguard.results import Report
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from alignguard.results import CheckResult, Status
 from alignguard.checks.structure.symbols import resolve_binding
 from alignguard.graph.model_graph import ModelGraph
+from alignguard.results import CheckResult, Status
 from alignguard.spec.formula import symbols_in
 from alignguard.spec.model import Spec
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from alignguard.results import CheckResult, Status
 from alignguard.report.anchors import Locator
 from alignguard.report.options import RenderOptions
+from alignguard.results import CheckResult, Status
 from alignguard.results import Report
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from alignguard import __version__
-from alignguard.results import CheckResult, Status
 from alignguard.report.anchors import Anchor, Locator, fingerprints, parse_where
 from alignguard.report.options import RenderOptions
+from alignguard.results import CheckResult, Status
 from alignguard.results import Report
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

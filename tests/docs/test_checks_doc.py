@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from alignguard.checks.docs import anchor, render, split_fix
 from alignguard.checks.base import Check
 from alignguard.checks.catalogue import CHECKS, ROOMS, Room, all_check_ids
+from alignguard.checks.docs import anchor, render, split_fix
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
 

@@ -7,17 +7,17 @@ models/cmdn.py and models/legacy_energy.py are written by another session; these
 import pytest
 import torch
 
-from alignguard.results import Status
 from alignguard.checks.context import CheckContext
+from alignguard.checks.gradients.conflict import GradientConflictCheck
+from alignguard.checks.gradients.losses import LossCheck
+from alignguard.checks.gradients.measurement import measurement
 from alignguard.checks.probes.modulation import ModulationProbeCheck
 from alignguard.checks.probes.noise import NoiseProbeCheck
 from alignguard.checks.probes.positivity import PositivityProbeCheck
 from alignguard.checks.probes.swap import SwapProbeCheck
 from alignguard.checks.probes.translation import TranslationProbeCheck
-from alignguard.checks.gradients.measurement import measurement
-from alignguard.checks.gradients.conflict import GradientConflictCheck
-from alignguard.checks.gradients.losses import LossCheck
 from alignguard.modelfile.loader import load_model_file
+from alignguard.results import Status
 from grad_helpers import HERE, REPO, only, spec_with
 
 CMDN, LEGACY = REPO / "models" / "cmdn.py", REPO / "models" / "legacy_energy.py"

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from alignguard.checks.catalogue import explanation
-from alignguard.results import Status
 from alignguard.checks.context import CheckContext
 from alignguard.checks.gradients.descent import LossDescentCheck
 from alignguard.modelfile.loader import forward_inputs, load_model_file
+from alignguard.results import Status
 from grad_helpers import HERE, REPO, spec_with
 
 MODEL = HERE / "models" / "descent_models.py"

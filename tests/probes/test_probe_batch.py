@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from alignguard.checks.catalogue import explanation
-from alignguard.results import Status
 from alignguard.checks.context import CheckContext
 from alignguard.checks.probes.batch import BatchIndependenceProbeCheck
 from alignguard.checks.probes.positivity import PositivityProbeCheck
 from alignguard.modelfile.loader import load_model_file
+from alignguard.results import Status
 from pydantic import ValidationError
 
 from probe_helpers import HERE, by_check, spec_with

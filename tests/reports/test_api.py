@@ -9,8 +9,8 @@ import pytest
 
 import alignguard
 from alignguard.checks.catalogue import all_check_ids
-from alignguard.results import Status
 from alignguard.errors import SpecError
+from alignguard.results import Status
 from alignguard.testing import assert_aligned
 from tests.reports.conftest import FIXTURES, MISALIGNED_SPEC
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from alignguard.checks.catalogue import CHECKS as CATALOGUE
-from alignguard.results import CheckResult
 from alignguard.checks.context import CheckContext
 from alignguard.modelfile.loader import ModelFile
+from alignguard.results import CheckResult
 from alignguard.spec.loader import load_spec, parse_spec
 
 HERE = Path(__file__).parent

@@ -31,10 +31,10 @@ import math
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, NamedTuple
 
-from alignguard.checks.gradients.measurement import conflict_step, loss_terms_where
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.checks.gradients.measurement import conflict_step, loss_terms_where
+from alignguard.results import CheckResult, failed, passed
 
 ID = "loss.descent"
 SHORTER = (10, 100, 1000)  # the divisors of ε a term that misses is measured again at

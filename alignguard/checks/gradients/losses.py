@@ -18,8 +18,8 @@ from alignguard.checks.gradients.measurement import (
     owning_module,
 )
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, Where, failed, passed
 
 _DEAD_WHY = {
     "detached": (

@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from alignguard.results import Where
 from alignguard.errors import ModelFileError
+from alignguard.results import Where
 
 if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext

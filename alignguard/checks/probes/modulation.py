@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, symbol_where, user_forward
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, symbol_where, user_forward
+from alignguard.results import CheckResult, failed, passed
 
 MAX_EXAMPLES, MAX_CONTEXTS, CONTEXT_SCALE = 8, 16, 3.0
 ROUNDING_SPREAD = 1e-5  # float32 rounding of a context-free slope stays far below this

@@ -18,8 +18,8 @@ from alignguard.checks.probes.support import (
     user_forward,
 )
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, failed, passed
 
 
 class NoiseProbeCheck(Check):

@@ -19,8 +19,8 @@ from alignguard.checks.probes.support import (
     user_forward,
 )
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, failed, passed
 
 _FIX = ("keep the context out of the invariant path: the encoder must see x only; if it must see "
         "cell-specific input, add an L_swap loss on μ over paired loci")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.probes.support import max_abs_diff, probe_inputs, probe_seed, runner, site_where, user_forward
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.checks.probes.support import max_abs_diff, probe_inputs, probe_seed, runner, site_where, user_forward
+from alignguard.results import CheckResult, failed, passed
 from alignguard.spec.model import SymbolBinding
 
 _PREFIX = "__partner__"  # default partners are forward outputs the spec may not bind

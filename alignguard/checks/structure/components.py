@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Iterable
 
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.checks.context import CheckContext
 from alignguard.checks.modules import module_exists, suggest_module
 from alignguard.checks.structure.symbols import resolve_symbol
+from alignguard.results import CheckResult, Where, failed, passed
 
 
 class ComponentCheck(Check):

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Iterable
 
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
 from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, symbol_where
 from alignguard.graph.analysis import render_chain, shortest_chain
+from alignguard.results import CheckResult, failed, passed
 
 
 class FlowCheck(Check):

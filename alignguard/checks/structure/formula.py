@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Iterable
 
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
 from alignguard.checks.structure.symbols import design_names, resolve_symbol, symbol_where
 from alignguard.graph.formula_match import FormulaMatcher, Match, expr_size
 from alignguard.graph.model_graph import Ref
+from alignguard.results import CheckResult, failed, passed
 
 
 class FormulaCheck(Check):

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Iterable
 
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
-from alignguard.checks.modules import module_exists
 from alignguard.checks.context import CheckContext
+from alignguard.checks.modules import module_exists
 from alignguard.checks.structure.symbols import design_names, resolve_binding, symbol_where
 from alignguard.graph.capture import eval_graph, train_graph_eager
 from alignguard.graph.model_graph import ModelGraph
 from alignguard.graph.noise_paths import baked_constants, fixed_tensors, noise_sources, trace_noise
+from alignguard.results import CheckResult, failed, passed
 
 
 class NoiseCheck(Check):

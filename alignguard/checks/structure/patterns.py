@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Iterable
 
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
 from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
 from alignguard.graph.analysis import operand_refs
+from alignguard.results import CheckResult, failed, passed
 
 
 class PatternCheck(Check):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.checks.context import CheckContext
 from alignguard.graph.model_graph import ModelGraph
+from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.spec.model import SymbolBinding
 
 
