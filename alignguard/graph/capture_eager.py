@@ -22,7 +22,7 @@ from torch.overrides import TorchFunctionMode, resolve_name
 from alignguard.graph.builder import GraphBuilder, op_kind
 from alignguard.graph.capture_fx import flatten_output
 from alignguard.graph.model_graph import ModelGraph, Ref
-from alignguard.graph.selection import selection_of
+from alignguard.spec.selection import selection_of
 from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame
 from alignguard.graph.vocabulary import call_traits, normalise_module
 from alignguard.modelfile.loader import forward_inputs

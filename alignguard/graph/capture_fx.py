@@ -21,7 +21,7 @@ import torch.fx as fx
 
 from alignguard.graph.builder import GraphBuilder, op_kind
 from alignguard.graph.model_graph import ModelGraph, Ref
-from alignguard.graph.selection import selection_of
+from alignguard.spec.selection import selection_of
 from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame, source_of_trace
 from alignguard.graph.vocabulary import TUPLE_OPS, call_traits, normalise_module
 

@@ -24,8 +24,6 @@ from alignguard.graph.index import GraphIndex
 LAYOUT_KEEPING_OPS = frozenset({"to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous",
                                 "clone", "alias", "identity", "detach", "detach_copy", "cpu", "cuda"})
 
-NODE_KINDS = ("input", "module", "op", "random", "const", "param", "output")
-
 
 @dataclass(frozen=True)
 class Ref:
@@ -109,7 +107,7 @@ class ModelGraph:
         consumer reads the part unless it is a selection (`c[:, :8]`, `narrow`, `select`) whose
         elements are disjoint from the part's. A consumer that reshapes or mixes the input reads it all.
         """
-        from alignguard.graph.selection import overlaps
+        from alignguard.spec.selection import overlaps
 
         start = self.inputs.get(input_name)
         if start is None:

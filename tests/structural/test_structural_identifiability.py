@@ -9,7 +9,7 @@ import pytest
 from identifiability_zoo import LeakyEncoderCMDN, cmdn, example_batch, whole_context_cmdn
 from structural_helpers import run_checks
 
-from alignguard.checks.base import Status
+from alignguard.results import Status
 from alignguard.spec.formula import parse_equation
 from alignguard.spec.loader import load_spec
 from alignguard.spec.symmetry import find_symmetries

@@ -12,7 +12,7 @@ from torch import nn
 
 from alignguard.errors import SpecError
 from alignguard.graph.capture import capture_graph
-from alignguard.graph.selection import SelectionSyntaxError, describe_key, overlaps, parse_selection
+from alignguard.spec.selection import SelectionSyntaxError, describe_key, overlaps, parse_selection
 from alignguard.spec.loader import load_spec, parse_spec
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "cmdn.yaml"

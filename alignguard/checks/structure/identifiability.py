@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
+from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
+from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.spec.formula import FUNCTIONS, BinOp, Call, Const, Expr, Neg, Symbol
 from alignguard.spec.model import SymbolBinding
 from alignguard.spec.symmetry import ONE, Symmetry, find_symmetries
@@ -44,10 +45,8 @@ class Analysed:
     bindings: dict[str, SymbolBinding]  # how to intervene on each leaf in the real model
 
 
-@register
 class IdentifiabilityCheck(Check):
     ids = (CHECK_ID,)
-    order = 16
     explanations = {
         CHECK_ID: (
             "Finds each design formula's continuous symmetries, scalings and compensated shifts of its symbols "
@@ -342,7 +341,7 @@ def confirm(context: CheckContext, item: Analysed, symmetry: Symmetry, per_examp
     (True), change it (False: the model breaks the formula's symmetry), or could not be set (None)."""
     import torch
 
-    from alignguard.checks._probe_support import probe_inputs, probe_seed, user_forward
+    from alignguard.checks.interventions import probe_inputs, probe_seed, user_forward
     from alignguard.probes.runtime import ForwardError, SymbolError, SymbolRunner
 
     inputs, seed = probe_inputs(context), probe_seed(context)

@@ -1,0 +1,44 @@
+"""Forward inputs and error mapping for checks that run the real model under interventions.
+
+Shared by the probes room and the structure room's identifiability check (which confirms a
+formula's symmetry by setting symbols in the running model); rooms never import each other.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from alignguard.checks.context import CheckContext
+
+
+def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
+    """Forward inputs for probes: the first `probes.examples` rows of the example batch
+    (probes test per-example properties; more rows only cost time)."""
+    from alignguard.modelfile.loader import forward_inputs
+
+    inputs = forward_inputs(context.model, context.batch(index))
+    rows = context.spec.probes.examples
+    return {name: _head(value, rows) for name, value in inputs.items()}
+
+
+def _head(value, rows: int):
+    import torch
+
+    return value[:rows] if isinstance(value, torch.Tensor) and value.dim() > 0 else value
+
+
+def probe_seed(context: "CheckContext") -> int:
+    return context.spec.entry_points.seed
+
+
+@contextmanager
+def user_forward(context: "CheckContext") -> Iterator[None]:
+    """Turn an exception raised by the model's forward into a ModelFileError paragraph."""
+    from alignguard.probes.runtime import ForwardError
+
+    try:
+        yield
+    except ForwardError as exc:
+        raise context.model_file.forward_error(exc.original, on="a probe's intervened example batch") from None

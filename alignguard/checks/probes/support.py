@@ -1,0 +1,41 @@
+"""What the probe checks share: one SymbolRunner per check run, inputs, and error mapping.
+
+The example inputs and the forward-error mapping live in checks/interventions.py, shared with the
+structure room's identifiability check, which also intervenes on the real model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from alignguard.checks.interventions import probe_inputs, probe_seed, user_forward  # noqa: F401 (re-exported)
+from alignguard.results import Where
+
+if TYPE_CHECKING:
+    from alignguard.checks.context import CheckContext
+    from alignguard.probes.runtime import SymbolRunner
+
+
+def runner(context: "CheckContext") -> "SymbolRunner":
+    from alignguard.probes.runtime import SymbolRunner
+
+    return context.memo("probes:runner", lambda: SymbolRunner(context.model, context.spec.symbols))
+
+
+def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:
+    """The module that produces a symbol, found by running the model (never captures a graph)."""
+    from alignguard.probes.runtime import ForwardError, SymbolError
+
+    try:
+        site = runner(context).site(name, inputs, train=False, seed=probe_seed(context))
+    except (SymbolError, ForwardError):
+        return Where()
+    return site_where(site)
+
+
+def site_where(site) -> Where:
+    return Where(module=site.module, file=site.file, line=site.line)
+
+
+def max_abs_diff(a, b) -> float:
+    return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
