@@ -23,7 +23,7 @@ from typing import Iterable
 from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
 from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
-from alignguard.results import CheckResult, Where, failed, passed
+from alignguard.results import CheckResult, failed, passed
 from alignguard.spec.formula import FUNCTIONS, BinOp, Call, Const, Expr, Neg, Symbol
 from alignguard.spec.model import SymbolBinding
 from alignguard.spec.symmetry import ONE, Symmetry, find_symmetries
@@ -111,10 +111,10 @@ class IdentifiabilityCheck(Check):
                          fix=f"bind {', '.join(unbound)} in the spec's symbols", where=symbol_where(graph, lhs))
             return
         for item in analysed:
-            yield from self._judge(context, item, formula)
+            yield from self._judge(context, item)
 
     # ---- judging one expression --------------------------------------------------------------
-    def _judge(self, context: CheckContext, item: Analysed, formula) -> Iterable[CheckResult]:
+    def _judge(self, context: CheckContext, item: Analysed) -> Iterable[CheckResult]:
         expression = f"{item.lhs} = {render(item.rhs)}"
         element = f"formula {item.lhs}" + (" (as implemented)" if item.source == "implementation" else "")
         depends = dependencies(context, item.leaves)
@@ -139,14 +139,14 @@ class IdentifiabilityCheck(Check):
         details = {"expression": expression, "analysed": item.source,
                    "dependencies": {s: sorted(d) for s, d in depends.items()}, "broken_by_dependencies": broken}
         for symmetry, gauge in reported:
-            yield self._result(context, item, formula, element, expression, symmetry, gauge, depends, details)
+            yield self._result(context, item, element, expression, symmetry, gauge, details)
         if not reported:
             yield passed(CHECK_ID, element, "no free gauge",
                          f"every symmetry of {expression} is broken by what its symbols see: " + "; ".join(broken),
                          details=details)
 
-    def _result(self, context, item: Analysed, formula, element, expression, symmetry: Symmetry, gauge: set,
-                depends, details) -> CheckResult:
+    def _result(self, context, item: Analysed, element, expression, symmetry: Symmetry, gauge: set,
+                details) -> CheckResult:
         spec = context.spec
         moved = list(symmetry.support)
         argument = f"({', '.join(display_inputs(spec, gauge))})" if gauge else ""
@@ -390,8 +390,3 @@ def _fit(value, original):
     if original.numel() == 1:
         return value.reshape(-1)[:1].reshape(original.shape).to(original.dtype)
     return None
-
-
-def symbol_place(context: CheckContext, name: str) -> Where:
-    node = resolve_symbol(context, name).node
-    return symbol_where(context.graph, node)
