@@ -63,13 +63,13 @@ TRANSPARENT_OPS = frozenset({
     "unflatten", "permute", "transpose", "t", "to", "float", "double", "half", "bfloat16", "type",
     "type_as", "clone", "alias", "view_as", "identity", "detach", "detach_copy", "broadcast_to",
     "broadcast", "movedim", "dropout_eval", "getitem_key", "reshape_as", "atleast_1d", "atleast_2d",
-    "squeeze_copy", "unsqueeze_copy", "view_copy", "cpu", "cuda",
+    "squeeze_copy", "unsqueeze_copy", "view_copy", "cpu", "cuda", "autograd_function",
 })
 
 # Ops whose tensor arguments contribute only their shape/dtype/device, never their values.
 SHAPE_ONLY_OPS = frozenset({
     "size", "dim", "numel", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros",
-    "new_ones", "new_empty", "new_full", "new_tensor", "randn", "rand", "randint", "randperm",
+    "new_ones", "new_empty", "new_full", "new_tensor", "new", "randn", "rand", "randint", "randperm",
     "shape_getitem", "arange", "zeros", "ones", "empty", "full", "eye", "linspace",
 })
 

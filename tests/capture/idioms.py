@@ -508,8 +508,14 @@ class ChunkSplitUnbind(nn.Module):
     def forward(self, x):
         a, b = x.chunk(2, dim=-1)
         c, d = x.split([3, 3], dim=-1)
-        first, *_ = x.unbind(0)
+        first = x.unbind(0)[0]
         return {"a": a * 1, "b": b + d, "c": c.sum(-1), "first": first}
+
+
+class StarUnpacking(nn.Module):  # `first, *rest = ...`: fx cannot iterate a proxy of unknown length
+    def forward(self, x):
+        first, *rest = x.unbind(0)
+        return {"first": first, "last": rest[-1] * 2}
 
 
 class Indexing(nn.Module):
@@ -701,8 +707,7 @@ IDIOMS = [
           {"z": E(random=True, modules="mu logvar"), "mu": E(modules="mu")}, fx="falls back"),
     Idiom("distribution_sample", DistSample, floats("x"), {"action": E(random=True, modules="policy")},
           fx="falls back"),
-    Idiom("distribution_log_prob", DistLogProb, floats("x", "y"), {"nll": E("x y", modules="mu logvar")},
-          fx="falls back"),
+    Idiom("distribution_log_prob", DistLogProb, floats("x", "y"), {"nll": E("x y", modules="mu logvar")}),
     Idiom("randn_like", RandnLike, floats("x"), {"z": E(random=True, modules="mu logvar"), "mu": E(modules="mu")}),
     Idiom("gumbel_softmax", GumbelSoftmax, floats("x"), {"y": E(random=True, modules="logits")}),
     Idiom("bernoulli_mask", BernoulliMask, floats("x"), {"out": E(random=True, modules="block")}),
@@ -719,7 +724,7 @@ IDIOMS = [
           {"sim": E("x y", modules="enc enc.0 enc.1 head"), "zx": E(modules="enc enc.0 enc.1")}),
     Idiom("forward_hooks", ForwardHooks, floats("x"),
           {"noisy": E(random=True, modules="noisy"), "scaled": E(modules="scaled")}, fx="falls back"),
-    Idiom("tensor_register_hook", TensorGradHook, floats("x"), {"out": E(modules="lin")}),
+    Idiom("tensor_register_hook", TensorGradHook, floats("x"), {"out": E(modules="lin")}, fx="falls back"),
     Idiom("checkpoint", Checkpointed, floats("x"), {"out": E(modules="block block.net block.net.0 block.net.1 head")}),
     Idiom("compiled_submodule", CompiledSubmodule, floats("x"),
           {"out": E(modules="block block.net block.net.0 block.net.1 head")}),
@@ -730,6 +735,7 @@ IDIOMS = [
     Idiom("einsum", Einsum, floats("x", "y"), {"outer": E("x y"), "trace": E("x")}),
     Idiom("chunk_split_unbind", ChunkSplitUnbind, floats("x"),
           {"a": E(), "b": E(), "c": E(), "first": E()}),
+    Idiom("star_unpacking", StarUnpacking, floats("x"), {"first": E(), "last": E()}, fx="falls back"),
     Idiom("indexing", Indexing, floats("x", "y"), {"col": E(), "tail": E("x y"), "row": E("y")}),
     Idiom("lstm_tuple_output", TupleOfOutputs, sequence_batch, {"0": E(modules="rnn"), "1": E("x y", modules="rnn")}),
     Idiom("list_output", ListOutput, floats("x", "y"), {"0": E(), "1.0": E("y"), "1.1": E("x y")}),
