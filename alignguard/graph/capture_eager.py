@@ -219,7 +219,7 @@ class _Session:
         def muted(*args):
             self.muted += 1
             try:
-                hook(*args)
+                return hook(*args)
             finally:
                 self.muted -= 1
         return muted
@@ -247,11 +247,32 @@ class _Session:
             node_id = self.node(op, kind, operands, path, name=path.replace(".", "_"), learned=learned)
             self.bind_outputs(node_id, op, output, operands)
 
-    def leave_scope(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def leave_scope(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
         path = self.paths.get(module, "")
-        if path and not self.leaf_depth:
-            self.builder.add_module_call(path, self.output_nodes(output))
-            self.scopes.pop()
+        if not path or self.leaf_depth:
+            return None
+        owned = self.own_output(path, output)
+        self.builder.add_module_call(path, self.output_nodes(owned))
+        self.scopes.pop()
+        return None if owned is output else owned  # a forward hook's result replaces the output
+
+    def own_output(self, path: str, value: Any) -> Any:
+        """A module that returns a tensor computed outside it (its input: a pass-through, an eval-mode
+        noise layer) returns it through a `passthrough` node in its own scope, as under fx."""
+        if isinstance(value, torch.Tensor):
+            source = self.ref(value).node
+            if path in self.builder.g.nodes[source]["scopes"]:
+                return value
+            owned = value.view_as(value)
+            self.bind(owned, self.node("passthrough", "op", (Ref(source),), path))
+            return owned
+        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+            items = [self.own_output(path, v) for v in value]
+            return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+        if isinstance(value, dict):
+            items = {k: self.own_output(path, v) for k, v in value.items()}
+            return value if all(items[k] is value[k] for k in value) else items
+        return value
 
     def output_nodes(self, output: Any) -> tuple[str | None, ...]:
         values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else [output]

@@ -42,6 +42,11 @@ def autograd_function(value: Any, name: str) -> Any:
     return value
 
 
+def passthrough(value: Any) -> Any:
+    """Marker target of the node for a module returning a value it did not compute (never executed)."""
+    return value
+
+
 class ScopedTracer(fx.Tracer):
     # fx's own stack-trace recording imports torch._dynamo and sympy on first use (seconds); the
     # innermost user frame, read directly from the live stack, is all a finding needs.
@@ -53,12 +58,33 @@ class ScopedTracer(fx.Tracer):
         self.functions: list[str] = []  # the custom autograd.Functions whose forward is running
 
     def call_module(self, m, forward, args, kwargs):
-        output = super().call_module(m, forward, args, kwargs)
+        start = len(self.graph.nodes)
+
+        def forward_owning_its_output(*args, **kwargs):  # runs only for modules fx traces through
+            return self.own_output(forward(*args, **kwargs), start)
+
+        output = super().call_module(m, forward_owning_its_output, args, kwargs)
         self.calls.append((self.path_of_module(m), output, len(self.graph.nodes)))
         return output
 
+    def own_output(self, value: Any, start: int) -> Any:
+        """A module that returns a value computed before it was called (its input: a pass-through, an
+        eval-mode noise layer) returns it through a `passthrough` node in its own scope, so readers
+        of its output are not readers of its input."""
+        if isinstance(value, fx.Proxy):
+            if value.node.meta.get("order", -1) >= start:
+                return value
+            return self.create_proxy("call_function", passthrough, (value,), {})
+        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+            return type(value)(self.own_output(v, start) for v in value)
+        if isinstance(value, dict):
+            return {k: self.own_output(v, start) for k, v in value.items()}
+        return value
+
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        order = len(self.graph.nodes)
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        proxy.node.meta["order"] = order
         proxy.node.meta["source"] = source_of_frame(sys._getframe(1))
         if self.functions:
             proxy.node.meta["autograd_function"] = self.functions[-1]
@@ -226,6 +252,9 @@ def _add_call(builder: GraphBuilder, node: fx.Node, model, training: bool) -> No
     if node.target is autograd_function:
         builder.add(node.name, kind="op", op="autograd_function", operands=operands[:1], target=node.args[1],
                     **common)
+        return
+    if node.target is passthrough:
+        builder.add(node.name, kind="op", op="passthrough", operands=operands, target=common["scopes"][-1], **common)
         return
     op, reflected, inplace = call_traits(name)
     if reflected and len(operands) >= 2:

@@ -63,7 +63,7 @@ TRANSPARENT_OPS = frozenset({
     "unflatten", "permute", "transpose", "t", "to", "float", "double", "half", "bfloat16", "type",
     "type_as", "clone", "alias", "view_as", "identity", "detach", "detach_copy", "broadcast_to",
     "broadcast", "movedim", "dropout_eval", "getitem_key", "reshape_as", "atleast_1d", "atleast_2d",
-    "squeeze_copy", "unsqueeze_copy", "view_copy", "cpu", "cuda", "autograd_function",
+    "squeeze_copy", "unsqueeze_copy", "view_copy", "cpu", "cuda", "autograd_function", "passthrough",
 })
 
 # Ops whose tensor arguments contribute only their shape/dtype/device, never their values.

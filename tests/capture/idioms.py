@@ -463,6 +463,25 @@ class CompiledSubmodule(nn.Module):
         return {"out": self.head(self.block(x))}
 
 
+class Disabled(nn.Module):  # a component switched off by configuration returns its input
+    def forward(self, x):
+        return x
+
+
+class PassThroughModules(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.feat = nn.Linear(6, 4)
+        self.bottleneck = Disabled()
+        self.skip = nn.Identity()
+        self.cls = nn.Linear(4, 3)
+        self.aux = nn.Linear(4, 2)
+
+    def forward(self, x):
+        z = self.feat(x)
+        return {"cls": self.cls(z), "aux": self.aux(self.skip(self.bottleneck(z)))}
+
+
 # ---- attention, einsum -------------------------------------------------------------------------
 class MultiheadSelfAttention(nn.Module):
     def __init__(self):
@@ -718,12 +737,14 @@ IDIOMS = [
     Idiom("data_dependent_branch", DataDependentBranch, floats("x", "y"), {"out": E("x y", modules="pos")},
           fx="falls back"),
     Idiom("module_list_and_dict", LoopOverLayers, floats("x"),
-          {"a": E(modules="layers.0 layers.1 layers.2 head.a"),  # containers are never called
-           "b": E(modules="layers.0 layers.1 layers.2 head.b")}),
+          {"a": E(modules="layers layers.0 layers.1 layers.2 head head.a"),
+           "b": E(modules="layers layers.0 layers.1 layers.2 head head.b")}),
     Idiom("weight_sharing", WeightSharing, floats("x", "y"),
           {"sim": E("x y", modules="enc enc.0 enc.1 head"), "zx": E(modules="enc enc.0 enc.1")}),
     Idiom("forward_hooks", ForwardHooks, floats("x"),
           {"noisy": E(random=True, modules="noisy"), "scaled": E(modules="scaled")}, fx="falls back"),
+    Idiom("pass_through_modules", PassThroughModules, floats("x"),
+          {"cls": E(modules="feat cls"), "aux": E(modules="feat bottleneck skip aux")}),
     Idiom("tensor_register_hook", TensorGradHook, floats("x"), {"out": E(modules="lin")}, fx="falls back"),
     Idiom("checkpoint", Checkpointed, floats("x"), {"out": E(modules="block block.net block.net.0 block.net.1 head")}),
     Idiom("compiled_submodule", CompiledSubmodule, floats("x"),

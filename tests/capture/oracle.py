@@ -73,10 +73,14 @@ def _shift(module, inputs, output):
 
 
 def module_effects(model, batch: dict) -> dict[str, set[str]]:
-    """module path -> output keys that move when the module's output is shifted."""
+    """module path -> output keys that move when the module's output is shifted; a container that is
+    never called itself (a ModuleList) moves what its members move."""
     base = run(model, batch)
     effects = {}
     for path, module in model.named_modules():
         if path and not path.endswith("_orig_mod"):
             effects[path.replace("._orig_mod", "")] = changed_outputs(base, run(model, batch, hook=(module, _shift)))
+    for path in sorted(effects, key=lambda p: -p.count(".")):  # members before their container
+        members = [p for p in effects if p.startswith(path + ".")]
+        effects[path] |= set().union(*(effects[p] for p in members))
     return effects
