@@ -49,6 +49,7 @@ class _Session:
         self.memory: dict[tuple, str] = {}  # storage, offset, shape, stride, dtype -> node holding it now
         self.elements: dict[int, tuple] = {}  # id(tuple element) -> (tuple node, indices, op, where) until used
         self.element_nodes: dict[tuple[str, int], str] = {}  # (tuple node, index) -> its getitem node
+        self.scalars: dict[float, str] = {}  # a float read out of a tensor (.item()) -> its item node
         self.alive: list[Any] = []  # keeps recorded tensors alive so ids are never reused
         self.scopes: list[str] = []
         self.leaf_depth = 0
@@ -134,6 +135,8 @@ class _Session:
     def operand(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return self.ref(value)
+        if isinstance(value, float) and value in self.scalars:
+            return Ref(self.scalars[value])
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         return None
@@ -191,6 +194,10 @@ class _Session:
     def record(self, func: Any, args: Sequence[Any], kwargs: dict, out: Any) -> None:
         name = resolve_name(func) or getattr(func, "__qualname__", None) or getattr(func, "__name__", str(func))
         op, reflected, inplace = call_traits(name)
+        if isinstance(out, float) and not out.is_integer() and args and isinstance(args[0], torch.Tensor):
+            # `scale = y.mean().item()`; `x * scale`: the float carries y's value, as fx's item node does
+            self.scalars[out] = self.node("item", "op", (self.ref(args[0]),), name)
+            return
         if not _has_tensor(out) and op != "setitem":
             return  # x.dim(), x.shape, bool(t): no value flows on
         operands = self.operands(args, kwargs)
@@ -202,6 +209,9 @@ class _Session:
         node_id = self.node(op, kind, operands, name)
         if op == "setitem" or (inplace and args and isinstance(args[0], torch.Tensor)):
             self.bind(args[0], node_id)  # later reads of the mutated tensor see this node
+            base = args[0]._base
+            if base is not None:  # `h[:, :2].add_(y)` writes through the view into h
+                self.bind(base, self.node("setitem", "op", (self.ref(base), None, Ref(node_id)), "write through a view"))
         if op != "setitem":
             self.bind_outputs(node_id, op, out, operands)
 
@@ -351,6 +361,7 @@ def _run_once(model: torch.nn.Module, session: _Session, batch: dict) -> None:
     session.memory.clear()
     session.elements.clear()
     session.element_nodes.clear()
+    session.scalars.clear()
     session.alive.clear()
 
 

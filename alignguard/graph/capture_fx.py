@@ -26,7 +26,7 @@ from alignguard.graph.builder import GraphBuilder, op_kind
 from alignguard.graph.capture_context import autograd_function_boundaries, uncompiled, user_forward_hooks
 from alignguard.graph.model_graph import ModelGraph, Ref
 from alignguard.graph.sources import param_scopes, source_of_frame, source_of_trace
-from alignguard.graph.vocabulary import TUPLE_OPS, call_traits, normalise_module
+from alignguard.graph.vocabulary import TUPLE_OPS, VIEW_OPS, VIEW_TUPLE_OPS, call_traits, normalise_module
 
 _BAKED_PREFIX = "_tensor_constant"
 _SCOPE_SUFFIX = re.compile(r"@\d+$")  # fx names the second call of a module `path@1`
@@ -265,6 +265,24 @@ def _add_call(builder: GraphBuilder, node: fx.Node, model, training: bool) -> No
     builder.add(node.name, kind=kind, op=op, operands=operands, target=name, **common)
     if (inplace or op == "setitem") and operands and isinstance(operands[0], Ref):
         builder.mutated(operands[0].node, node.name)
+        _write_through(builder, operands[0].node, node.name, common)
+
+
+def _write_through(builder: GraphBuilder, view: str, written: str, common: dict) -> None:
+    """`h[:, :2].add_(y)` changes h: later reads of the view's base see a `setitem` of the write."""
+    base = view
+    while True:
+        data = builder.g.nodes[base]
+        refs = [o.node for o in data["operands"] if isinstance(o, Ref)]
+        is_view = data["op"] in VIEW_OPS and not (data["op"] == "getitem" and len(refs) > 1)
+        is_element = data["op"] == "getitem_tuple" and refs and builder.node_op(refs[0]) in VIEW_TUPLE_OPS
+        if not refs or not (is_view or is_element):
+            break
+        base = refs[0]
+    if base != view:
+        setitem = builder.add(builder.fresh("setitem"), kind="op", op="setitem",
+                              operands=(Ref(base), None, Ref(written)), target="write through a view", **common)
+        builder.mutated(base, setitem)
 
 
 def _selection_op(builder: GraphBuilder, node: fx.Node) -> str:

@@ -73,6 +73,17 @@ SHAPE_ONLY_OPS = frozenset({
     "shape_getitem", "arange", "zeros", "ones", "empty", "full", "eye", "linspace",
 })
 
+# Ops whose result shares its first operand's memory (PyTorch views): an in-place op on the result
+# writes through to that operand. `getitem` counts when it indexes with slices and ints only.
+VIEW_OPS = frozenset({
+    "view", "reshape", "flatten", "unflatten", "transpose", "permute", "t", "squeeze", "unsqueeze", "expand",
+    "expand_as", "narrow", "select", "diagonal", "view_as", "movedim", "as_strided", "unfold", "swapaxes",
+    "getitem", "real", "imag",
+})
+# Tuple ops whose elements are views of the operand (max's and sort's are not).
+VIEW_TUPLE_OPS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit",
+                            "dsplit"})
+
 # Ops whose result is a tuple; an int index into it selects an element (op "getitem_tuple").
 TUPLE_OPS = frozenset({
     "chunk", "split", "unbind", "tensor_split", "split_with_sizes", "max", "min", "sort", "topk",

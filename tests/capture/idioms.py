@@ -275,6 +275,24 @@ class MaskedFillInPlace(nn.Module):  # attention scores masked in place
         return {"attn": scores.softmax(-1)}
 
 
+class InPlaceOnSlice(nn.Module):  # writes through a view: `h[:, :2].add_(y)` changes h
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x, y):
+        h = self.lin(x)
+        h[:, :2].add_(y[:, :2])
+        h.view(-1)[:3].mul_(y[0, 3])
+        return {"h": h * 1}
+
+
+class ScalarFromItem(nn.Module):  # a statistic read with .item() and used as a Python float
+    def forward(self, x, y):
+        scale = y.abs().mean().item()
+        return {"out": x * scale}
+
+
 class InPlaceReLU(nn.Module):
     def __init__(self):
         super().__init__()
@@ -721,6 +739,8 @@ IDIOMS = [
     Idiom("renorm_in_place", RenormInPlace, floats("x"), {"cos": E()}),
     Idiom("add_in_place", AddInPlace, floats("x", "y"), {"h": E("x y", modules="lin")}),
     Idiom("masked_fill_in_place", MaskedFillInPlace, floats("x", "y"), {"attn": E("x y")}),
+    Idiom("inplace_on_slice", InPlaceOnSlice, floats("x", "y"), {"h": E("x y", modules="lin")}),
+    Idiom("scalar_from_item", ScalarFromItem, floats("x", "y"), {"out": E("x y")}),
     Idiom("inplace_relu_module", InPlaceReLU, floats("x"), {"h": E(modules="lin act")}),
     Idiom("distribution_rsample", DistRsample, floats("x"),
           {"z": E(random=True, modules="mu logvar"), "mu": E(modules="mu")}, fx="falls back"),
