@@ -37,6 +37,10 @@ class HookedModelError(RuntimeError):
     """fx would trace a different function than the model runs: forward hooks are never called."""
 
 
+class BakedRandomError(RuntimeError):
+    """A random draw ran once at trace time (`torch.randn(4, 16)`): fx keeps its value as a constant."""
+
+
 def autograd_function(value: Any, name: str) -> Any:
     """Marker target of the node for what a custom autograd.Function returned (never executed)."""
     return value
@@ -130,6 +134,7 @@ def trace(model: torch.nn.Module, training: bool = True, batch: dict | None = No
     # that other libraries (torch._dynamo among them) switch.
     validate = torch.distributions.Distribution._validate_args
     torch.distributions.Distribution.set_default_validate_args(False)
+    rng = torch.get_rng_state()  # a proxy draws nothing: a changed state means a draw was baked in
     try:
         with autograd_function_boundaries(tracer.run_function):
             graph = tracer.trace(model, concrete_args=concrete)
@@ -141,6 +146,13 @@ def trace(model: torch.nn.Module, training: bool = True, batch: dict | None = No
         baked = {name: vars(model)[name] for name in set(vars(model)) - before if name.startswith(_BAKED_PREFIX)}
         for name in baked:
             delattr(model, name)
+    if not torch.equal(rng, torch.get_rng_state()):
+        torch.set_rng_state(rng)  # tracing must not shift the user's random stream
+        used = [u.meta.get("source") or (None, None) for n in graph.nodes if n.op == "get_attr" and n.target in baked
+                for u in n.users]
+        at = f" (a tensor created at trace time is used at {used[0][0]}:{used[0][1]})" if used and used[0][0] else ""
+        raise BakedRandomError("a random draw ran once while fx traced and would be a constant in its graph; "
+                               f"a fixed-shape torch.randn/rand/normal_ in forward does this{at}")
     return graph, tracer.calls, baked
 
 

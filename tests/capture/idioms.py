@@ -335,6 +335,11 @@ class RandnLike(Encoder):
         return {"z": mu + torch.randn_like(std) * std, "mu": mu}
 
 
+class FixedShapeNoise(nn.Module):  # noise of a hard-coded shape: fx would run torch.randn once
+    def forward(self, x):
+        return {"out": x + 0.1 * torch.randn(4, 6), "scaled": x * torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])}
+
+
 class GumbelSoftmax(nn.Module):
     def __init__(self):
         super().__init__()
@@ -748,6 +753,8 @@ IDIOMS = [
           fx="falls back"),
     Idiom("distribution_log_prob", DistLogProb, floats("x", "y"), {"nll": E("x y", modules="mu logvar")}),
     Idiom("randn_like", RandnLike, floats("x"), {"z": E(random=True, modules="mu logvar"), "mu": E(modules="mu")}),
+    Idiom("fixed_shape_noise", FixedShapeNoise, floats("x"), {"out": E(random=True), "scaled": E()},
+          fx="falls back"),
     Idiom("gumbel_softmax", GumbelSoftmax, floats("x"), {"y": E(random=True, modules="logits")}),
     Idiom("bernoulli_mask", BernoulliMask, floats("x"), {"out": E(random=True, modules="block")}),
     Idiom("functional_dropout", FunctionalDropout, floats("x"),
