@@ -50,6 +50,7 @@ class _Session:
         self.elements: dict[int, tuple] = {}  # id(tuple element) -> (tuple node, indices, op, where) until used
         self.element_nodes: dict[tuple[str, int], str] = {}  # (tuple node, index) -> its getitem node
         self.scalars: dict[float, str] = {}  # a float read out of a tensor (.item()) -> its item node
+        self.escapes: dict[str, None] = {}  # where values left torch as ints, lists or arrays
         self.alive: list[Any] = []  # keeps recorded tensors alive so ids are never reused
         self.scopes: list[str] = []
         self.leaf_depth = 0
@@ -198,6 +199,9 @@ class _Session:
             # `scale = y.mean().item()`; `x * scale`: the float carries y's value, as fx's item node does
             self.scalars[out] = self.node("item", "op", (self.ref(args[0]),), name)
             return
+        if op in _ESCAPES and not _has_tensor(out) and args and isinstance(args[0], torch.Tensor):
+            file, line = source_of_frame(sys._getframe(1))
+            self.escapes.setdefault(f"{op}() at {file}:{line}", None)
         if not _has_tensor(out) and op != "setitem":
             return  # x.dim(), x.shape, bool(t): no value flows on
         operands = self.operands(args, kwargs)
@@ -318,6 +322,9 @@ def capture_eager(model: torch.nn.Module, batches: dict | Sequence[dict], traini
     for name in sorted(session.functions):
         builder.notes.append(f"custom autograd.Function {name} was inlined by the capture (its backward is "
                              "not in the graph): gradient facts come from autograd on the real model")
+    if session.escapes:
+        builder.notes.append("values left torch where the recorder cannot follow them (" + ", ".join(
+            list(session.escapes)[:3]) + "): if they feed the computation, the graph lacks that edge")
     if note:
         builder.notes.insert(0, note)
     mode = "train" if training else "eval"
@@ -369,6 +376,10 @@ def preserved_rng(model: torch.nn.Module):
     """Restore the CPU and (for a model on CUDA) the CUDA random state afterwards."""
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     return torch.random.fork_rng(devices=devices)
+
+
+# Tensor methods that hand a value to Python; a non-integral float is followed (see `scalars`).
+_ESCAPES = frozenset({"item", "tolist", "numpy", "int"})
 
 
 def _memory_key(tensor: torch.Tensor) -> tuple | None:
