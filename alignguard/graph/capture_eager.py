@@ -177,7 +177,8 @@ class _Session:
         self.muted += 1
         try:
             inputs = {id(a) for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)}
-            items = [self.function_output(cls.__name__, v, id(v) in inputs) for v in (out if isinstance(out, tuple) else [out])]
+            values = out if isinstance(out, tuple) else [out]
+            items = [self.function_output(cls.__name__, v, id(v) in inputs) for v in values]
         finally:
             self.muted -= 1
         return tuple(items) if isinstance(out, tuple) else items[0]
@@ -215,7 +216,8 @@ class _Session:
             self.bind(args[0], node_id)  # later reads of the mutated tensor see this node
             base = args[0]._base
             if base is not None:  # `h[:, :2].add_(y)` writes through the view into h
-                self.bind(base, self.node("setitem", "op", (self.ref(base), None, Ref(node_id)), "write through a view"))
+                written = (self.ref(base), None, Ref(node_id))
+                self.bind(base, self.node("setitem", "op", written, "write through a view"))
         if op != "setitem":
             self.bind_outputs(node_id, op, out, operands)
 
