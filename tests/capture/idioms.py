@@ -44,6 +44,7 @@ class Idiom:
     fx: str = "traces"  # "traces", or "falls back" (fx cannot trace it; the eager recorder must be right)
     perturb: dict[str, Callable] = field(default_factory=dict)  # how to change a non-float input
     seed: int = 0
+    slow: bool = False  # seconds, not milliseconds: runs in the slow suite only
 
 
 def floats(*names: str, shape=(4, 6)) -> Callable[[], dict]:
@@ -774,9 +775,10 @@ IDIOMS = [
     Idiom("pass_through_modules", PassThroughModules, floats("x"),
           {"cls": E(modules="feat cls"), "aux": E(modules="feat bottleneck skip aux")}),
     Idiom("tensor_register_hook", TensorGradHook, floats("x"), {"out": E(modules="lin")}, fx="falls back"),
-    Idiom("checkpoint", Checkpointed, floats("x"), {"out": E(modules="block block.net block.net.0 block.net.1 head")}),
-    Idiom("compiled_submodule", CompiledSubmodule, floats("x"),
-          {"out": E(modules="block block.net block.net.0 block.net.1 head")}),
+    Idiom("checkpoint", Checkpointed, floats("x"),  # non-reentrant checkpoint imports dynamo: seconds
+          {"out": E(modules="block block.net block.net.0 block.net.1 head")}, slow=True),
+    Idiom("compiled_submodule", CompiledSubmodule, floats("x"),  # torch.compile imports dynamo: seconds
+          {"out": E(modules="block block.net block.net.0 block.net.1 head")}, slow=True),
     Idiom("multihead_attention_padding_mask", MultiheadSelfAttention, attention_batch,
           {"out": E("x pad", modules="attn")}, perturb={"pad": flip_last_key_but_one}),
     Idiom("sdpa_with_mask", ScaledDotProductAttention, attention_batch, {"out": E("x pad", modules="qkv")},

@@ -6,6 +6,8 @@ output is random when two seeds give different values for one batch.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from alignguard.graph.capture_fx import flatten_output
@@ -14,7 +16,10 @@ from alignguard.graph.capture_fx import flatten_output
 def run(model, batch: dict, seed: int = 0, hook=None) -> dict:
     """The model's outputs on the batch; a torch.compile'd module runs uncompiled (the oracle measures
     the code, not the compiler, and compiling would take seconds)."""
-    with torch._dynamo.config.patch(disable=True):
+    dynamo = sys.modules.get("torch._dynamo")  # not imported: nothing is compiled (importing it costs seconds)
+    if dynamo is None:
+        return _run(model, batch, seed, hook)
+    with dynamo.config.patch(disable=True):
         return _run(model, batch, seed, hook)
 
 

@@ -14,7 +14,7 @@ from idioms import IDIOMS, Idiom
 from alignguard.errors import CaptureError
 from alignguard.graph.capture import capture_graph
 
-CASES = [pytest.param(idiom, id=idiom.name) for idiom in IDIOMS]
+CASES = [pytest.param(idiom, id=idiom.name, marks=[pytest.mark.slow] if idiom.slow else []) for idiom in IDIOMS]
 
 
 def build(idiom: Idiom):

@@ -19,8 +19,8 @@ from alignguard.graph.capture import capture_graph
 from alignguard.report.graph_view import node_module
 
 FIXTURES = Path(__file__).parent / "fixtures"
-PATHS = [pytest.param(idiom, method, id=f"{idiom.name}-{method}") for idiom in IDIOMS
-         for method in (("fx", "eager") if idiom.fx == "traces" else ("eager",))]
+PATHS = [pytest.param(idiom, method, id=f"{idiom.name}-{method}", marks=[pytest.mark.slow] if idiom.slow else [])
+         for idiom in IDIOMS for method in (("fx", "eager") if idiom.fx == "traces" else ("eager",))]
 
 
 def drawn_modules(graph) -> set[str]:
