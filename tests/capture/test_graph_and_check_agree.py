@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from idioms import IDIOMS
 from test_capture_conformance import build
+from torch import nn
 from typer.testing import CliRunner
 
 from alignguard.cli.app import app
@@ -53,3 +55,32 @@ def test_revgrad_module_check_and_graph_agree(tmp_path):
     assert drawn.exit_code == 0, drawn.output
     assert "has no node" not in drawn.output and "0 forbidden-path edges" in drawn.output
     assert "reversal" in (tmp_path / "g.dot").read_text()
+
+
+class GaussianNoise(nn.Module):  # the usual noise layer: identity outside training
+    def forward(self, x):
+        return x + 0.1 * torch.randn_like(x) if self.training else x
+
+
+class NoisyClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.feat = nn.Linear(6, 4)
+        self.noise = GaussianNoise()
+        self.head = nn.Linear(4, 2)
+        self.probe = nn.Linear(4, 1)
+
+    def forward(self, x):
+        z = self.feat(x)
+        return {"y": self.head(self.noise(z)), "probe": self.probe(z)}
+
+
+@pytest.mark.parametrize("method", ["fx", "eager"])
+def test_an_eval_mode_identity_layer_is_its_own_node(method):
+    batch = {"x": torch.randn(4, 6)}
+    graph = capture_graph(NoisyClassifier(), batch, training=False, method=method)
+    (call,) = graph.module_outputs("noise")
+    returned = call.outputs[0]
+    assert graph.node(returned)["op"] == "passthrough" and "noise" in graph.node(returned)["scopes"]
+    assert graph.reaches(returned, graph.outputs["y"]) and not graph.reaches(returned, graph.outputs["probe"])
+    assert "noise" in drawn_modules(graph) and "noise" in graph.called_modules()
