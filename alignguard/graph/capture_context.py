@@ -59,8 +59,9 @@ def uncompiled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             parent._modules[name] = child
 
 
-def user_functions() -> list[type]:
-    """Custom autograd.Function subclasses whose forward is user code (not torch's, not ours)."""
+def user_functions() -> list[tuple[type, Callable]]:
+    """Custom autograd.Function subclasses whose forward is user code (not torch's, not ours), each
+    with its forward function (resolved before any is wrapped: a subclass may inherit it)."""
     found, stack = [], list(torch.autograd.Function.__subclasses__())
     while stack:
         cls = stack.pop()
@@ -69,7 +70,7 @@ def user_functions() -> list[type]:
         function = getattr(forward, "__func__", forward)
         code = getattr(function, "__code__", None)
         if code is not None and is_user_file(code.co_filename):
-            found.append(cls)
+            found.append((cls, function))
     return found
 
 
@@ -78,9 +79,9 @@ def autograd_function_boundaries(wrap: Callable[[type, Callable, tuple, dict], A
     """While active, `Function.forward(*args)` of every user Function runs as `wrap(cls, forward, args, kwargs)`."""
     patched: list[tuple[type, Any]] = []
     try:
-        for cls in user_functions():
+        for cls, forward in user_functions():
             patched.append((cls, cls.__dict__.get("forward")))
-            setattr(cls, "forward", staticmethod(_wrapped(cls, cls.forward, wrap)))
+            setattr(cls, "forward", staticmethod(_wrapped(cls, forward, wrap)))
         yield
     finally:
         for cls, own in reversed(patched):

@@ -127,6 +127,10 @@ class ScaledProduct(Function):  # two tensor inputs, setup_context style (no ctx
         return grad * b * 2, grad * a * 2
 
 
+class ScaledProductSubclass(ScaledProduct):  # inherits forward: still one Function, one output node
+    pass
+
+
 class DomainAdversarial(nn.Module):
     """Feature extractor, class head, and a domain head behind a gradient-reversal layer."""
 
@@ -164,7 +168,7 @@ class STEBinary(nn.Module):
 
 class TwoInputFunction(nn.Module):
     def forward(self, x, y):
-        return {"p": ScaledProduct.apply(x, y), "q": y + 1}
+        return {"p": ScaledProduct.apply(x, y), "q": y + 1, "r": ScaledProductSubclass.apply(y, y)}
 
 
 # ---- Variable, .data, detach, no_grad -----------------------------------------------------------
@@ -732,7 +736,7 @@ IDIOMS = [
     Idiom("straight_through_sign", STEBinary, floats("x"),
           {"output": E(modules="lin", functions="StraightThroughSign")}),
     Idiom("function_two_inputs", TwoInputFunction, floats("x", "y"),
-          {"p": E("x y", functions="ScaledProduct"), "q": E("y")}),
+          {"p": E("x y", functions="ScaledProduct"), "q": E("y"), "r": E("y", functions="ScaledProductSubclass")}),
     Idiom("variable_data_new_normal", VariableNoiseVAE, floats("x"),
           {"z": E(random=True, modules="mu logvar"), "mu": E(modules="mu")}, fx="falls back"),
     Idiom("variable_floattensor_normal", VariableCudaStyleNoise, floats("x"),
