@@ -134,7 +134,7 @@ def trace(model: torch.nn.Module, training: bool = True, batch: dict | None = No
     # that other libraries (torch._dynamo among them) switch.
     validate = torch.distributions.Distribution._validate_args
     torch.distributions.Distribution.set_default_validate_args(False)
-    rng = torch.get_rng_state()  # a proxy draws nothing: a changed state means a draw was baked in
+    rng = _rng_states()  # a proxy draws nothing: a changed state means a draw was baked in
     try:
         with autograd_function_boundaries(tracer.run_function):
             graph = tracer.trace(model, concrete_args=concrete)
@@ -146,14 +146,28 @@ def trace(model: torch.nn.Module, training: bool = True, batch: dict | None = No
         baked = {name: vars(model)[name] for name in set(vars(model)) - before if name.startswith(_BAKED_PREFIX)}
         for name in baked:
             delattr(model, name)
-    if not torch.equal(rng, torch.get_rng_state()):
-        torch.set_rng_state(rng)  # tracing must not shift the user's random stream
+    if any(not torch.equal(a, b) for a, b in zip(rng, _rng_states())):
+        _restore_rng(rng)  # tracing must not shift the user's random stream
         used = [u.meta.get("source") or (None, None) for n in graph.nodes if n.op == "get_attr" and n.target in baked
                 for u in n.users]
         at = f" (a tensor created at trace time is used at {used[0][0]}:{used[0][1]})" if used and used[0][0] else ""
         raise BakedRandomError("a random draw ran once while fx traced and would be a constant in its graph; "
                                f"a fixed-shape torch.randn/rand/normal_ in forward does this{at}")
     return graph, tracer.calls, baked
+
+
+def _rng_states() -> list[torch.Tensor]:
+    """The CPU generator's state, then each CUDA device's (when CUDA is in use)."""
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states.extend(torch.cuda.get_rng_state_all())
+    return states
+
+
+def _restore_rng(states: list[torch.Tensor]) -> None:
+    torch.set_rng_state(states[0])
+    if len(states) > 1:
+        torch.cuda.set_rng_state_all(states[1:])
 
 
 def _concrete_defaults(model: torch.nn.Module, batch: dict | None) -> dict[str, Any] | None:
