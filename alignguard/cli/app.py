@@ -58,6 +58,9 @@ def explain_command(check_id: str = typer.Argument(..., help="A check id, e.g. n
 
 
 def main() -> None:
+    from alignguard.isolation import mark_fresh_process
+
+    mark_fresh_process()  # no torch operator has run in this process: workers forked from it may use threads
     app()
 
 

@@ -19,6 +19,7 @@ from alignguard.cli.errors import reports_errors
 from alignguard.cli.heap import import_torch_and_freeze_heap
 
 FORMAT_HELP = "Report on standard output, repeatable: text|json|junit|sarif|github|markdown. Default: text."
+CHECK_TIMEOUT_S = 600.0  # a check takes seconds; ten minutes means a hang, not a large model
 OUTPUT_HELP = ("Also write a report to FILE, repeatable. FORMAT is one of the --format names; without it the "
                "extension decides (.json .sarif .xml .md .txt).")
 
@@ -31,10 +32,14 @@ def check_command(
     outputs: Optional[List[str]] = typer.Option(None, "--output", "-o", metavar="[FORMAT:]FILE", help=OUTPUT_HELP),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest severity that fails the check: error|warning."),
     timings: bool = typer.Option(False, "--timings", help="Show the time spent in each phase."),
+    timeout: float = typer.Option(CHECK_TIMEOUT_S, "--timeout", min=0, metavar="SECONDS",
+                                  help="Stop a check still running after this long (exit 2, naming where it "
+                                  "hung); 0: no limit."),
 ) -> None:
     """Check that MODEL implements the design in SPEC."""
     from alignguard.api import run_check
     from alignguard.errors import AlignguardError
+    from alignguard.isolation import run_isolated
     from alignguard.report.model import Report
 
     plan = ReportPlan.parse(formats or [], outputs or [], fail_on, timings)
@@ -42,7 +47,9 @@ def check_command(
     import_torch_and_freeze_heap()
     torch_imported = time.perf_counter()
     try:
-        report = run_check(spec, model, spec_path=str(spec))
+        # the model file runs in a worker: its exits, prints and hangs cannot stand in for a verdict
+        report = run_isolated(run_check, spec, model, spec_path=str(spec), timeout=timeout or None,
+                              stdout_to_stderr=True)
     except AlignguardError as error:
         plan.emit(Report.failed_run(error, str(spec), str(model)), console_text=False)
         raise  # reports_errors prints the paragraph and exits with the error's code
