@@ -25,22 +25,15 @@ def graph_command(
                                         help="Fold modules nested this deep into one node each (1: top-level)."),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
-    from alignguard.checks.context import CheckContext
+    from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.errors import UsageError
-    from alignguard.modelfile.loader import load_model_file
-    from alignguard.report.graph_render import SUFFIXES, write_graph
-    from alignguard.report.graph_view import build_view, collapse
-    from alignguard.spec.loader import load_spec
+    from alignguard.isolation import run_isolated
+    from alignguard.report.graph_render import SUFFIXES
 
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
-    loaded = load_spec(spec)
-    model_file = load_model_file(model, loaded.entry_points)
-    context = CheckContext(spec=loaded, model_file=model_file, model=model_file.build())
-    view = build_view(context)
-    if depth is not None:
-        view = collapse(view, depth)
-    write_graph(view, output)
+    import_torch_and_freeze_heap()
+    view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", stdout_to_stderr=True)
     count = view.graph.number_of_nodes()
     patterns = sum(1 for _, data in view.graph.nodes(data=True) if data["forbidden"])
     typer.echo(f"wrote {output} ({count} nodes, {len(view.red)} forbidden-path edges and {patterns} "
@@ -50,3 +43,21 @@ def graph_command(
     if count > LARGE and depth is None:
         print(f"hint: {count} nodes is a lot to read; --depth 1 folds each top-level module into one node",
               file=sys.stderr)
+
+
+def _draw(spec: Path, model: Path, output: Path, depth: Optional[int]):
+    """In the model worker: capture, fold and write the graph; the view comes back for the summary."""
+    from alignguard.checks.context import CheckContext
+    from alignguard.modelfile.loader import load_model_file
+    from alignguard.report.graph_render import write_graph
+    from alignguard.report.graph_view import build_view, collapse
+    from alignguard.spec.loader import load_spec
+
+    loaded = load_spec(spec)
+    model_file = load_model_file(model, loaded.entry_points)
+    context = CheckContext(spec=loaded, model_file=model_file, model=model_file.build())
+    view = build_view(context)
+    if depth is not None:
+        view = collapse(view, depth)
+    write_graph(view, output)
+    return view

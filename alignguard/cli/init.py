@@ -40,7 +40,11 @@ def init_command(
 
     if output.exists() and not force:
         raise UsageError(f"'{output}' already exists", fix="choose another --output, or pass --force to overwrite it")
-    survey = survey_model(model)
+    from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.isolation import run_isolated
+
+    import_torch_and_freeze_heap()
+    survey = run_isolated(survey_model, model, activity="the survey", stdout_to_stderr=True)
     text = render_spec(survey, model_name=model.stem)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
