@@ -13,27 +13,73 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from alignguard.errors import SpecError
+from alignguard.errors import AlignguardError, SpecError
 from alignguard.spec.model import Spec, SpecReferenceError
 
 Loc = tuple[str | int, ...]
 
 
+# A design spec is a page or two of YAML. These limits keep a hostile or broken file from taking the
+# CI runner down: reading stops at MAX_BYTES, parsing at MAX_DEPTH levels of nesting, and a document
+# whose aliases would expand to more than MAX_NODES values is refused before anything walks it.
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"'{path}' is a directory, not a spec file",
+                        fix="pass the path to the YAML design spec inside it, e.g. specs/cmdn.yaml")
     if not path.is_file():
         raise SpecError(
             f"spec file '{path}' does not exist",
             fix="pass the path to a YAML design spec, e.g. specs/cmdn.yaml",
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "spec", SpecError)
     return parse_spec(text, source=str(path))
 
 
+def read_text_file(path: Path, what: str, error: type[AlignguardError], limit: int = MAX_BYTES) -> str:
+    """A small UTF-8 text file, or `error` saying which limit or byte was wrong (and where)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"cannot read the {what} file: {exc.strerror or exc}", where=str(path),
+                    fix="check the path and its permissions") from None
+    if len(raw) > limit:
+        raise error(f"the {what} file is larger than the {limit // 1024} KiB limit", where=str(path),
+                    fix=f"a {what} file is a page or two of YAML: check that this is the right file")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise error(f"the {what} file is UTF-16 encoded", where=f"{path}:1:1",
+                    fix="save it as UTF-8 (most editors: 'Save with encoding')")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(f"the {what} file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                    where=f"{path}:{line}:{column}", fix="save it as UTF-8 text") from None
+    if "\x00" in text:
+        offset = text.index("\x00")
+        line = text.count("\n", 0, offset) + 1
+        raise error(f"the {what} file contains a NUL character, so it is binary, not YAML text",
+                    where=f"{path}:{line}:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}",
+                    fix=f"pass the YAML {what} file")
+    return text
+
+
 def parse_spec(text: str, source: str = "<spec>") -> Spec:
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"the spec is longer than the {MAX_BYTES // 1024} KiB limit", where=source,
+                        fix="a spec is a page or two of YAML: check that this is the right text")
     data = _read_yaml(text, source)
+    _check_size(data, source)
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type(data).__name__}"
         raise SpecError(
@@ -47,12 +93,29 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
         raise _explain(exc, data, source) from None
 
 
+class _Constructor(RoundTripConstructor):
+    """Values YAML can spell but Python cannot hold (2024-13-45, a 10,000-digit int) as marked errors."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (ValueError, OverflowError) as exc:
+            raise ConstructorError(None, None, f"cannot read the value '{_clip(str(node.value))}': {exc}",
+                                   node.start_mark) from None
+
+
 def _read_yaml(text: str, source: str) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     try:
-        return YAML(typ="rt").load(text)
+        return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        if isinstance(exc, ConstructorError) and str(exc.problem).startswith("cannot read the value"):
+            raise SpecError(f"the spec {exc.problem}", where=where,
+                            fix="write a value that exists (dates as YYYY-MM-DD), or quote it to make it a string"
+                            ) from None
         raise SpecError(
             f"the spec is not valid YAML: {exc.problem or exc.context}",
             where=where,
@@ -60,6 +123,30 @@ def _read_yaml(text: str, source: str) -> Any:
         ) from None
     except YAMLError as exc:
         raise SpecError(f"the spec is not valid YAML: {exc}", where=source, fix="fix the YAML syntax") from None
+    except RecursionError:
+        raise SpecError(f"the spec nests deeper than the parser can follow (limit: {MAX_DEPTH} levels)",
+                        where=source, fix="a spec nests a few levels; look for runaway [ or { brackets") from None
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Count values as a reader would see them, aliases expanded, stopping at the first limit crossed."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise SpecError(f"the spec expands to more than {MAX_NODES:,} values (the limit); YAML aliases "
+                            "(*name) that repeat anchors (&name) multiply it", where=source,
+                            fix="write the spec without nested aliases; a spec needs a few hundred values")
+        if depth > MAX_DEPTH:
+            raise SpecError(f"the spec nests deeper than {MAX_DEPTH} levels (the limit)", where=source,
+                            fix="a spec nests a few levels; look for runaway [ or { brackets")
+        if isinstance(node, dict):
+            stack.extend((value, depth + 1) for value in node.values())
+            stack.extend((key, depth + 1) for key in node if not isinstance(key, (str, int, float, bool)))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((value, depth + 1) for value in node)
 
 
 def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
@@ -106,9 +193,42 @@ def _dotted(loc: Loc) -> str:
     return out
 
 
-def _short(value: Any) -> str:
-    text = repr(value if not hasattr(value, "items") else dict(value))
-    return text if len(text) <= 60 else text[:57] + "..."
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value cut to `limit` characters, built piece by piece so a huge value is never rendered."""
+    pieces: list[str] = []
+    budget = [limit + 1]
+
+    def emit(text: str) -> bool:
+        pieces.append(text[: budget[0]])
+        budget[0] -= len(text)
+        return budget[0] > 0
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if not emit("{"):
+                return False
+            for index, (key, item) in enumerate(node.items()):
+                if (index and not emit(", ")) or not walk(key) or not emit(": ") or not walk(item):
+                    return False
+            return emit("}")
+        if isinstance(node, (list, tuple)):
+            if not emit("["):
+                return False
+            for index, item in enumerate(node):
+                if (index and not emit(", ")) or not walk(item):
+                    return False
+            return emit("]")
+        if isinstance(node, int) and node.bit_length() > 256:
+            return emit(f"<an integer of {node.bit_length()} bits>")
+        return emit(repr(_clip(node) if isinstance(node, str) else node)[: budget[0]])
+
+    walk(value)
+    text = "".join(pieces)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _position(data: Any, loc: Loc) -> tuple[int, int]:
