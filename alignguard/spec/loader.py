@@ -16,18 +16,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from alignguard.errors import AlignguardError, SpecError
+from alignguard.errors import SpecError
+from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_size, read_text_file
 from alignguard.spec.model import Spec, SpecReferenceError
 
 Loc = tuple[str | int, ...]
-
-
-# A design spec is a page or two of YAML. These limits keep a hostile or broken file from taking the
-# CI runner down: reading stops at MAX_BYTES, parsing at MAX_DEPTH levels of nesting, and a document
-# whose aliases would expand to more than MAX_NODES values is refused before anything walks it.
-MAX_BYTES = 1 << 20
-MAX_DEPTH = 64
-MAX_NODES = 100_000
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -44,42 +37,12 @@ def load_spec(path: str | Path) -> Spec:
     return parse_spec(text, source=str(path))
 
 
-def read_text_file(path: Path, what: str, error: type[AlignguardError], limit: int = MAX_BYTES) -> str:
-    """A small UTF-8 text file, or `error` saying which limit or byte was wrong (and where)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise error(f"cannot read the {what} file: {exc.strerror or exc}", where=str(path),
-                    fix="check the path and its permissions") from None
-    if len(raw) > limit:
-        raise error(f"the {what} file is larger than the {limit // 1024} KiB limit", where=str(path),
-                    fix=f"a {what} file is a page or two of YAML: check that this is the right file")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise error(f"the {what} file is UTF-16 encoded", where=f"{path}:1:1",
-                    fix="save it as UTF-8 (most editors: 'Save with encoding')")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise error(f"the {what} file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                    where=f"{path}:{line}:{column}", fix="save it as UTF-8 text") from None
-    if "\x00" in text:
-        offset = text.index("\x00")
-        line = text.count("\n", 0, offset) + 1
-        raise error(f"the {what} file contains a NUL character, so it is binary, not YAML text",
-                    where=f"{path}:{line}:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}",
-                    fix=f"pass the YAML {what} file")
-    return text
-
-
 def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if len(text) > MAX_BYTES:
         raise SpecError(f"the spec is longer than the {MAX_BYTES // 1024} KiB limit", where=source,
                         fix="a spec is a page or two of YAML: check that this is the right text")
     data = _read_yaml(text, source)
-    _check_size(data, source)
+    check_size(data, source, SpecError)
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type(data).__name__}"
         raise SpecError(
@@ -126,27 +89,6 @@ def _read_yaml(text: str, source: str) -> Any:
     except RecursionError:
         raise SpecError(f"the spec nests deeper than the parser can follow (limit: {MAX_DEPTH} levels)",
                         where=source, fix="a spec nests a few levels; look for runaway [ or { brackets") from None
-
-
-def _check_size(data: Any, source: str) -> None:
-    """Count values as a reader would see them, aliases expanded, stopping at the first limit crossed."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    seen = 0
-    while stack:
-        node, depth = stack.pop()
-        seen += 1
-        if seen > MAX_NODES:
-            raise SpecError(f"the spec expands to more than {MAX_NODES:,} values (the limit); YAML aliases "
-                            "(*name) that repeat anchors (&name) multiply it", where=source,
-                            fix="write the spec without nested aliases; a spec needs a few hundred values")
-        if depth > MAX_DEPTH:
-            raise SpecError(f"the spec nests deeper than {MAX_DEPTH} levels (the limit)", where=source,
-                            fix="a spec nests a few levels; look for runaway [ or { brackets")
-        if isinstance(node, dict):
-            stack.extend((value, depth + 1) for value in node.values())
-            stack.extend((key, depth + 1) for key in node if not isinstance(key, (str, int, float, bool)))
-        elif isinstance(node, (list, tuple)):
-            stack.extend((value, depth + 1) for value in node)
 
 
 def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
