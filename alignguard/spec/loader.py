@@ -63,7 +63,7 @@ class _Constructor(RoundTripConstructor):
         try:
             return super().construct_non_recursive_object(node, tag)
         except (ValueError, OverflowError) as exc:
-            raise ConstructorError(None, None, f"cannot read the value '{_clip(str(node.value))}': {exc}",
+            raise ConstructorError(None, None, f"value '{_clip(str(node.value))}' cannot be read: {exc}",
                                    node.start_mark) from None
 
 
@@ -75,8 +75,8 @@ def _read_yaml(text: str, source: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        if isinstance(exc, ConstructorError) and str(exc.problem).startswith("cannot read the value"):
-            raise SpecError(f"the spec {exc.problem}", where=where,
+        if isinstance(exc, ConstructorError) and " cannot be read: " in str(exc.problem):
+            raise SpecError(f"the spec's {exc.problem}", where=where,
                             fix="write a value that exists (dates as YYYY-MM-DD), or quote it to make it a string"
                             ) from None
         raise SpecError(
