@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 from alignguard.cli.heap import import_torch_and_freeze_heap
 
 FORMAT_HELP = "Report on standard output, repeatable: text|json|junit|sarif|github|markdown. Default: text."
@@ -43,6 +43,7 @@ def check_command(
     from alignguard.report.model import Report
 
     plan = ReportPlan.parse(formats or [], outputs or [], fail_on, timings)
+    refuse_overwriting_inputs([path for _, path in plan.files], [spec, model], "--output")
     start = time.perf_counter()
     import_torch_and_freeze_heap()
     torch_imported = time.perf_counter()
@@ -113,4 +114,10 @@ class ReportPlan:
                 raise UsageError(f"cannot write the {fmt.name} report to '{path}': {exc.strerror or exc}",
                                  fix="choose a writable path for --output") from None
         if any(fmt.name == "github" for fmt in self.stdout_formats):
-            write_step_summary(report, self.options)
+            try:
+                write_step_summary(report, self.options)
+            except OSError as exc:
+                raise UsageError(f"cannot append the job summary to $GITHUB_STEP_SUMMARY "
+                                 f"('{exc.filename}'): {exc.strerror or exc}",
+                                 fix="point GITHUB_STEP_SUMMARY at a writable file, or unset it outside "
+                                 "GitHub Actions") from None

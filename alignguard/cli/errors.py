@@ -49,3 +49,16 @@ def reports_errors(function: F) -> F:
 
 def debugging() -> bool:
     return os.environ.get("ALIGNGUARD_DEBUG", "") not in ("", "0")
+
+
+def refuse_overwriting_inputs(outputs, inputs, option: str) -> None:
+    """An output option must never name a file the command reads (`--output json:spec.yaml`)."""
+    from pathlib import Path
+
+    from alignguard.errors import UsageError
+
+    read = {Path(p).resolve(): Path(p) for p in inputs}
+    for output in outputs:
+        if Path(output).resolve() in read:
+            raise UsageError(f"{option} '{output}' is one of the command's inputs; writing it would destroy it",
+                             fix=f"give {option} a new file name, e.g. alignguard-report.json")

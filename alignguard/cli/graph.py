@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
 LARGE = 400  # nodes; past this, suggest --depth
 
@@ -30,6 +30,7 @@ def graph_command(
     from alignguard.isolation import run_isolated
     from alignguard.report.graph_render import SUFFIXES
 
+    refuse_overwriting_inputs([output], [spec, model], "--output")
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
     import_torch_and_freeze_heap()

@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
 PROBE_STEPS = (0, 100, 1000, 10000)  # loss weights often warm up from 0 (β schedules)
 CLEAR_SHARE = 0.05  # a measured share at least this large keeps its sign under re-initialisation
@@ -38,6 +38,7 @@ def init_command(
     """Inspect MODEL and write a starter design spec for you to tighten."""
     from alignguard.errors import UsageError
 
+    refuse_overwriting_inputs([output], [model], "--output")
     if output.exists() and not force:
         raise UsageError(f"'{output}' already exists", fix="choose another --output, or pass --force to overwrite it")
     from alignguard.cli.heap import import_torch_and_freeze_heap

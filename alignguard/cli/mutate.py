@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
 
 @reports_errors
@@ -35,6 +35,7 @@ def mutate_command(
     from alignguard.isolation import run_isolated
     from alignguard.mutate.render import markdown_table, render_console
 
+    refuse_overwriting_inputs([markdown] if markdown else [], [spec, model], "--markdown")
     if not 0.0 <= min_kill <= 1.0:
         raise UsageError(f"--min-kill must be between 0 and 1, not {min_kill}", fix="e.g. --min-kill 0.9")
     if fail_on not in ("error", "warning"):
@@ -44,7 +45,11 @@ def mutate_command(
     report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, activity="mutation testing",
                           stdout_to_stderr=True)
     if markdown is not None:
-        markdown.write_text(markdown_table(report))
+        try:
+            markdown.write_text(markdown_table(report), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write '{markdown}': {exc.strerror or exc}",
+                             fix="choose a writable --markdown path") from None
     if json_output:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:

@@ -64,7 +64,7 @@ def _reason(error: BaseException) -> str:
 
 def _disk_full(error: BaseException, folder: Path) -> bool:
     if isinstance(error, OSError):
-        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     try:
         return shutil.disk_usage(folder).free < (1 << 20)
     except OSError:

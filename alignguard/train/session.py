@@ -184,7 +184,7 @@ def _fit(request, run_dir, config, gate, trainer, datasets, spec_sha, model_sha,
         if dist.is_main:
             _finish(run_dir, trainer, summary, console, data_handle)
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
         raise CheckpointError(f"the disk is full: writing {Path(error.filename or run_dir).name} failed at step "
                               f"{trainer.progress['step']}", where=str(error.filename or run_dir),
