@@ -31,6 +31,11 @@ def read_text_file(path: Path, what: str, error: type[AlignguardError], limit: i
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise error(f"the {what} file is UTF-16 encoded", where=f"{path}:1:1",
                     fix="save it as UTF-8 (most editors: 'Save with encoding')")
+    if b"\x00" in raw:  # before decoding: a binary file is not "badly encoded text"
+        offset = raw.index(b"\x00")
+        line, column = raw.count(b"\n", 0, offset) + 1, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+        raise error(f"the {what} file contains a NUL byte, so it is binary, not YAML text",
+                    where=f"{path}:{line}:{column}", fix=f"pass the YAML {what} file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -38,12 +43,6 @@ def read_text_file(path: Path, what: str, error: type[AlignguardError], limit: i
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise error(f"the {what} file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
                     where=f"{path}:{line}:{column}", fix="save it as UTF-8 text") from None
-    if "\x00" in text:
-        offset = text.index("\x00")
-        line = text.count("\n", 0, offset) + 1
-        raise error(f"the {what} file contains a NUL character, so it is binary, not YAML text",
-                    where=f"{path}:{line}:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}",
-                    fix=f"pass the YAML {what} file")
     return text
 
 
