@@ -7,6 +7,7 @@ values is refused before pydantic (or an error message) walks it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from alignguard.errors import AlignguardError
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_NODES = 100_000
+_FLOW_TOKENS = re.compile(r"""[\[\]{}]|"(?:\\.|[^"\\])*"|'(?:''|[^'])*'|#[^\n]*""")
 
 
 def read_text_file(path: Path, what: str, error: type[AlignguardError], limit: int = MAX_BYTES) -> str:
@@ -65,3 +67,22 @@ def check_size(data: Any, source: str, error: type[AlignguardError]) -> None:
             stack.extend((key, depth + 1) for key in node if not isinstance(key, (str, int, float, bool)))
         elif isinstance(node, (list, tuple)):
             stack.extend((value, depth + 1) for value in node)
+
+
+def check_flow_depth(text: str, source: str, error: type[AlignguardError]) -> None:
+    """Refuse runaway [ / { nesting before the YAML parser (slow and recursive on it) sees the text."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for match in _FLOW_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+                raise error(f"the document nests deeper than {MAX_DEPTH} levels (the limit)",
+                            where=f"{source}:{line}:{column}",
+                            fix="they nest a few levels; look for runaway [ or { brackets")
+        elif token in "]}":
+            depth = max(0, depth - 1)

@@ -17,7 +17,7 @@ from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from alignguard.errors import SpecError
-from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_size, read_text_file
+from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_flow_depth, check_size, read_text_file
 from alignguard.spec.model import Spec, SpecReferenceError
 
 Loc = tuple[str | int, ...]
@@ -41,6 +41,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     if len(text) > MAX_BYTES:
         raise SpecError(f"the spec is longer than the {MAX_BYTES // 1024} KiB limit", where=source,
                         fix="a spec is a page or two of YAML: check that this is the right text")
+    check_flow_depth(text, source, SpecError)
     data = _read_yaml(text, source)
     check_size(data, source, SpecError)
     if not isinstance(data, dict):

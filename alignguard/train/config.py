@@ -206,12 +206,13 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from alignguard.spec.bounded import check_size, read_text_file
+    from alignguard.spec.bounded import check_flow_depth, check_size, read_text_file
 
     if not Path(path).is_file():
         raise UsageError(f"config file '{path}' {'is a directory' if Path(path).is_dir() else 'does not exist'}",
                          fix="pass the path to a YAML training config")
     text = read_text_file(Path(path), "config", UsageError)
+    check_flow_depth(text, str(path), UsageError)
     try:
         loaded = YAML(typ="safe").load(text)
     except YAMLError as error:
