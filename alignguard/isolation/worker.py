@@ -234,14 +234,15 @@ def _verdict(data: bytes, status: int, hung: bool, frames, activity: str, timeou
             fix="a model file must return from its functions; raise an exception to report a problem, and "
             "remove exit calls (sys.exit, os._exit, quit) from code the check runs")
     if kind == "crash":
-        _, name, message, where, user, text = final
-        if os.environ.get("ALIGNGUARD_DEBUG"):
+        _, name, message, doing, where, text = final
+        if os.environ.get("ALIGNGUARD_DEBUG", "") not in ("", "0"):
             print(text, file=sys.stderr, end="")
-        if user:
-            raise ModelFileError(f"{activity} stopped: the model code raised {name}: {message}", where=where,
-                                 fix="fix the error at that line (run with --debug for the full traceback)")
-        raise ModelFileError(f"{activity} stopped on an internal error, {name}: {message}", where=where,
-                             fix="this is an alignguard bug: report it with the output of --debug")
+        during = f" during {doing}" if doing and doing != activity else ""
+        if where:
+            raise ModelFileError(f"{activity} stopped{during}: the model code raised {name}: {message}",
+                                 where=where, fix="fix the error at that line (run with --debug for the traceback)")
+        raise ModelFileError(f"{activity} stopped{during} on an internal error, {name}: {message}",
+                             fix="this is an alignguard bug: report it with the output of `alignguard --debug ...`")
     how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit code {status}"
     where = f" {locate.describe(frames)}" if frames else ""
     raise ModelFileError(
@@ -261,9 +262,8 @@ def _worker(function, args, kwargs, result_fd: int, dump_fd: int, targets: dict[
         try:
             message = ("ok", function(*args, **kwargs))
         except SystemExit as exc:
-            how = "sys.exit" if isinstance(exc.code, int) or exc.code is None else "sys.exit"
             message = ("exit", exc.code if exc.code is not None else 0,
-                       locate.describe(locate.frames_of_traceback(exc.__traceback__)), how)
+                       locate.describe(locate.frames_of_traceback(exc.__traceback__)), "sys.exit")
         except KeyboardInterrupt:
             message = ("interrupted",)
         except BaseException as exc:
@@ -271,7 +271,7 @@ def _worker(function, args, kwargs, result_fd: int, dump_fd: int, targets: dict[
         _send(result_fd, message)
     except BaseException as exc:  # the plumbing itself failed: say so rather than vanish
         try:
-            _send(result_fd, ("crash", type(exc).__name__, _short(exc), "", False, traceback.format_exc()))
+            _send(result_fd, ("crash", type(exc).__name__, _short(exc), None, None, traceback.format_exc()))
         except BaseException:
             pass
     finally:
@@ -340,8 +340,8 @@ def _raised(exc: BaseException, passes) -> tuple:
             if isinstance(exc, AlignguardError):
                 return ("raise", ModelFileError(exc.what, where=exc.where, fix=exc.fix))
     frames = locate.frames_of_traceback(exc.__traceback__)
-    user = locate.user_location(frames) is not None
-    return ("crash", type(exc).__name__, _short(exc), locate.describe(frames), user, traceback.format_exc())
+    return ("crash", type(exc).__name__, _short(exc), locate.phase(frames), locate.user_location(frames),
+            traceback.format_exc())
 
 
 def _short(exc: BaseException) -> str:
@@ -357,7 +357,7 @@ def _send(fd: int, message: tuple) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         payload = pickle.dumps(("crash", type(exc).__name__, f"the result could not be sent back: {_short(exc)}",
-                                "", False, traceback.format_exc()))
+                                None, None, traceback.format_exc()))
     view = memoryview(HEADER.pack(len(payload)) + payload)
     while view:
         written = os.write(fd, view)

@@ -116,14 +116,11 @@ def prepare_new_run(run_dir: Path) -> bool:
 def discard_new_run(run_dir: Path, created: bool) -> None:
     """A new run that stopped before its first step: leave the directory as it was found."""
     for child in list(run_dir.iterdir()) if run_dir.is_dir() else []:
-        if child.name == LOCK_FILE:
-            continue
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink(missing_ok=True)
     link = run_dir.parent / "latest"
     if link.is_symlink() and os.readlink(link) == run_dir.name:
         link.unlink(missing_ok=True)
     if created:
-        (run_dir / LOCK_FILE).unlink(missing_ok=True)
         try:
             run_dir.rmdir()
         except OSError:

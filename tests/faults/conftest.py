@@ -76,7 +76,7 @@ def write(tmp_path):
 def train_config(tmp_path_factory) -> Path:
     """A tiny training run on a tiny synthetic benchmark (generated once per session)."""
     folder = tmp_path_factory.mktemp("faults-train")
-    config = {"epochs": 2, "batch_size": 32, "eval_batch_size": 64, "threads": 1,
+    config = {"epochs": 3, "batch_size": 32, "eval_batch_size": 64, "threads": 1,
               "optim": {"warmup_steps": 2},
               "monitor": {"every_steps": 5, "live": "off", "tensorboard": False, "probe_examples": 60},
               "data": {"synth": TINY_DATA, "cache_dir": str(folder / "cache")}}
