@@ -159,8 +159,9 @@ def _collect(pid: int, result_r: int, relays: list[_Relay], timeout: float | Non
             time.sleep(DUMP_WAIT_S)
             _signal_group(pid, signal.SIGKILL)
             status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    while _pump(open_fds, result_r, data, relay_by_fd, 0.0):  # what the worker wrote before it ended
-        pass
+    drain_until = time.monotonic() + DUMP_WAIT_S  # a process the worker forked may keep a pipe open
+    while _pump(open_fds, result_r, data, relay_by_fd, 0.0) and time.monotonic() < drain_until:
+        pass  # what the worker wrote before it ended
     for fd in relay_by_fd:
         os.close(fd)
     for relay in relays:
@@ -288,6 +289,9 @@ def _settle(result_fd: int, dump_fd: int, targets: dict[int, int], parent: int, 
 
     os.setpgid(0, 0)
     _die_with_parent(parent, real_exit)
+    devnull = os.open(os.devnull, os.O_RDONLY)  # input() fails at once instead of stopping a background job
+    os.dup2(devnull, 0)
+    os.close(devnull)
     for child_fd, target in targets.items():
         if target != child_fd:
             os.dup2(target, child_fd)
