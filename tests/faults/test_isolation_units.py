@@ -59,7 +59,7 @@ def _exits():
     os._exit(7)
 
 
-def test_values_and_alignguard_errors_cross_back_intact(capfd):
+def test_values_and_alignguard_errors_cross_back_intact():
     assert run_isolated(_returns, {"a": [1, 2]}) == {"a": [1, 2]}
     with pytest.raises(SpecError) as caught:
         run_isolated(_raises_spec_error)
