@@ -21,10 +21,11 @@ def convert(tmp_path, labels):
 
 @pytest.mark.parametrize("name, data, expected", [
     ("labels.tsv.gz", b"chrom\tstart\tend\tK562\n", "not a complete gzip file"),
-    ("labels.tsv.gz", gzip.compress(b"chrom\tstart\tend\tK562\nchr1\t0\t200\tB\n")[:20], "not a complete gzip file"),
+    ("labels.tsv.gz", gzip.compress(b"chrom\tstart\tend\tK562\nchr1\t0\t200\tB\n", mtime=0)[:20],
+     "not a complete gzip file"),
     ("labels.tsv", "chrom\tstart\tend\tK\xe9\n".encode("latin-1"), "not UTF-8 text"),
     ("labels.tsv", "chrom\tstart\tend\tK562\n".encode("utf-16"), "not UTF-8 text"),
-])
+], ids=["plain-text-named-gz", "truncated-gzip", "latin-1", "utf-16"])
 def test_a_bad_labels_file_is_a_data_error_naming_it(tmp_path, name, data, expected):
     labels = tmp_path / name
     labels.write_bytes(data)
