@@ -48,16 +48,11 @@ def graph_command(
 
 def _draw(spec: Path, model: Path, output: Path, depth: Optional[int]):
     """In the model worker: capture, fold and write the graph; the view comes back for the summary."""
-    from alignguard.checks.context import CheckContext
-    from alignguard.modelfile.loader import load_model_file
+    from alignguard.api import graph_view
     from alignguard.report.graph_render import write_graph
-    from alignguard.report.graph_view import build_view, collapse
-    from alignguard.spec.loader import load_spec
+    from alignguard.report.graph_view import collapse
 
-    loaded = load_spec(spec)
-    model_file = load_model_file(model, loaded.entry_points)
-    context = CheckContext(spec=loaded, model_file=model_file, model=model_file.build())
-    view = build_view(context)
+    view = graph_view(spec, model)
     if depth is not None:
         view = collapse(view, depth)
     write_graph(view, output)

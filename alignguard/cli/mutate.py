@@ -61,12 +61,10 @@ def _mutate(spec: Path, model: Path, operators, min_kill: float, fail_on: str, l
     """In the model worker: every mutant runs the user's code; only the report comes back."""
     from rich.console import Console
 
-    from alignguard.modelfile.loader import load_model_file
+    from alignguard.api import load
     from alignguard.mutate.runner import run_mutation
-    from alignguard.spec.loader import load_spec
 
-    loaded = load_spec(spec)
-    model_file = load_model_file(model, loaded.entry_points)
+    loaded, model_file = load(spec, model)
     status = Console(stderr=True, force_terminal=live or None)
 
     def progress(index: int, total: int, mutant) -> None:

@@ -25,6 +25,7 @@ _PHASES = {
     ("modelfile", "build"): "build_model()",
     ("modelfile", "batch"): "example_batch()",
 }
+_ROOMS = {"structure": "structural", "gradients": "gradient", "probes": "probe"}
 _FOLDERS = {
     "spec": "loading the spec", "graph": "capturing the forward graph", "gradients": "measuring gradients",
     "probes": "running the probes", "mutate": "mutation testing", "data": "loading data",
@@ -75,8 +76,11 @@ def phase(frames: list[Frame]) -> str | None:
         folder, stem = parts[0], Path(parts[-1]).stem.lstrip("_")
         if (folder, function) in _PHASES:
             return _PHASES[(folder, function)]
+        if folder == "modelfile":
+            continue  # the door to user code (forward, loss_terms_at): its caller says what was being done
         if folder == "checks":
-            return f"the {stem.replace('_', ' ')} checks"
+            room = _ROOMS.get(parts[1], "") if len(parts) > 2 else ""
+            return f"the {room + ' ' if room else ''}checks ({stem.replace('_', ' ')})"
         if folder == "train":
             return "training" if stem == "trainer" else f"training ({stem})"
         if folder in _FOLDERS:

@@ -19,6 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from alignguard.errors import SpecError
 from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_flow_depth, check_size, read_text_file
 from alignguard.spec.model import Spec, SpecReferenceError
+from alignguard.spec.positions import yaml_lines
 
 Loc = tuple[str | int, ...]
 
@@ -52,9 +53,11 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             fix="start the file with `version: 1` and `name: ...` (run `alignguard schema` for every key)",
         )
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, data, source) from None
+    spec._lines = yaml_lines(data)  # so results can point at the entry they judge
+    return spec
 
 
 class _Constructor(RoundTripConstructor):

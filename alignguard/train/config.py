@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from alignguard.errors import UsageError
+from alignguard.strict import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+class _Strict(StrictModel):
+    # overrides are assigned after loading; numbers must be finite (an infinite learning rate is no setting)
+    model_config = ConfigDict(validate_assignment=True, allow_inf_nan=False)
 
 
 class StageConfig(_Strict):

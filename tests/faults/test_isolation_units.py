@@ -21,12 +21,13 @@ def frame(path: str, line: int, function: str) -> tuple[str, int, str]:
 
 def test_the_phase_is_the_innermost_alignguard_frame_and_the_line_the_innermost_user_frame(tmp_path):
     user = str(tmp_path / "model.py")
-    frames = [frame(f"{PACKAGE}/api.py", 10, "run_check"), frame(f"{PACKAGE}/checks/noise.py", 50, "run"),
-              frame(f"{PACKAGE}/graph/capture_fx.py", 80, "capture"), frame(user, 12, "forward"),
+    frames = [frame(f"{PACKAGE}/api.py", 10, "run_check"), frame(f"{PACKAGE}/checks/structure/noise.py", 50, "run"),
+              frame(f"{PACKAGE}/graph/capture_fx.py", 80, "capture"),
+              frame(f"{PACKAGE}/modelfile/loader.py", 90, "forward"), frame(user, 12, "forward"),
               frame(f"{sys.prefix}/lib/python3.11/site-packages/torch/nn/modules/module.py", 1, "_call_impl")]
     assert locate.phase(frames) == "capturing the forward graph"
     assert locate.user_location(frames) == f"{user}:12 (in forward)"
-    assert locate.describe(frames[:2]) == "during the noise checks"
+    assert locate.describe(frames[:2]) == "during the structural checks (noise)"
     assert locate.describe([]) == "at an unknown place"
 
 
