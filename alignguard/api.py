@@ -82,3 +82,8 @@ def _run_one(check, context) -> list[CheckResult]:
 def check(spec: Spec | str | Path, model_path: str | Path) -> Report:
     """Public API: check a model file against a spec and return the report."""
     return run_check(spec, model_path)
+
+
+def applicable_check_ids(spec: Spec) -> list[str]:
+    """The ids of every check that applies to `spec`, in report order (imports the checks, and torch)."""
+    return [check_id for cls in registered_checks() if cls().applies(spec) for check_id in cls.ids]
