@@ -51,7 +51,7 @@ class Pair(BaseModel):
 class ProjectConfig(BaseModel):
     """The `[tool.alignguard]` table. Every key is optional."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)  # keys as written in TOML (fail-on)
 
     pairs: list[Pair] = Field(default_factory=list, description="Spec/model pairs `alignguard check` runs.")
     format: Optional[list[str]] = Field(None, description="Default --format (a name or a list of names).")
