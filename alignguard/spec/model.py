@@ -399,6 +399,34 @@ class Spec(SpecModel):
                 need([probe.context], inputs, ("probes", field, "context"), "input")
         return problems
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "Spec":
+        """Like `model_validate`, but a problem is one SpecError paragraph (what, where, fix)."""
+        from alignguard.spec.loader import validate_spec
+
+        return validate_spec(data, source)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<yaml>") -> "Spec":
+        from alignguard.spec.loader import parse_spec
+
+        return parse_spec(text, source)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML that loads back to an equal Spec (keys left at their defaults omitted)."""
+        import io
+
+        from ruamel.yaml import YAML
+
+        yaml = YAML()
+        yaml.default_flow_style = False
+        yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data = {"version": self.version, **data}  # version has no default, but say it first anyway
+        stream = io.StringIO()
+        yaml.dump(data, stream)
+        return stream.getvalue()
+
     def severity_of(self, check_id: str, default: Severity = "error") -> Severity:
         from fnmatch import fnmatchcase
 
