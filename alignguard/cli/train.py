@@ -51,7 +51,7 @@ def train_command(
     request = TrainRequest(spec=spec, model=model, data=data, config_file=config, out=out, overrides=overrides,
                            resume=resume, skip_check=skip_check)
     try:
-        code = train_run(request, Console())
+        code = train_run(request, log_console())
     except TrainingInterrupted as stop:
         if stop.checkpoint is not None:
             run_dir = stop.checkpoint.parent.parent
@@ -71,4 +71,10 @@ def evaluate_command(
     """Test-set metrics of the run's best checkpoint per held-out cell line, beside the Bayes ceiling."""
     from alignguard.train.session import evaluate_run
 
-    evaluate_run(run_dir, data, Console())
+    evaluate_run(run_dir, data, log_console())
+
+
+def log_console():
+    """Rich on a terminal; in a log file or CI, lines at full length instead of wrapped at 80 columns."""
+
+    return Console(soft_wrap=not sys.stdout.isatty())

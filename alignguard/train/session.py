@@ -137,6 +137,11 @@ def _train(request, spec, model_file, config: TrainConfig, overrides, gate, run_
                                payload["progress"]["epoch"])
             log = MetricsLog(run_dir / rundir.METRICS_FILE,
                              run_dir / "tensorboard" if config.monitor.tensorboard else None)
+            if log.tensorboard_problem:
+                console.print(f"[yellow]note:[/] no TensorBoard events for this run: the tensorboard package "
+                              f"cannot be imported ({escape(log.tensorboard_problem)}). Every value is in "
+                              f"{rundir.METRICS_FILE}; pip install 'alignguard[tensorboard]' for TensorBoard, or set "
+                              "monitor.tensorboard: false to silence this note.")
             console.print(f"training on {trainer.device} ({trainer.precision.reason}); world size {dist.world}; "
                           f"stages: " + ", ".join(f"{s.name} ({s.epochs} ep.)" for s in trainer.stages)
                           + f"; {trainer.steps_per_epoch} steps/epoch; run directory {run_dir}")
