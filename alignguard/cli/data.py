@@ -62,44 +62,44 @@ def synth(
     out: Path | None = typer.Option(
         None, "--out", help="Dataset directory. Default: the cache ($ALIGNGUARD_CACHE or .alignguard-cache)."
     ),
-    seed: int | None = typer.Option(None, help=f"Random seed [default: {_default('seed')}]."),
-    n_loci: int | None = typer.Option(None, help=f"Distinct loci [default: {_default('n_loci')}]."),
+    seed: int | None = typer.Option(None, help=f"Random seed \\[default: {_default('seed')}]."),
+    n_loci: int | None = typer.Option(None, help=f"Distinct loci \\[default: {_default('n_loci')}]."),
     cells_train: int | None = typer.Option(
-        None, help=f"Training cell lines [default: {_default('cells_train')}]."
+        None, help=f"Training cell lines \\[default: {_default('cells_train')}]."
     ),
-    cells_val: int | None = typer.Option(None, help=f"Validation cell lines [default: {_default('cells_val')}]."),
+    cells_val: int | None = typer.Option(None, help=f"Validation cell lines \\[default: {_default('cells_val')}]."),
     cells_test: int | None = typer.Option(
-        None, help=f"Held-out test cell lines [default: {_default('cells_test')}]."
+        None, help=f"Held-out test cell lines \\[default: {_default('cells_test')}]."
     ),
     positive_rate: float | None = typer.Option(
-        None, help=f"Target positive rate of the training cells [default: {_default('positive_rate')}]."
+        None, help=f"Target positive rate of the training cells \\[default: {_default('positive_rate')}]."
     ),
     mechanism: Mechanism | None = typer.Option(
         None, help="Ground truth: multiplicative (CMDN's sigmoid((M U + B)/T)) or additive (legacy) "
-        "[default: multiplicative]."
+        "\\[default: multiplicative]."
     ),
-    background: Background | None = typer.Option(None, help="Background DNA model [default: iid]."),
-    gc: float | None = typer.Option(None, help=f"Background GC content [default: {_default('gc')}]."),
-    motif: str | None = typer.Option(None, help=f"JASPAR matrix id [default: {_default('motif')}]."),
+    background: Background | None = typer.Option(None, help="Background DNA model \\[default: iid]."),
+    gc: float | None = typer.Option(None, help=f"Background GC content \\[default: {_default('gc')}]."),
+    motif: str | None = typer.Option(None, help=f"JASPAR matrix id \\[default: {_default('motif')}]."),
     cofactor: str | None = typer.Option(None, help="Optional co-factor JASPAR id, e.g. MA0079.5 (SP1)."),
-    window: int | None = typer.Option(None, help=f"Window length L [default: {_default('window')}]."),
+    window: int | None = typer.Option(None, help=f"Window length L \\[default: {_default('window')}]."),
     descriptor_dim: int | None = typer.Option(
-        None, help=f"Cell descriptor dimension D [default: {_default('descriptor_dim')}]."
+        None, help=f"Cell descriptor dimension D \\[default: {_default('descriptor_dim')}]."
     ),
     plant_rate: float | None = typer.Option(
-        None, help=f"Fraction of loci with a motif instance [default: {_default('plant_rate')}]."
+        None, help=f"Fraction of loci with a motif instance \\[default: {_default('plant_rate')}]."
     ),
     cell_effect: float | None = typer.Option(
         None, help="Strength of the cell descriptor's effect on M*, T* and rates (2 = clearer multiplicative "
-        f"contrast) [default: {_default('cell_effect')}]."
+        f"contrast) \\[default: {_default('cell_effect')}]."
     ),
     access_effect: float | None = typer.Option(
-        None, help=f"Strength of accessibility in B* and T* [default: {_default('access_effect')}]."
+        None, help=f"Strength of accessibility in B* and T* \\[default: {_default('access_effect')}]."
     ),
     diagnostic_splits: bool = typer.Option(
         False, help="Also write test_new_cells and test_new_loci (one kind of novelty each)."
     ),
-    shard_loci: int | None = typer.Option(None, help=f"Loci per shard [default: {_default('shard_loci')}]."),
+    shard_loci: int | None = typer.Option(None, help=f"Loci per shard \\[default: {_default('shard_loci')}]."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),
 ) -> None:
     """Generate the planted-ground-truth benchmark (deterministic from the seed) and print its summary."""

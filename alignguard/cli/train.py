@@ -19,6 +19,15 @@ from alignguard.cli.errors import reports_errors
 from alignguard.errors import ExitCode
 
 
+def _default(key: str) -> str:
+    """The training config's default for `key`, as help text shows defaults ('\\[' escapes Rich markup)."""
+    from alignguard.train.config import OptimConfig, TrainConfig
+
+    section, _, name = key.rpartition(".")
+    field = (OptimConfig if section == "optim" else TrainConfig).model_fields[name]
+    return f"\\[default: {field.default}, or --config's]"
+
+
 @reports_errors
 def train_command(
     spec: Path = typer.Argument(..., help="Design spec (YAML); the model must pass its check first."),
@@ -26,11 +35,14 @@ def train_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory (default: built-in benchmark)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Training config YAML (see docs/training.md)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<spec>-<time>)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget shared by the curriculum."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help=f"auto | cpu | cuda {_default('device')}."),
+    epochs: Optional[int] = typer.Option(None, "--epochs",
+                                         help=f"Epoch budget shared by the curriculum {_default('epochs')}."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help=f"Training examples per step (per process under DDP) {_default('batch_size')}."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate of AdamW {_default('optim.lr')}."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help=f"Seeds initialisation, noise and the data order {_default('seed')}."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps."),
     settings: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set monitor.every_steps=20."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
