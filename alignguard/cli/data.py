@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Datasets: generate the built-in benchmark with a known Bayes ceiling, import ENCODE-DREAM-style "
     "data, inspect either.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help is plain text: "[default: 0]" prints as written
 )
 console = Console()
 
@@ -60,46 +61,46 @@ def _default(field: str):
 @app.command()
 def synth(
     out: Path | None = typer.Option(
-        None, "--out", help="Dataset directory. Default: the cache ($ALIGNGUARD_CACHE or .alignguard-cache)."
+        None, "--out", help="Dataset directory. [default: the cache, $ALIGNGUARD_CACHE or .alignguard-cache]"
     ),
-    seed: int | None = typer.Option(None, help=f"Random seed \\[default: {_default('seed')}]."),
-    n_loci: int | None = typer.Option(None, help=f"Distinct loci \\[default: {_default('n_loci')}]."),
+    seed: int | None = typer.Option(None, help=f"Random seed [default: {_default('seed')}]."),
+    n_loci: int | None = typer.Option(None, help=f"Distinct loci [default: {_default('n_loci')}]."),
     cells_train: int | None = typer.Option(
-        None, help=f"Training cell lines \\[default: {_default('cells_train')}]."
+        None, help=f"Training cell lines [default: {_default('cells_train')}]."
     ),
-    cells_val: int | None = typer.Option(None, help=f"Validation cell lines \\[default: {_default('cells_val')}]."),
+    cells_val: int | None = typer.Option(None, help=f"Validation cell lines [default: {_default('cells_val')}]."),
     cells_test: int | None = typer.Option(
-        None, help=f"Held-out test cell lines \\[default: {_default('cells_test')}]."
+        None, help=f"Held-out test cell lines [default: {_default('cells_test')}]."
     ),
     positive_rate: float | None = typer.Option(
-        None, help=f"Target positive rate of the training cells \\[default: {_default('positive_rate')}]."
+        None, help=f"Target positive rate of the training cells [default: {_default('positive_rate')}]."
     ),
     mechanism: Mechanism | None = typer.Option(
         None, help="Ground truth: multiplicative (CMDN's sigmoid((M U + B)/T)) or additive (legacy) "
-        "\\[default: multiplicative]."
+        "[default: multiplicative]."
     ),
-    background: Background | None = typer.Option(None, help="Background DNA model \\[default: iid]."),
-    gc: float | None = typer.Option(None, help=f"Background GC content \\[default: {_default('gc')}]."),
-    motif: str | None = typer.Option(None, help=f"JASPAR matrix id \\[default: {_default('motif')}]."),
-    cofactor: str | None = typer.Option(None, help="Optional co-factor JASPAR id, e.g. MA0079.5 (SP1)."),
-    window: int | None = typer.Option(None, help=f"Window length L \\[default: {_default('window')}]."),
+    background: Background | None = typer.Option(None, help="Background DNA model [default: iid]."),
+    gc: float | None = typer.Option(None, help=f"Background GC content [default: {_default('gc')}]."),
+    motif: str | None = typer.Option(None, help=f"JASPAR matrix id [default: {_default('motif')}]."),
+    cofactor: str | None = typer.Option(None, help="Optional co-factor JASPAR id, e.g. MA0079.5 (SP1). [default: none]"),
+    window: int | None = typer.Option(None, help=f"Window length L [default: {_default('window')}]."),
     descriptor_dim: int | None = typer.Option(
-        None, help=f"Cell descriptor dimension D \\[default: {_default('descriptor_dim')}]."
+        None, help=f"Cell descriptor dimension D [default: {_default('descriptor_dim')}]."
     ),
     plant_rate: float | None = typer.Option(
-        None, help=f"Fraction of loci with a motif instance \\[default: {_default('plant_rate')}]."
+        None, help=f"Fraction of loci with a motif instance [default: {_default('plant_rate')}]."
     ),
     cell_effect: float | None = typer.Option(
         None, help="Strength of the cell descriptor's effect on M*, T* and rates (2 = clearer multiplicative "
-        f"contrast) \\[default: {_default('cell_effect')}]."
+        f"contrast) [default: {_default('cell_effect')}]."
     ),
     access_effect: float | None = typer.Option(
-        None, help=f"Strength of accessibility in B* and T* \\[default: {_default('access_effect')}]."
+        None, help=f"Strength of accessibility in B* and T* [default: {_default('access_effect')}]."
     ),
     diagnostic_splits: bool = typer.Option(
         False, help="Also write test_new_cells and test_new_loci (one kind of novelty each)."
     ),
-    shard_loci: int | None = typer.Option(None, help=f"Loci per shard \\[default: {_default('shard_loci')}]."),
+    shard_loci: int | None = typer.Option(None, help=f"Loci per shard [default: {_default('shard_loci')}]."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),
 ) -> None:
     """Generate the planted-ground-truth benchmark (deterministic from the seed) and print its summary."""
@@ -170,12 +171,12 @@ def convert(
     descriptors: Path = typer.Option(..., help="Cell descriptor TSV: cell f1 ... fD."),
     out: Path = typer.Option(..., "--out", help="Dataset directory to write."),
     access: list[str] = typer.Option([], "--access", help="CELL=PATH (bedGraph/TSV/bigWig); repeatable."),
-    access_dir: Path | None = typer.Option(None, help="Folder with <cell>.bedGraph (or .tsv/.bw) per cell."),
+    access_dir: Path | None = typer.Option(None, help="Folder with <cell>.bedGraph (or .tsv/.bw) per cell. [default: none; --access only]"),
     window: int = typer.Option(200, help="Window length L centred on each label bin."),
-    val_chroms: str | None = typer.Option(None, help="Comma-separated validation chromosomes."),
-    test_chroms: str | None = typer.Option(None, help="Comma-separated held-out test chromosomes."),
-    val_cells: str | None = typer.Option(None, help="Comma-separated validation cell lines."),
-    test_cells: str | None = typer.Option(None, help="Comma-separated held-out test cell lines."),
+    val_chroms: str | None = typer.Option(None, help="Comma-separated validation chromosomes. [default: none]"),
+    test_chroms: str | None = typer.Option(None, help="Comma-separated held-out test chromosomes. [default: none]"),
+    val_cells: str | None = typer.Option(None, help="Comma-separated validation cell lines. [default: none]"),
+    test_cells: str | None = typer.Option(None, help="Comma-separated held-out test cell lines. [default: none]"),
     access_transform: AccessTransform = typer.Option(AccessTransform.log1p, help="Transform of mean signal."),
     shard_rows: int = typer.Option(200_000, help="Label rows per shard."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),

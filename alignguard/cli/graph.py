@@ -22,7 +22,7 @@ def graph_command(
     output: Path = typer.Option(Path("graph.html"), "--output", "-o",
                                 help="File to write: .html (self-contained page), .svg, .dot/.gv or .mmd (Mermaid)."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1,
-                                        help="Fold modules nested this deep into one node each (1: top-level)."),
+                                        help="Fold modules nested this deep into one node each (1: top-level). [default: no folding]"),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
     from alignguard.checks.context import CheckContext
