@@ -28,14 +28,20 @@ def tiny_module():
     return module
 
 
+def same(a: Spec, b: Spec) -> bool:
+    """Equal content (a spec read from YAML also remembers the lines it came from)."""
+    return a.model_dump() == b.model_dump()
+
+
 def test_a_dict_spec_equals_the_yaml_one():
-    assert Spec.from_dict(TINY) == load_spec(FIXTURES / "tiny_spec.yaml") == Spec.model_validate(TINY)
+    assert same(Spec.from_dict(TINY), load_spec(FIXTURES / "tiny_spec.yaml"))
+    assert same(Spec.model_validate(TINY), Spec.from_dict(TINY))
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob("specs/*.yaml")) + [str(FIXTURES / "tiny_spec.yaml")])
 def test_to_yaml_round_trips(path):
     spec = load_spec(path)
-    assert Spec.from_yaml(spec.to_yaml()) == spec
+    assert same(Spec.from_yaml(spec.to_yaml()), spec)
 
 
 def test_a_dict_with_a_misspelled_key_is_one_paragraph_naming_the_key():
