@@ -105,14 +105,22 @@ class SpecFile(pytest.File):
         from alignguard.errors import AlignguardError
         from alignguard.spec.loader import load_spec
 
+        try:
+            check_ids = applicable_check_ids(load_spec(self.path))
+        except AlignguardError:
+            check_ids = ["spec"]  # the item raises the spec's error paragraph when it runs
+        names = [pair.model.name for pair in self.pairs]
         for pair in self.pairs:
-            try:
-                check_ids = applicable_check_ids(load_spec(self.path))
-            except AlignguardError:
-                check_ids = ["spec"]  # the item raises the spec's error paragraph when it runs
+            label = pair.model.name if names.count(pair.model.name) == 1 else _relative(pair.model, self.config)
             for check_id in check_ids:
-                yield CheckItem.from_parent(self, name=f"{check_id}[{pair.model.name}]", check_id=check_id,
-                                            model=pair.model)
+                yield CheckItem.from_parent(self, name=f"{check_id}[{label}]", check_id=check_id, model=pair.model)
+
+
+def _relative(path: Path, config: pytest.Config) -> str:
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 class CheckItem(pytest.Item):

@@ -133,3 +133,14 @@ def test_marker_runs_the_test_only_on_an_aligned_model(pytester, plugin_args, pr
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*- component.called [[]component side[]] (fail)"])
     result.stdout.no_fnmatch_line("*the body ran*")
+
+
+def test_one_spec_paired_with_two_models_gets_items_for_each(pytester, plugin_args, project):
+    project(root=pytester.path, config=PAIR_CONFIG + '\n[[tool.alignguard.pairs]]\nspec = "specs/tiny.yaml"\n'
+            'model = "other/tiny.py"\n')
+    (pytester.path / "other").mkdir()
+    (pytester.path / "other" / "tiny.py").write_text((pytester.path / "models" / "tiny.py").read_text())
+    result = run(pytester, plugin_args, "--alignguard", "-v")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["specs/tiny.yaml::symbol.bound[[]models/tiny.py[]] PASSED*",
+                                 "specs/tiny.yaml::symbol.bound[[]other/tiny.py[]] PASSED*"])
