@@ -23,7 +23,7 @@ _LAZY = {
     "MisalignedError": ("alignguard.gate", "MisalignedError"),
     "AlignguardError": ("alignguard.errors", "AlignguardError"),
     "assert_aligned": ("alignguard.testing", "assert_aligned"),
-    "Report": ("alignguard.report.model", "Report"),
+    "Report": ("alignguard.results", "Report"),
 }
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from alignguard.errors import AlignguardError, ExitCode
 
 if TYPE_CHECKING:
-    from alignguard.report.model import FailOn, Report
+    from alignguard.results import FailOn, Report
 
 
 class MisalignedError(AlignguardError):

@@ -140,7 +140,7 @@ class CheckItem(pytest.Item):
         if not results:
             pytest.skip(f"spec '{report.spec_name}' gives {self.check_id} nothing to judge in this model")
         fail_on = self.parent.fail_on
-        from alignguard.checks.base import Status
+        from alignguard.results import Status
 
         problems = [r for r in results if report.counts_against(r, fail_on) or r.status is Status.ERROR]
         if problems:

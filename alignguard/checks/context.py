@@ -55,6 +55,11 @@ class CheckContext:
         )
 
     @property
+    def captured_graph(self):
+        """The graph if some check captured it, else None (a run that needed none captures none)."""
+        return self._memo.get("capture")
+
+    @property
     def graph(self):
         from alignguard.graph.capture import capture_graph
 

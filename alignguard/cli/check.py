@@ -109,7 +109,7 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
     from alignguard.api import run_check
     from alignguard.cli.progress import progress
     from alignguard.errors import AlignguardError
-    from alignguard.report.model import Report
+    from alignguard.results import Report
 
     start = time.perf_counter()
     import_torch_and_freeze_heap()
@@ -158,7 +158,8 @@ class ReportPlan:
               pairs: int = 1) -> "ReportPlan":
         from alignguard.errors import UsageError
         from alignguard.report.formats import get_format, parse_output
-        from alignguard.report.model import FAIL_ON_CHOICES, RenderOptions
+        from alignguard.report.options import RenderOptions
+        from alignguard.results import FAIL_ON_CHOICES
 
         if fail_on not in FAIL_ON_CHOICES:
             raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
@@ -235,7 +236,7 @@ class ReportPlan:
 
     def _statistics(self, reports: list) -> None:
         from alignguard.report.concise import statistics
-        from alignguard.report.model import Report
+        from alignguard.results import Report
 
         merged = Report(spec_name="", spec_path="", model_path="", results=[r for rep in reports for r in rep.results])
         out = sys.stderr if self.document_on_stdout else sys.stdout  # never inside a JSON/SARIF document

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from alignguard.checks.base import CheckResult, Status
+from alignguard.results import CheckResult, Status
 from alignguard.report.anchors import Locator, parse_where
 
 

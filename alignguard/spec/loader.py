@@ -17,6 +17,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from alignguard.errors import SpecError
 from alignguard.spec.model import Spec, SpecReferenceError
+from alignguard.spec.positions import yaml_lines
 
 Loc = tuple[str | int, ...]
 
@@ -50,9 +51,11 @@ def validate_spec(data: Any, source: str = "<dict>") -> Spec:
         raise SpecError(f"a spec is a mapping of keys such as `version`, `name`, `inputs`, not a {type(data).__name__}",
                         where=source, fix="pass a dict (or a Spec, or a YAML file path)")
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, data, source) from None
+    spec._lines = yaml_lines(data)  # so results can point at the entry they judge
+    return spec
 
 
 def _read_yaml(text: str, source: str) -> Any:

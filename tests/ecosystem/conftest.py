@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from alignguard.checks.base import registered_checks
+import alignguard.checks.catalogue  # noqa: F401  (imports every check: torch, numpy)
 
 # pytester's in-process runs drop the modules they imported when they end, and numpy cannot be
 # imported twice in one process: import the checks (torch, numpy) before any pytester exists.
-registered_checks()
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY_SPEC = (FIXTURES / "tiny_spec.yaml").read_text()

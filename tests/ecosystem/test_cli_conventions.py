@@ -14,9 +14,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from alignguard.checks.base import CheckResult, Status, Where
+from alignguard.results import CheckResult, Report, Status, Where
 from alignguard.cli.app import app
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
 from tests.ecosystem.conftest import MISALIGNED_SPEC, TINY_MODEL, TINY_SPEC
 
 PAIRS = """
@@ -216,3 +216,18 @@ def test_progress_shows_on_a_terminal_after_a_delay_only():
     with progress("checking", console=Console(file=piped, force_terminal=False), after=0):
         time.sleep(0.2)
     assert "checking …" in shown.getvalue() and quick.getvalue() == "" and piped.getvalue() == ""
+
+
+def test_init_names_the_schema_on_its_first_line_and_writes_it_beside(tmp_path, monkeypatch):
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(TINY_MODEL)
+    result = invoke("init", "model.py", "-o", "specs/starter.yaml")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "specs" / "starter.yaml").read_text()
+    assert text.splitlines()[0] == "# yaml-language-server: $schema=alignguard-spec.schema.json"
+    schema = json.loads((tmp_path / "specs" / "alignguard-spec.schema.json").read_text())
+    jsonschema.validate(json.loads(json.dumps(YAML(typ="safe").load(text))), schema)
+    assert invoke("check", "specs/starter.yaml", "model.py").exit_code in (0, 1)  # the modeline is a comment

@@ -80,3 +80,16 @@ def test_gate_returns_the_report_or_raises_with_every_finding():
     assert error.exit_code == 1 and error.report.findings()[0].check_id == "component.called"
     assert "- component.called [component side] (fail)" in str(error)
     assert "fix:      call self.unused in forward" in str(error)
+
+
+def test_a_report_says_whether_it_passed_and_renders_itself():
+    import json as json_module
+
+    file = tiny_module()
+    report = alignguard.check(Spec.from_yaml(MISALIGNED_SPEC), file.build_model(), example_batch=file.example_batch)
+    assert report.passed is False and [f.check_id for f in report.findings()] == ["component.called"]
+    sarif = json_module.loads(report.render("sarif"))
+    assert [r["ruleId"] for r in sarif["runs"][0]["results"]] == ["component.called"]
+    assert report.render("concise").splitlines()[-1].startswith("misaligned: 1 finding")
+    assert "component.called" in report.render() and json_module.loads(report.render("json"))["exit_code"] == 1
+    assert alignguard.check(TINY, file.build_model(), example_batch=file.example_batch).passed is True

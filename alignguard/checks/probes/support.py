@@ -5,8 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
-from alignguard.checks.base import Where
-from alignguard.errors import ModelFileError
+from alignguard.results import Where
 
 if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext
@@ -42,15 +41,12 @@ def probe_seed(context: "CheckContext") -> int:
 @contextmanager
 def user_forward(context: "CheckContext") -> Iterator[None]:
     """Turn an exception raised by the model's forward into a ModelFileError paragraph."""
-    from alignguard.modelfile.loader import _user_frame
     from alignguard.probes.runtime import ForwardError
 
     try:
         yield
     except ForwardError as exc:
-        raise ModelFileError(f"the model's forward raised {exc} while probing",
-                             where=_user_frame(exc.original, context.model_file.path),
-                             fix="make forward run on the example batch in train and eval mode") from None
+        raise context.model_file.forward_error(exc.original, on="a probe's intervened example batch") from None
 
 
 def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
-from alignguard.checks.component import module_exists
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import design_names, resolve_binding, symbol_where
+from alignguard.checks.modules import module_exists
+from alignguard.checks.structure.symbols import design_names, resolve_binding, symbol_where
 from alignguard.graph.capture import eval_graph, train_graph_eager
 from alignguard.graph.model_graph import ModelGraph
 from alignguard.graph.noise_paths import baked_constants, fixed_tensors, noise_sources, trace_noise
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
 class NoiseCheck(Check):
     ids = ("noise.present", "noise.eval")
-    order = 13
     explanations = {
         "noise.present": (
             "Proves that, in train mode, a random draw (randn, normal, rand, rsample ...; not a dropout mask) "
