@@ -56,7 +56,7 @@ class ProjectConfig(BaseModel):
     pairs: list[Pair] = Field(default_factory=list, description="Spec/model pairs `alignguard check` runs.")
     format: Optional[list[str]] = Field(None, description="Default --format (a name or a list of names).")
     fail_on: Optional[Literal["error", "warning"]] = Field(None, alias="fail-on", description="Default --fail-on.")
-    timeout: Optional[float] = Field(None, gt=0, description="Default --timeout in seconds.")
+    timeout: Optional[float] = Field(None, ge=0, description="Default --timeout in seconds (0: no limit).")
     output_format: Optional[Literal["full", "concise"]] = Field(
         None, alias="output-format", description="Default --output-format.")
     _path: Optional[Path] = PrivateAttr(None)  # the pyproject.toml this came from

@@ -19,11 +19,12 @@ from typing import List, Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 from alignguard.cli.heap import import_torch_and_freeze_heap
 
 FORMAT_HELP = ("Report on standard output, repeatable: text|concise|json|junit|sarif|github|markdown. "
                "[default: text, or [tool.alignguard] format]")
+CHECK_TIMEOUT_S = 600.0  # a check takes seconds; ten minutes means a hang, not a large model
 OUTPUT_HELP = ("Also write a report to FILE, repeatable. FORMAT is one of the --format names; without it the "
                "extension decides (.json .sarif .xml .md .txt).")
 FROM_CONFIG = "or [tool.alignguard] {key}"
@@ -55,6 +56,10 @@ def check_command(
                                help="Print only the findings, one line each (nothing when aligned), and no "
                                "progress indicator."),
     timings: bool = typer.Option(False, "--timings", help="Show the time spent in each phase."),
+    timeout: Optional[float] = typer.Option(
+        None, "--timeout", min=0, metavar="SECONDS",
+        help="Stop a check still running after this long (exit 2, naming where it hung); 0: no limit. "
+        f"[default: {CHECK_TIMEOUT_S:g}, " + FROM_CONFIG.format(key="timeout") + "]", show_default=False),
 ) -> None:
     """Check that MODEL implements the design in SPEC (or every configured pair)."""
     from alignguard.config import load_config
@@ -64,10 +69,13 @@ def check_command(
     plan = ReportPlan.parse(formats or config.format or [], outputs or [], fail_on or config.fail_on or "error",
                             timings, output_format=output_format or config.output_format or "full",
                             statistics=statistics, quiet=quiet, pairs=len(pairs))
+    refuse_overwriting_inputs([path for _, path in plan.files], [path for pair in pairs for path in pair], "--output")
+    limit = timeout if timeout is not None else config.timeout if config.timeout is not None else CHECK_TIMEOUT_S
     reports = []
     codes = []
     for pair_spec, pair_model in pairs:
-        report, code = _check_pair(pair_spec, pair_model, quiet=quiet, single=len(pairs) == 1, plan=plan)
+        report, code = _check_pair(pair_spec, pair_model, quiet=quiet, single=len(pairs) == 1, plan=plan,
+                                   timeout=limit)
         reports.append(report)
         codes.append(code)
     plan.emit_all(reports)
@@ -104,11 +112,12 @@ def _shown(path: Path, cwd: Path) -> Path:
         return path
 
 
-def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "ReportPlan"):
+def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "ReportPlan", timeout: float):
     """(Report, exit code) of one pair; a pair that cannot be judged is reported, and with one pair re-raised."""
     from alignguard.api import run_check
     from alignguard.cli.progress import progress
     from alignguard.errors import AlignguardError
+    from alignguard.isolation import run_isolated
     from alignguard.results import Report
 
     start = time.perf_counter()
@@ -116,7 +125,9 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
     torch_imported = time.perf_counter()
     try:
         with progress(f"alignguard: checking {model} against {spec}", enabled=not quiet):
-            report = run_check(spec, model, spec_path=str(spec))
+            # the model file runs in a worker: its exits, prints and hangs cannot stand in for a verdict
+            report = run_isolated(run_check, spec, model, spec_path=str(spec), timeout=timeout or None,
+                                  stdout_to_stderr=True)
     except AlignguardError as error:
         if single:
             plan.emit(Report.failed_run(error, str(spec), str(model)), console_text=False)
@@ -212,7 +223,13 @@ class ReportPlan:
                                  fix="choose a writable path for --output") from None
         if any(fmt.name == "github" for fmt in self.stdout_formats):
             for report in reports:
-                write_step_summary(report, self.options)
+                try:
+                    write_step_summary(report, self.options)
+                except OSError as exc:
+                    raise UsageError(f"cannot append the job summary to $GITHUB_STEP_SUMMARY "
+                                     f"('{exc.filename}'): {exc.strerror or exc}",
+                                     fix="point GITHUB_STEP_SUMMARY at a writable file, or unset it outside "
+                                     "GitHub Actions") from None
 
     def _text(self, reports: list) -> None:
         from rich.console import Console

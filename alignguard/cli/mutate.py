@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
 
 @reports_errors
@@ -37,28 +37,21 @@ def mutate_command(
     """Generate design-breaking mutants of MODEL and report which ones the checks of SPEC catch."""
     from rich.console import Console
 
-    from alignguard.api import load
     from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.errors import UsageError
-    from alignguard.mutate.runner import run_mutation
+    from alignguard.isolation import run_isolated
 
     stdout_format = "json" if json_output else _format(output_format)
     files = [_output(value) for value in outputs or []] + ([("markdown", markdown)] if markdown else [])
+    refuse_overwriting_inputs([path for _, path in files], [spec, model], "--output")
     if not 0.0 <= min_kill <= 1.0:
         raise UsageError(f"--min-kill must be between 0 and 1, not {min_kill}", fix="e.g. --min-kill 0.9")
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
     import_torch_and_freeze_heap()
-    loaded, model_file = load(spec, model)
-    status = Console(stderr=True)
-    live = status.is_terminal
-
-    def progress(index: int, total: int, mutant) -> None:
-        if live:
-            status.print(f"[dim]mutant {index + 1}/{total}: {mutant.id}[/]")
-
-    report = run_mutation(loaded, model_file, spec_path=str(spec), operators=operators, min_kill=min_kill,
-                          fail_on=fail_on, progress=progress)
+    live = Console(stderr=True).is_terminal
+    report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, activity="mutation testing",
+                          stdout_to_stderr=True)
     for name, path in files:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,3 +109,21 @@ def _render(report, name: str) -> str:
     buffer = StringIO()
     render_console(report, Console(file=buffer, width=120, color_system=None))
     return buffer.getvalue()
+
+
+def _mutate(spec: Path, model: Path, operators, min_kill: float, fail_on: str, live: bool):
+    """In the model worker: every mutant runs the user's code; only the report comes back."""
+    from rich.console import Console
+
+    from alignguard.api import load
+    from alignguard.mutate.runner import run_mutation
+
+    loaded, model_file = load(spec, model)
+    status = Console(stderr=True, force_terminal=live or None)
+
+    def progress(index: int, total: int, mutant) -> None:
+        if live:
+            status.print(f"[dim]mutant {index + 1}/{total}: {mutant.id}[/]")
+
+    return run_mutation(loaded, model_file, spec_path=str(spec), operators=operators, min_kill=min_kill,
+                        fail_on=fail_on, progress=progress)

@@ -231,3 +231,13 @@ def test_init_names_the_schema_on_its_first_line_and_writes_it_beside(tmp_path, 
     schema = json.loads((tmp_path / "specs" / "alignguard-spec.schema.json").read_text())
     jsonschema.validate(json.loads(json.dumps(YAML(typ="safe").load(text))), schema)
     assert invoke("check", "specs/starter.yaml", "model.py").exit_code in (0, 1)  # the modeline is a comment
+
+
+
+def test_the_configured_timeout_stops_a_hanging_model_and_the_command_line_wins(repo):
+    (repo / "models" / "slow.py").write_text(TINY_MODEL.replace(
+        "def build_model():\n", "def build_model():\n    import time\n    time.sleep(3)\n"))
+    (repo / "pyproject.toml").write_text(PAIRS.format(extra="timeout = 1"))
+    stopped = invoke("check", "specs/good.yaml", "models/slow.py")
+    assert stopped.exit_code == 2 and "Traceback" not in stopped.output, stopped.output
+    assert invoke("check", "--timeout", "0", "specs/good.yaml", "models/slow.py").exit_code == 0  # 0: no limit

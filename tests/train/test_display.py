@@ -30,7 +30,7 @@ def test_a_line_printed_while_the_live_view_is_up_leaks_no_markup():
 
 
 def test_logs_are_not_wrapped_at_80_columns_when_not_a_terminal():
-    code = ("import sys; from alignguard.cli.train import log_console; "
+    code = ("import sys; from alignguard.train.session import log_console; "
             "log_console().print('x' * 150 + ' end')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "x" * 150 + " end\n"
