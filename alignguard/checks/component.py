@@ -58,7 +58,7 @@ class ComponentCalled(Check):
                 yield failed("component.called", element, f"a module at '{path}'", "no such module",
                              fix=suggest_module(context.model, path), where=Where(module=path))
                 continue
-            if component.called and path not in called:
+            if component.called and path and path not in called:  # '' is the root: forward itself
                 yield failed("component.called", element, f"'{path}' called in forward",
                              "the module is built but never called (matched nothing in the graph)",
                              fix=f"call self.{path} in forward on the path to the prediction",
