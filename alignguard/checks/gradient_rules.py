@@ -92,10 +92,11 @@ def param_norm(step_measurement, term: str, params: Iterable[str]) -> tuple[floa
 
 
 _WHY_ZERO = {
-    "zero": "dL/d{s} is exactly 0: a stop-gradient (detach, no_grad, a non-reparameterised .sample()) cuts "
-            "every path from {s} to the loss",
+    "zero": "dL/d{s} is exactly 0: no path from {s} to the loss carries a gradient ({s} is unused, or a "
+            "stop-gradient cuts it: detach, no_grad, a non-reparameterised .sample())",
     "unreached": "the loss does not depend on {s} through autograd at all (no path from {s} to L)",
     "detached": "{s} carries no gradient in train mode (computed under no_grad, detached, or a .sample())",
+    "term_detached": "the term itself has no grad_fn (see loss.alive), so it reaches nothing, {s} included",
 }
 
 

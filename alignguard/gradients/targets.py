@@ -32,7 +32,7 @@ class SymbolGradient:
 
     norm: float  # largest over batches
     status: str  # "alive", "zero" (an exact 0: stop-gradient on the way), "unreached" (no autograd path),
-    #              "detached" (the term or the symbol carries no gradient at all)
+    #              "detached" (the symbol carries no gradient at all), "term_detached" (the term has no grad_fn)
 
 
 def symbol_gradients(
@@ -63,7 +63,9 @@ def symbol_gradients(
 
 
 def _one(term: torch.Tensor, tensor: torch.Tensor | None, select) -> SymbolGradient:
-    if tensor is None or not isinstance(term, torch.Tensor) or term.grad_fn is None or not tensor.requires_grad:
+    if not isinstance(term, torch.Tensor) or term.grad_fn is None:
+        return SymbolGradient(0.0, "term_detached")
+    if tensor is None or not tensor.requires_grad:
         return SymbolGradient(0.0, "detached")
     (grad,) = torch.autograd.grad(term.reshape(()), [tensor], retain_graph=True, allow_unused=True)
     if grad is None:
