@@ -70,7 +70,7 @@ def _measure_symbols(context: CheckContext, step: int) -> dict:
     symbols = _rule_symbols(spec)
     symbol_runner = runner(context)
     count = spec.gradients.batches
-    batches = [context.batch(i) for i in range(count)]
+    batches = [context.batch(i, step=step) for i in range(count)]
 
     def run(i: int, batch: dict):
         seen = symbol_runner.run(forward_inputs(context.model, batch), train=True,
@@ -256,7 +256,7 @@ def _measure_straight_through(context, step, loss_name, rule):
     from alignguard.checks._probe_support import runner, user_forward
     from alignguard.modelfile.loader import forward_inputs
 
-    spec, batch = context.spec, context.batch(0)
+    spec, batch = context.spec, context.batch(0, step=step)
     with user_forward(context):
         seen = runner(context).run(forward_inputs(context.model, batch), train=True, seed=spec.entry_points.seed,
                                    observe=[rule.output, rule.input], whole=True)

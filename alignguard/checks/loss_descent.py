@@ -84,8 +84,8 @@ class LossDescentCheck(Check):
             "is reversed (value kept) gives −1 at every ε; a gradient-reversal layer inside a term (the legacy "
             "L_domain) gives a mismatch that does not shrink: minimising the total maximises that term, which "
             "shares and cosines cannot see. It checks one direction per term, at one point: a custom backward "
-            "that is wrong only orthogonally to g_i passes. A straight-through estimator fails by design (its "
-            "gradient is not the slope of a step function): waive it with its reason. Fix: remove the gradient "
+            "that is wrong only orthogonally to g_i passes. Parameters a loss declares `reversed_on` (a gradient-reversal "
+            "layer by design) are left out here and judged by gradient.direction. Fix: remove the gradient "
             "reversal / custom backward from the term, or move the adversary into its own optimiser step; a term "
             "whose ratios approach 1 but miss at the shortest step is merely that curved: raise the tolerance."
         )
@@ -110,8 +110,8 @@ class LossDescentCheck(Check):
         measured: list[tuple[str, int, Any, float]] = []  # (name, step, flat gradient, unit roundoff)
         values: dict[str, float] = {}
         with _restored(model), _train_mode(model):
-            outputs = self._forward(context)
             for step in sorted(set(terms_step.values()) | {conflict_step(spec)}):
+                outputs = self._forward(context, step)
                 terms = self._terms(context, outputs, step)
                 mine = {k: v for k, v in terms.items() if terms_step.get(k, conflict_step(spec)) == step}
                 if not mine:
@@ -121,30 +121,47 @@ class LossDescentCheck(Check):
                     values[name] = grads.values[name]
                     if grads.status[name] == "alive":
                         measured.append((name, step, grads.grads[i].double(), _roundoff(params, mine[name])))
-            del outputs
-            results = [self._slopes(context, params, name, step, g, values[name], u) for name, step, g, u in measured]
+                del outputs
+            measured = [(name, step, self._undeclared(context, name, named, g), u) for name, step, g, u in measured]
+            results = [self._slopes(context, params, name, step, g, values[name], u) if g.norm() > 0 else (None, "")
+                       for name, step, g, u in measured]
         if not measured:
             yield failed(ID, "losses", "autograd gradients that are the slopes of the loss values",
                          "matched nothing: no loss term has a gradient (see loss.alive)",
                          fix="make the design's loss terms alive first", where=where)
             return
         for (name, step, grad, _), (slopes, stop) in zip(measured, results):
+            if slopes is None:
+                yield passed(ID, f"loss {name}", "the gradient outside its declared reversed parameters is the slope",
+                             f"all of L_{name}'s gradient lies on parameters declared `reversed_on` (judged by "
+                             "gradient.direction)", where=where)
+                continue
             yield self._judge(context, name, step, float(grad.norm()), values[name], slopes, stop, where)
 
     # ---- measuring ----------------------------------------------------------------------
+    def _undeclared(self, context, name, named, grad):
+        """The gradient with the parameters the loss declares `reversed_on` zeroed (gradient.direction judges those)."""
+        loss = context.spec.losses.get(name)
+        if loss is None or not loss.reversed_on:
+            return grad
+        from alignguard.checks.gradient_direction import group_mask
+
+        mask = group_mask(context, loss.reversed_on, [n for n, _ in named], [p.numel() for _, p in named])
+        return grad * (~mask).to(grad.dtype)
+
     def _steps(self, context) -> dict[str, int]:
         """The step each declared term is measured at; other terms use the conflict step."""
         return {name: loss.step for name, loss in context.spec.losses.items()}
 
-    def _forward(self, context) -> Any:
-        """forward on example batch 0 under the spec's seed (the gradient measurement's first batch)."""
+    def _forward(self, context, step: int) -> Any:
+        """forward on example batch 0 (at `step`) under the spec's seed (the gradient measurement's first batch)."""
         import torch
 
         from alignguard.modelfile.loader import _user_frame, forward_inputs
 
         torch.manual_seed(context.spec.entry_points.seed)
         try:
-            return context.model(**forward_inputs(context.model, context.batch(0)))
+            return context.model(**forward_inputs(context.model, context.batch(0, step=step)))
         except Exception as exc:
             raise ModelFileError(f"the model's forward raised {type(exc).__name__}: {exc}",
                                  where=_user_frame(exc, context.model_file.path),
@@ -155,7 +172,7 @@ class LossDescentCheck(Check):
 
         function = context.model_file.loss_terms
         try:
-            terms = function(context.model, context.batch(0), outputs, step)
+            terms = function(context.model, context.batch(0, step=step), outputs, step)
         except Exception as exc:
             raise ModelFileError(f"`{function.__name__}(model, batch, outputs, step={step})` raised "
                                  f"{type(exc).__name__}: {exc}", where=_user_frame(exc, context.model_file.path),
@@ -217,7 +234,7 @@ class LossDescentCheck(Check):
         return value[1.0] - value[-1.0]
 
     def _value(self, context, name: str, step: int) -> float:
-        outputs = self._forward(context)
+        outputs = self._forward(context, step)
         term = self._terms(context, outputs, step).get(name)
         if term is None:
             return float("nan")  # the term vanished when the parameters moved: judged as not finite
@@ -270,7 +287,8 @@ class LossDescentCheck(Check):
                       f"the gradient of L_{name} is not the slope of L_{name}: {how} ({found}{floor})",
                       fix=f"remove the gradient reversal / custom autograd.Function from '{name}' (or its inputs); "
                       "an adversary belongs in its own optimiser step, not behind a reversed gradient in the total; "
-                      "if the mismatch is intended (a straight-through estimator), waive loss.descent for this term",
+                      "if the mismatch is intended, state it: `reversed_on` for a gradient-reversal layer "
+                      "(gradient.direction), `straight_through` for an estimator",
                       where=where, details=details)
 
 

@@ -38,13 +38,18 @@ class EntryPoints(SpecModel):
 
     build_model: str = Field("build_model", description="Returns the torch.nn.Module to check.")
     example_batch: str = Field(
-        "example_batch", description="(batch_size, seed) -> dict of forward inputs and targets."
+        "example_batch", description="(batch_size, seed) -> dict of forward inputs and targets; "
+        "(batch_size, seed, step) when a forward argument follows a training schedule (DANN's alpha(p))."
     )
     loss_terms: str = Field(
         "loss_terms", description="(model, batch, outputs, step) -> dict of weighted loss terms."
     )
     batch_size: int = Field(32, ge=2, description="Batch size used for capture and probes.")
     seed: int = Field(0, description="Seed of the first example batch.")
+    step: int = Field(
+        0, ge=0, description="Training step graph capture and probes draw their batches at, when "
+        "`example_batch(batch_size, seed, step)` takes one (gradients use each loss's own step)."
+    )
 
 
 class CaptureSpec(SpecModel):
