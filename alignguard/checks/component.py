@@ -27,6 +27,10 @@ def suggest_module(model, path: str) -> str:
     return hint + f"modules: {', '.join(names[:15])}{' ...' if len(names) > 15 else ''}"
 
 
+def _child_called(path: str, called: set[str]) -> bool:
+    return any(name.startswith(path + ".") for name in called)
+
+
 @register
 class ComponentCalled(Check):
     ids = ("component.called", "component.on_path")
@@ -58,7 +62,9 @@ class ComponentCalled(Check):
                 yield failed("component.called", element, f"a module at '{path}'", "no such module",
                              fix=suggest_module(context.model, path), where=Where(module=path))
                 continue
-            if component.called and path and path not in called:  # '' is the root: forward itself
+            # '' is the root (forward itself); a container (ModuleList/ModuleDict) is never called itself,
+            # only its children are: it counts as called when one of them is
+            if component.called and path and path not in called and not _child_called(path, called):
                 yield failed("component.called", element, f"'{path}' called in forward",
                              "the module is built but never called (matched nothing in the graph)",
                              fix=f"call self.{path} in forward on the path to the prediction",
