@@ -134,6 +134,8 @@ def _has(outputs: Any, key: str) -> bool:
 
 
 def _forward_value(outputs: Any, key: str) -> Any:
+    if isinstance(outputs, torch.Tensor) and key == "output":
+        return outputs  # a forward that returns one tensor: the capture names it 'output'
     if isinstance(outputs, Mapping):
         if key in outputs:
             return outputs[key]
