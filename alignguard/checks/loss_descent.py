@@ -85,7 +85,8 @@ class LossDescentCheck(Check):
             "L_domain) gives a mismatch that does not shrink: minimising the total maximises that term, which "
             "shares and cosines cannot see. It checks one direction per term, at one point: a custom backward "
             "that is wrong only orthogonally to g_i passes. Parameters a loss declares `reversed_on` (a gradient-reversal "
-            "layer by design) are left out here and judged by gradient.direction. Fix: remove the gradient "
+            "layer by design) are left out here and judged by gradient.direction; a term that declares "
+            "`straight_through` is judged by gradient.straight_through instead. Fix: remove the gradient "
             "reversal / custom backward from the term, or move the adversary into its own optimiser step; a term "
             "whose ratios approach 1 but miss at the shortest step is merely that curved: raise the tolerance."
         )
@@ -110,8 +111,9 @@ class LossDescentCheck(Check):
         measured: list[tuple[str, int, Any, float]] = []  # (name, step, flat gradient, unit roundoff)
         values: dict[str, float] = {}
         with _restored(model), _train_mode(model):
+            shared = None if context.model_file.step_dependent else self._forward(context, spec.entry_points.step)
             for step in sorted(set(terms_step.values()) | {conflict_step(spec)}):
-                outputs = self._forward(context, step)
+                outputs = shared if shared is not None else self._forward(context, step)  # batches follow the step
                 terms = self._terms(context, outputs, step)
                 mine = {k: v for k, v in terms.items() if terms_step.get(k, conflict_step(spec)) == step}
                 if not mine:
@@ -122,6 +124,7 @@ class LossDescentCheck(Check):
                     if grads.status[name] == "alive":
                         measured.append((name, step, grads.grads[i].double(), _roundoff(params, mine[name])))
                 del outputs
+            del shared
             measured = [(name, step, self._undeclared(context, name, named, g), u) for name, step, g, u in measured]
             results = [self._slopes(context, params, name, step, g, values[name], u) if g.norm() > 0 else (None, "")
                        for name, step, g, u in measured]
@@ -132,9 +135,13 @@ class LossDescentCheck(Check):
             return
         for (name, step, grad, _), (slopes, stop) in zip(measured, results):
             if slopes is None:
-                yield passed(ID, f"loss {name}", "the gradient outside its declared reversed parameters is the slope",
-                             f"all of L_{name}'s gradient lies on parameters declared `reversed_on` (judged by "
-                             "gradient.direction)", where=where)
+                loss = spec.losses.get(name)
+                why = (f"L_{name} declares a straight-through estimator: its gradient is not the slope of a step "
+                       "function by design (judged by gradient.straight_through)" if loss and loss.straight_through
+                       else f"all of L_{name}'s gradient lies on parameters declared `reversed_on` (judged by "
+                       "gradient.direction)")
+                yield passed(ID, f"loss {name}", "the gradient is the slope, where the design does not say otherwise",
+                             why, where=where)
                 continue
             yield self._judge(context, name, step, float(grad.norm()), values[name], slopes, stop, where)
 
@@ -142,6 +149,8 @@ class LossDescentCheck(Check):
     def _undeclared(self, context, name, named, grad):
         """The gradient with the parameters the loss declares `reversed_on` zeroed (gradient.direction judges those)."""
         loss = context.spec.losses.get(name)
+        if loss is not None and loss.straight_through:
+            return grad * 0  # judged by gradient.straight_through instead
         if loss is None or not loss.reversed_on:
             return grad
         from alignguard.checks.gradient_direction import group_mask
@@ -288,7 +297,8 @@ class LossDescentCheck(Check):
                       fix=f"remove the gradient reversal / custom autograd.Function from '{name}' (or its inputs); "
                       "an adversary belongs in its own optimiser step, not behind a reversed gradient in the total; "
                       "if the mismatch is intended, state it: `reversed_on` for a gradient-reversal layer "
-                      "(gradient.direction), `straight_through` for an estimator",
+                      "(judged by gradient.direction); for a straight-through estimator, declare `straight_through` "
+                      "on the term (judged by gradient.straight_through) or waive loss.descent for it",
                       where=where, details=details)
 
 
