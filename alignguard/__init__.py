@@ -16,7 +16,7 @@ __all__ = ["check", "assert_aligned", "Report", "__version__"]
 _LAZY = {
     "check": ("alignguard.api", "check"),
     "assert_aligned": ("alignguard.testing", "assert_aligned"),
-    "Report": ("alignguard.report.model", "Report"),
+    "Report": ("alignguard.results", "Report"),
 }
 
 

@@ -1,65 +1,104 @@
-"""The check use case: spec + model file -> Report. Also the public Python API."""
+"""The use cases, and the public Python API: what cli/, train/ and mutate/ call.
+
+* `open_context`: a built, seeded model and its spec, ready for checks (the one place seeding
+  happens, so the same spec and model give the same verdict every run);
+* `run_check` / `check_model_file` / `run_checks`: spec + model file -> Report;
+* `graph_view`: the captured graph annotated with what the structural checks found;
+* `infer_starter_spec`: what `alignguard init` measures on a model, as a starter spec.
+"""
 
 from __future__ import annotations
 
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alignguard.checks.base import CheckResult, Status, registered_checks
 from alignguard.errors import AlignguardError
-from alignguard.report.model import Report
+from alignguard.results import CheckResult, Report, Status
 from alignguard.spec.model import Spec
-from alignguard.waivers import apply_waivers
+
+if TYPE_CHECKING:
+    from alignguard.checks.base import Check
+    from alignguard.checks.context import CheckContext
+    from alignguard.modelfile.loader import ModelFile
+    from alignguard.report.graph_view import View
+    from alignguard.spec.starter import Survey
 
 
-def run_check(spec: Spec | str | Path, model_path: str | Path, spec_path: str | None = None) -> Report:
-    """Load the spec and model file, run every registered check that applies, return the report.
-
-    Raises AlignguardError for input the tool cannot judge (bad spec, model file, capture).
-    """
+def load(spec: Spec | str | Path, model_path: str | Path,
+         timings: dict[str, float] | None = None) -> tuple[Spec, "ModelFile"]:
+    """The spec (loaded unless given) and the model file it names the entry points of."""
     from alignguard.modelfile.loader import load_model_file
     from alignguard.spec.loader import load_spec
 
-    timings: dict[str, float] = {}
+    timings = {} if timings is None else timings
     start = time.perf_counter()
     if not isinstance(spec, Spec):
-        spec_path = spec_path or str(spec)
         spec = load_spec(spec)
     timings["load spec"] = time.perf_counter() - start
     start = time.perf_counter()
     model_file = load_model_file(model_path, spec.entry_points)  # imports torch and the model file
     timings["import model file"] = time.perf_counter() - start
-    return check_model_file(spec, model_file, spec_path=spec_path or "<spec>", timings=timings)
+    return spec, model_file
 
 
-def check_model_file(
-    spec: Spec, model_file, spec_path: str = "<spec>", timings: dict[str, float] | None = None
-) -> Report:
-    """Run the checks on an already-loaded ModelFile (mutation testing passes altered ones)."""
-    from alignguard.checks.context import CheckContext
-
+def open_context(spec: Spec, model_file: "ModelFile", timings: dict[str, float] | None = None) -> "CheckContext":
+    """Seed torch with the spec's seed, build the model once, and wrap both for the checks."""
     import torch
+
+    from alignguard.checks.context import CheckContext
 
     start = time.perf_counter()
     torch.manual_seed(spec.entry_points.seed)  # the same spec and model give the same verdict every run
     model = model_file.build()
     timings = {**(timings or {}), "build model": time.perf_counter() - start}
-    context = CheckContext(spec=spec, model_file=model_file, model=model, timings=timings)
+    return CheckContext(spec=spec, model_file=model_file, model=model, timings=timings)
+
+
+def run_check(spec: Spec | str | Path, model_path: str | Path, spec_path: str | None = None) -> Report:
+    """Load the spec and model file, run every catalogued check that applies, return the report.
+
+    Raises AlignguardError for input the tool cannot judge (bad spec, model file, capture).
+    """
+    timings: dict[str, float] = {}
+    if not isinstance(spec, Spec):
+        spec_path = spec_path or str(spec)
+    loaded, model_file = load(spec, model_path, timings)
+    return check_model_file(loaded, model_file, spec_path=spec_path or "<spec>", timings=timings)
+
+
+def check_model_file(
+    spec: Spec, model_file: "ModelFile", spec_path: str = "<spec>", timings: dict[str, float] | None = None
+) -> Report:
+    """Run the checks on an already-loaded ModelFile (mutation testing passes altered ones)."""
+    return run_checks(open_context(spec, model_file, timings), spec_path=spec_path)
+
+
+def run_checks(context: "CheckContext", spec_path: str = "<spec>",
+               checks: "tuple[type[Check], ...] | None" = None) -> Report:
+    """Run `checks` (default: the whole catalogue, in report order) that apply, then the spec's
+    severities and waivers."""
+    from alignguard.checks.catalogue import CHECKS
+    from alignguard.checks.waivers import apply_waivers
+
+    spec = context.spec
     results: list[CheckResult] = []
-    for check_class in registered_checks():
+    for check_class in CHECKS if checks is None else checks:
         check = check_class()
         if not check.applies(spec):
             continue
         with context.timed(check_class.ids[0].split(".")[0]):
             results.extend(_run_one(check, context))
     results = [r.with_(severity=spec.severity_of(r.check_id, r.severity)) for r in results]
-    results = apply_waivers(spec, results)
-    graph = context._memo.get("capture")
+    if checks is None:
+        results = apply_waivers(spec, results)
+    results = [r.with_(spec_line=spec.line_of_element(r.element)) for r in results]
+    graph = context.captured_graph
     return Report(
         spec_name=spec.name,
         spec_path=spec_path,
-        model_path=str(model_file.path),
+        model_path=str(context.model_file.path),
         results=results,
         capture=graph.capture if graph else "",
         capture_note=graph.capture_note if graph else "",
@@ -67,7 +106,7 @@ def check_model_file(
     )
 
 
-def _run_one(check, context) -> list[CheckResult]:
+def _run_one(check: "Check", context: "CheckContext") -> list[CheckResult]:
     try:
         return list(check.run(context))
     except AlignguardError:
@@ -77,6 +116,97 @@ def _run_one(check, context) -> list[CheckResult]:
         return [CheckResult(check.ids[0], "alignguard", Status.ERROR, "the check runs",
                             f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})",
                             fix="report this as an alignguard bug, with the spec and model file")]
+
+
+def graph_view(spec: Spec | str | Path, model_path: str | Path) -> "View":
+    """The captured graph marked with the spec's symbols, components and formulas, and what the
+    flow, formula and pattern checks found (`alignguard graph`)."""
+    from alignguard.checks.structure.flow import FlowCheck
+    from alignguard.checks.structure.formula import FormulaCheck
+    from alignguard.checks.structure.patterns import PatternCheck
+    from alignguard.report.graph_view import build_view
+
+    loaded, model_file = load(spec, model_path)
+    context = open_context(loaded, model_file)
+    report = run_checks(context, checks=(FlowCheck, FormulaCheck, PatternCheck))
+    return build_view(loaded, context.graph, report.results)
+
+
+def infer_starter_spec(model_path: str | Path, name: str | None = None) -> tuple["Survey", str]:
+    """What `alignguard init` measures on a model file, and the starter spec written from it."""
+    from alignguard.spec.starter import render_spec
+
+    survey = survey_model(model_path)
+    return survey, render_spec(survey, model_name=name or Path(model_path).stem)
+
+
+def survey_model(model_path: str | Path) -> "Survey":
+    """Measure the model: inputs, outputs, top-level modules, loss terms (captures and differentiates)."""
+    from alignguard.modelfile.loader import forward_arguments, load_model_file
+    from alignguard.spec.model import EntryPoints, InputSpec
+    from alignguard.spec.starter import Survey, guess_role, symbol_name
+
+    entry = EntryPoints()
+    model_file = load_model_file(model_path, entry)
+    spec = Spec(version=1, name="init", inputs={})
+    context = open_context(spec, model_file)
+    model = context.model
+    inputs = {name: guess_role(name) for name in forward_arguments(model)}
+    context.spec = Spec(version=1, name="init",  # type: ignore[arg-type]
+                        inputs={n: InputSpec(role=r) for n, r in inputs.items()})
+    graph = context.graph
+    symbols = {symbol_name(key): key for key in graph.outputs}
+    survey = Survey(inputs, symbols, {}, capture=graph.capture, batches=spec.gradients.batches,
+                    batch_size=entry.batch_size)
+    targets = {name: graph.outputs[key] for name, key in symbols.items()}
+    called = graph.called_modules()
+    for name, module in model.named_children():
+        if not any(True for _ in module.parameters()):
+            survey.skipped_modules.append(f"{name} (no parameters)")
+            continue
+        if name not in called:
+            survey.skipped_modules.append(f"{name} (built but never called in forward)")
+            continue
+        produced = {n for call in graph.module_outputs(name) for n in call.outputs if n}
+        produced |= set(graph.nodes_in_scope(name))
+        reached = graph.reachable(produced)
+        survey.components[name] = [s for s, node in targets.items() if node in reached]
+        survey.noisy[name] = any(graph.node(n).get("kind") == "random" for n in graph.nodes_in_scope(name))
+    for name, node in graph.inputs.items():
+        reached = graph.reachable([node])
+        survey.input_reach[name] = [s for s, target in targets.items() if target in reached]
+    _survey_losses(survey, context)
+    return survey
+
+
+def _survey_losses(survey: "Survey", context: "CheckContext") -> None:
+    """Each term's first alive step among PROBE_STEPS, its share there and the components it reaches."""
+    from alignguard.checks.gradients.measurement import measurement
+    from alignguard.spec.model import LossSpec
+    from alignguard.spec.starter import PROBE_STEPS, LossSurvey
+
+    # one placeholder loss per probe step makes the shared measurement cover every step in one pass
+    context.spec = context.spec.model_copy(update={"losses": {f"at_{s}": LossSpec(step=s) for s in PROBE_STEPS}})
+    steps = measurement(context)
+    names = list(dict.fromkeys(n for m in steps.values() for n in m.names))
+    if not names:
+        return
+    everyone = next((s for s in PROBE_STEPS if all(steps[s].status(n) == "alive" for n in names)), None)
+    for name in names:
+        step = everyone if everyone is not None else next(
+            (s for s in PROBE_STEPS if steps[s].status(name) == "alive"), None)
+        at = steps[step if step is not None else PROBE_STEPS[0]]
+        norms = at.param_norms(name)
+        reaches = [c for c in survey.components if any(v > 0 for p, v in norms.items() if p.startswith(c + "."))]
+        share = at.stats().shares.get(name) if step is not None else None
+        survey.losses[name] = LossSurvey(step, share, at.status(name), reaches)
+    final = steps[everyone if everyone is not None else max(l.step or 0 for l in survey.losses.values())]
+    stats = final.stats()
+    cosines = [c for c in stats.cosines.values() if c is not None]
+    survey.conflict = {"min_cosine": min(cosines) if cosines else None, "net_ratio": stats.net_ratio}
+    total = sum(final.mean_grad(n).abs() for n in final.names)
+    survey.dead_params = [p for p, piece in zip(final.param_names, total.split(final.param_sizes))
+                          if not bool((piece != 0).any())]
 
 
 def check(spec: Spec | str | Path, model_path: str | Path) -> Report:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alignguard.checks.base import Status
-from alignguard.report.model import FailOn, Report
+from alignguard.results import Status
+from alignguard.results import FailOn, Report
 
 if TYPE_CHECKING:
     from alignguard.spec.model import Spec

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 import torch.fx as fx  # noqa: E402
 from torch import nn  # noqa: E402
 
-from alignguard.checks.base import registered_checks  # noqa: E402
+from alignguard.checks.catalogue import CHECKS as CATALOGUE  # noqa: E402
 from alignguard.checks.context import CheckContext  # noqa: E402
 from alignguard.graph.capture_fx import from_fx  # noqa: E402
 from alignguard.graph.index import SCIPY_FROM_NODES  # noqa: E402
@@ -125,7 +125,7 @@ def build(size: int) -> tuple[fx.Graph, list, nn.Module]:
 
 def analyse(graph, spec, model, repeats: int = 1) -> tuple[float, list]:
     """Fastest of `repeats` runs of the structural checks on a captured graph."""
-    classes = [cls for cls in registered_checks() if set(cls.ids) & set(CHECKS)]
+    classes = [cls for cls in CATALOGUE if set(cls.ids) & set(CHECKS)]
     best, results = float("inf"), []
     for _ in range(repeats):
         context = CheckContext(spec=spec, model_file=None, model=model)

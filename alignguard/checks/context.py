@@ -58,6 +58,11 @@ class CheckContext:
         return self.memo(f"batch:{size}:{seed}:step{at}", lambda: self.model_file.batch(self.model, size, seed, at))
 
     @property
+    def captured_graph(self):
+        """The graph if some check captured it, else None (a run that needed none captures none)."""
+        return self._memo.get("capture")
+
+    @property
     def graph(self):
         from alignguard.graph.capture import capture_graph
 

@@ -45,7 +45,7 @@ def explain_command(check_id: str = typer.Argument(..., help="A check id, e.g. n
     """Explain what a check proves and how to fix its typical failures."""
     import difflib
 
-    from alignguard.checks.base import all_check_ids, explanation
+    from alignguard.checks.catalogue import all_check_ids, explanation
     from alignguard.errors import UsageError
 
     text = explanation(check_id)

@@ -35,7 +35,7 @@ def check_command(
     """Check that MODEL implements the design in SPEC."""
     from alignguard.api import run_check
     from alignguard.errors import AlignguardError
-    from alignguard.report.model import Report
+    from alignguard.results import Report
 
     plan = ReportPlan.parse(formats or [], outputs or [], fail_on, timings)
     start = time.perf_counter()
@@ -65,7 +65,8 @@ class ReportPlan:
     def parse(cls, formats: list[str], outputs: list[str], fail_on: str, timings: bool) -> "ReportPlan":
         from alignguard.errors import UsageError
         from alignguard.report.formats import get_format, parse_output
-        from alignguard.report.model import FAIL_ON_CHOICES, RenderOptions
+        from alignguard.report.options import RenderOptions
+        from alignguard.results import FAIL_ON_CHOICES
 
         if fail_on not in FAIL_ON_CHOICES:
             raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")

@@ -10,13 +10,13 @@ import json
 import time
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from alignguard.errors import AlignguardError, UsageError
+from alignguard.cli.errors import reports_errors
+from alignguard.errors import UsageError
 
 app = typer.Typer(
     help="Datasets: generate the built-in benchmark with a known Bayes ceiling, import ENCODE-DREAM-style "
@@ -41,11 +41,6 @@ class AccessTransform(str, Enum):
     none = "none"
 
 
-def _fail(error: AlignguardError) -> NoReturn:
-    typer.echo(error.paragraph(), err=True)
-    raise typer.Exit(int(error.exit_code))
-
-
 def _config_error(error, what: str) -> UsageError:
     problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in error.errors())
     return UsageError(f"invalid {what}: {problems}", fix="see docs/data.md or `alignguard data COMMAND --help`")
@@ -58,6 +53,7 @@ def _default(field: str):
 
 
 @app.command()
+@reports_errors
 def synth(
     out: Path | None = typer.Option(
         None, "--out", help="Dataset directory. Default: the cache ($ALIGNGUARD_CACHE or .alignguard-cache)."
@@ -120,19 +116,16 @@ def synth(
     try:
         config = SynthConfig(**settings)
     except ValidationError as error:
-        _fail(_config_error(error, "benchmark settings"))
+        raise _config_error(error, "benchmark settings") from None
     from alignguard.data.store import load_manifest
     from alignguard.data.synth import cached_generate, generate
 
     started = time.perf_counter()
-    try:
-        if out is None:
-            path = cached_generate(config, progress=_progress)
-        else:
-            path = generate(config, out, overwrite=force, progress=_progress)
-        manifest = load_manifest(path, verify="size")
-    except AlignguardError as error:
-        _fail(error)
+    if out is None:
+        path = cached_generate(config, progress=_progress)
+    else:
+        path = generate(config, out, overwrite=force, progress=_progress)
+    manifest = load_manifest(path, verify="size")
     console.print(f"wrote [bold]{path}[/] in {time.perf_counter() - started:.2f} s")
     _print_summary(manifest, per_cell=True)
 
@@ -164,6 +157,7 @@ def _access_map(pairs: list[str], directory: Path | None, cells: list[str]) -> d
 
 
 @app.command()
+@reports_errors
 def convert(
     genome: Path = typer.Option(..., help="Genome FASTA (pyfaidx builds a .fai next to it if missing)."),
     labels: Path = typer.Option(..., help="Labels TSV: chrom start end <cell>... with B/U/A (.gz ok)."),
@@ -188,27 +182,25 @@ def convert(
     from alignguard.data.store import load_manifest
 
     started = time.perf_counter()
+    cells = read_label_header(labels)
     try:
-        cells = read_label_header(labels)
-        try:
-            config = RealDataConfig(
-                genome=genome, labels=labels, descriptors=descriptors,
-                accessibility=_access_map(access, access_dir, cells), window=window,
-                val_chroms=_split_list(val_chroms), test_chroms=_split_list(test_chroms),
-                val_cells=_split_list(val_cells), test_cells=_split_list(test_cells),
-                access_transform=access_transform.value, shard_rows=shard_rows,
-            )  # fmt: skip
-        except ValidationError as error:
-            raise _config_error(error, "import settings") from error
-        path = convert_real(config, out, overwrite=force)
-        manifest = load_manifest(path, verify="size")
-    except AlignguardError as error:
-        _fail(error)
+        config = RealDataConfig(
+            genome=genome, labels=labels, descriptors=descriptors,
+            accessibility=_access_map(access, access_dir, cells), window=window,
+            val_chroms=_split_list(val_chroms), test_chroms=_split_list(test_chroms),
+            val_cells=_split_list(val_cells), test_cells=_split_list(test_cells),
+            access_transform=access_transform.value, shard_rows=shard_rows,
+        )  # fmt: skip
+    except ValidationError as error:
+        raise _config_error(error, "import settings") from error
+    path = convert_real(config, out, overwrite=force)
+    manifest = load_manifest(path, verify="size")
     console.print(f"wrote [bold]{path}[/] in {time.perf_counter() - started:.2f} s")
     _print_summary(manifest, per_cell=True)
 
 
 @app.command()
+@reports_errors
 def inspect(
     path: Path = typer.Argument(..., help="Dataset directory (holds manifest.json)."),
     fast: bool = typer.Option(False, "--fast", help="Check shard sizes only, not SHA-256 checksums."),
@@ -218,10 +210,7 @@ def inspect(
     """Verify a dataset and show sizes, positive rates and Bayes AUPR per split and cell line."""
     from alignguard.data.store import load_manifest
 
-    try:
-        manifest = load_manifest(path, verify="size" if fast else "full")
-    except AlignguardError as error:
-        _fail(error)
+    manifest = load_manifest(path, verify="size" if fast else "full")
     if as_json:
         summary = {
             "path": str(path),

@@ -25,19 +25,14 @@ def graph_command(
                                         help="Fold modules nested this deep into one node each (1: top-level)."),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
-    from alignguard.checks.context import CheckContext
+    from alignguard.api import graph_view
     from alignguard.errors import UsageError
-    from alignguard.modelfile.loader import load_model_file
     from alignguard.report.graph_render import SUFFIXES, write_graph
-    from alignguard.report.graph_view import build_view, collapse
-    from alignguard.spec.loader import load_spec
+    from alignguard.report.graph_view import collapse
 
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
-    loaded = load_spec(spec)
-    model_file = load_model_file(model, loaded.entry_points)
-    context = CheckContext(spec=loaded, model_file=model_file, model=model_file.build())
-    view = build_view(context)
+    view = graph_view(spec, model)
     if depth is not None:
         view = collapse(view, depth)
     write_graph(view, output)

@@ -30,20 +30,18 @@ def mutate_command(
     """Generate design-breaking mutants of MODEL and report which ones the checks of SPEC catch."""
     from rich.console import Console
 
+    from alignguard.api import load
     from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.errors import UsageError
-    from alignguard.modelfile.loader import load_model_file
     from alignguard.mutate.render import markdown_table, render_console
     from alignguard.mutate.runner import run_mutation
-    from alignguard.spec.loader import load_spec
 
     if not 0.0 <= min_kill <= 1.0:
         raise UsageError(f"--min-kill must be between 0 and 1, not {min_kill}", fix="e.g. --min-kill 0.9")
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
-    loaded = load_spec(spec)
     import_torch_and_freeze_heap()
-    model_file = load_model_file(model, loaded.entry_points)
+    loaded, model_file = load(spec, model)
     status = Console(stderr=True)
     live = status.is_terminal and not json_output
 

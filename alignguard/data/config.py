@@ -11,16 +11,18 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from alignguard.strict import StrictModel
 
 # Bump when the generator's output for a given config changes, so stale caches are not reused.
 GENERATOR_VERSION = 1
 
 
-class SynthConfig(BaseModel):
+class SynthConfig(StrictModel):
     """The planted-ground-truth benchmark. Defaults: ~52k (locus, cell) examples in a few seconds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     seed: int = Field(0, ge=0, description="Everything is a deterministic function of the seed.")
     n_loci: int = Field(8000, ge=20, description="Distinct DNA windows (loci).")
@@ -82,10 +84,10 @@ class SynthConfig(BaseModel):
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class RealDataConfig(BaseModel):
+class RealDataConfig(StrictModel):
     """ENCODE-DREAM-style inputs converted to the on-disk dataset format."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     genome: Path = Field(description="Genome FASTA (read with pyfaidx; a .fai index is built if missing).")
     labels: Path = Field(description="TSV: chrom start end <cell1> <cell2> ... with B/U/A per cell.")

@@ -48,10 +48,6 @@ class SplitDataset(Dataset):
     def __len__(self) -> int:
         return len(self._y)
 
-    @property
-    def has_p_true(self) -> bool:
-        return self._p_true is not None
-
     def batch(self, index: Sequence[int] | np.ndarray) -> Batch:
         """The batch contract for these example indices (vectorised gather, then one-hot expansion)."""
         index = np.asarray(index, dtype=np.int64)

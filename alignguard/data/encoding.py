@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-ALPHABET = "ACGT"
 N_CODE = 4
 INVALID_CODE = 255
 

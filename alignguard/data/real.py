@@ -29,7 +29,6 @@ from .metrics import split_metrics
 from .store import FORMAT_NAME, FORMAT_VERSION, DatasetWriter, ShardSet
 
 LABEL_CODES = {"U": 0, "B": 1, "A": 2}
-AMBIGUOUS = 2
 BIGWIG_SUFFIXES = (".bw", ".bigwig")
 
 

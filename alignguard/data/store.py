@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from alignguard.errors import DataError
+from alignguard.strict import StrictModel
 
 FORMAT_NAME = "alignguard-dataset"
 FORMAT_VERSION = 1
@@ -27,18 +28,14 @@ MANIFEST = "manifest.json"
 Verify = Literal["full", "size"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FileEntry(_Strict):
+class FileEntry(StrictModel):
     sha256: str
     bytes: int
     shape: list[int]
     dtype: str
 
 
-class ShardSet(_Strict):
+class ShardSet(StrictModel):
     """Columns split into shards along the first axis; shard i of every column has rows[i] rows."""
 
     rows: list[int] = []
@@ -49,7 +46,7 @@ class ShardSet(_Strict):
         return int(sum(self.rows))
 
 
-class SplitMetrics(_Strict):
+class SplitMetrics(StrictModel):
     examples: int
     positives: int
     positive_rate: float | None  # also the expected AUPR of a random ranker
@@ -61,7 +58,7 @@ class SplitMetrics(_Strict):
     per_cell_bayes_aupr_mean: float | None = None
 
 
-class SplitEntry(_Strict):
+class SplitEntry(StrictModel):
     cells: list[int]  # indices into Manifest.cell_lines
     loci: int  # distinct loci in the split
     examples: ShardSet  # columns locus, cell, y, access (+ p_true when known)
@@ -69,7 +66,7 @@ class SplitEntry(_Strict):
     per_cell: dict[str, SplitMetrics]
 
 
-class Manifest(_Strict):
+class Manifest(StrictModel):
     format: Literal["alignguard-dataset"]
     version: int
     kind: Literal["synthetic", "real"]

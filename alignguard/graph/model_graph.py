@@ -20,8 +20,6 @@ import numpy as np
 
 from alignguard.graph.index import GraphIndex
 
-NODE_KINDS = ("input", "module", "op", "random", "const", "param", "output")
-
 
 @dataclass(frozen=True)
 class Ref:

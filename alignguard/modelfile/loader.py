@@ -1,9 +1,11 @@
-"""Import a model file by path and check it honours the model-file contract.
+"""Import a model file by path; `ModelFile` is the one door through which alignguard calls user code.
 
 A model file defines `build_model()`, `example_batch(batch_size, seed)` and
 `loss_terms(model, batch, outputs, step)` (names renamable in the spec's `entry_points`).
 It need not be on sys.path; its folder is put first on sys.path while it imports, so sibling
-imports work.
+imports work. Checks, the trainer and mutation testing call the user's code only through
+`ModelFile.build / batch / forward / loss_terms_at`, so a failure reads the same everywhere: one
+`ModelFileError` paragraph pointing at the line of the model file that raised.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class ModelFile:
         except Exception as exc:  # the user's code: report where it failed
             raise ModelFileError(
                 f"`{self.build_model.__name__}()` raised {type(exc).__name__}: {exc}",
-                where=_user_frame(exc, self.path),
+                where=self.frame_of(exc),
                 fix="make the function build the model without error",
             ) from None
         if not isinstance(model, torch.nn.Module):
@@ -70,7 +72,7 @@ class ModelFile:
             call = f"{batch_size}, {seed}" + (f", step={step}" if at_step else "")
             raise ModelFileError(
                 f"`{self.example_batch.__name__}({call})` raised {type(exc).__name__}: {exc}",
-                where=_user_frame(exc, self.path),
+                where=self.frame_of(exc),
                 fix="make it return a dict of tensors for the given batch size and seed",
             ) from None
         if not isinstance(batch, dict):
@@ -89,8 +91,55 @@ class ModelFile:
             )
         return batch
 
-    def file_hash(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+    def forward(self, model, batch: dict, *, on: str = "the example batch", names: list[str] | None = None) -> Any:
+        """`model(**forward arguments of batch)`; the user's exception becomes a ModelFileError.
+        `names`: forward's argument names when the caller knows them (the trainer, under DDP)."""
+        import torch
+
+        try:
+            return model(**forward_inputs(model, batch, names))
+        except torch.cuda.OutOfMemoryError:
+            raise  # not a model-file problem: the caller knows the batch size
+        except Exception as exc:
+            raise self.forward_error(exc, batch, on) from None
+
+    def forward_error(self, exc: BaseException, batch: dict | None = None,
+                      on: str = "the example batch") -> ModelFileError:
+        """The one wording of "the model's forward raised" (also for forwards run by hooks/probes)."""
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in (batch or {}).items() if hasattr(v, "shape"))
+        return ModelFileError(
+            f"the model's forward raised {type(exc).__name__}: {message} (on {on}"
+            + (f"; batch shapes: {shapes})" if shapes else ")"),
+            where=self.frame_of(exc),
+            fix="make forward run on that batch in train and eval mode (its input sizes must match the "
+            "batch: sequence length, context dimension)",
+        )
+
+    def loss_terms_at(self, model, batch: dict, outputs: Any, step: int) -> dict:
+        """The user's weighted loss terms at `step`: a non-empty dict, or one ModelFileError."""
+        name = self.loss_terms.__name__
+        try:
+            terms = self.loss_terms(model, batch, outputs, step)
+        except Exception as exc:
+            raise ModelFileError(f"`{name}(model, batch, outputs, step={step})` raised {type(exc).__name__}: {exc}",
+                                 where=self.frame_of(exc),
+                                 fix="make it return the weighted loss terms for any step") from None
+        if not isinstance(terms, dict) or not terms:
+            found = "an empty dict" if isinstance(terms, dict) else type(terms).__name__
+            raise ModelFileError(f"`{name}` returned {found}, not a dict of named loss terms",
+                                 where=self.loss_terms_where(),
+                                 fix="return {'bce': ..., 'kl': ...}: each weighted term as a scalar tensor, "
+                                 "whose sum is the training objective")
+        return terms
+
+    def loss_terms_where(self) -> str:
+        """file:line where the loss_terms entry point is defined."""
+        return _definition(self.loss_terms, self.path)
+
+    def frame_of(self, exc: BaseException) -> str:
+        """file:line of the innermost frame of `exc` in the model file's folder (else the innermost frame)."""
+        return user_frame(exc, self.path)
 
 
 def forward_arguments(model) -> list[str]:
@@ -103,9 +152,9 @@ def forward_arguments(model) -> list[str]:
     ]
 
 
-def forward_inputs(model, batch: dict) -> dict:
-    """The subset of a batch that forward takes, by argument name."""
-    names = list(inspect.signature(model.forward).parameters)
+def forward_inputs(model, batch: dict, names: list[str] | None = None) -> dict:
+    """The subset of a batch that forward takes, by argument name (`names`: forward's, when known)."""
+    names = list(inspect.signature(model.forward).parameters) if names is None else names
     return {name: batch[name] for name in names if name in batch}
 
 
@@ -162,7 +211,7 @@ def _import(path: Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise ModelFileError(
             f"importing the model file raised {type(exc).__name__}: {exc}",
-            where=_user_frame(exc, path),
+            where=user_frame(exc, path),
             fix="run `python " + str(path) + "` to reproduce, and fix the error at that line"
             + (" (install the missing package)" if isinstance(exc, ImportError) else ""),
         ) from None
@@ -174,7 +223,7 @@ def _import(path: Path) -> ModuleType:
     return module
 
 
-def _user_frame(exc: BaseException, path: Path) -> str:
+def user_frame(exc: BaseException, path: Path) -> str:
     """file:line of the innermost frame in the model file (or its folder), else the innermost frame."""
     frames = traceback.extract_tb(exc.__traceback__)
     folder = str(path.parent)

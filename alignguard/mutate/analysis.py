@@ -14,8 +14,7 @@ from typing import Any
 import torch
 import torch.fx as fx
 
-from alignguard.errors import ModelFileError
-from alignguard.modelfile.loader import ModelFile, _user_frame, forward_inputs
+from alignguard.modelfile.loader import ModelFile, forward_inputs
 from alignguard.spec.formula import symbols_in
 from alignguard.spec.model import Spec
 
@@ -112,13 +111,8 @@ def analyse(spec: Spec, model_file: ModelFile) -> ModelAnalysis:
     try:
         model.train()
         with torch.no_grad():
-            outputs = model(**inputs)
-            terms = model_file.loss_terms(model, batch, outputs, step)
-    except Exception as exc:  # the user's code: say where it failed
-        raise ModelFileError(f"the unmutated model failed on the example batch: {type(exc).__name__}: {exc}",
-                             where=_user_frame(exc, model_file.path),
-                             fix="make forward and loss_terms run on example_batch (`alignguard check` shows more)",
-                             ) from None
+            outputs = model_file.forward(model, batch, on="the example batch (unmutated model)")
+            terms = model_file.loss_terms_at(model, batch, outputs, step)
     finally:
         for hook in hooks:
             hook.remove()

@@ -18,13 +18,13 @@ from typing import Callable
 import torch
 
 from alignguard.api import check_model_file
-from alignguard.checks.base import Status
 from alignguard.errors import AlignguardError, ExitCode, UsageError
 from alignguard.modelfile.loader import ModelFile, forward_inputs
 from alignguard.mutate.analysis import ModelAnalysis, analyse
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import Operator, all_operators
 from alignguard.mutate.report import Finding, MutantResult, MutationReport, SkippedOperator
+from alignguard.results import Status
 from alignguard.spec.model import Spec
 
 Progress = Callable[[int, int, Mutant], None]

@@ -2,8 +2,8 @@
 
 Annotations (GitHub, SARIF, JUnit) need a file and a line. A finding that knows its source
 line (from the captured graph) points there; one that does not (a missing module, a loss with
-no gradient) points at the design element's line in the spec, which is where a reader decides
-whether the model or the spec is wrong. Paths are made relative to the working directory so
+no gradient) points at the design element's line in the spec (`CheckResult.spec_line`, which the
+loader recorded), which is where a reader decides whether the model or the spec is wrong. Paths are made relative to the working directory so
 that GitHub can place them in the pull request.
 """
 
@@ -14,17 +14,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from alignguard.checks.base import CheckResult
+from alignguard.results import CheckResult
 
-# The first word of a result's element -> the spec section that defines it.
-_SECTIONS = {
-    "input": "inputs", "symbol": "symbols", "component": "components", "loss": "losses",
-    "formula": "formulas", "pattern": "forbidden_patterns", "forbidden_pattern": "forbidden_patterns",
-    "flow": "flow", "path": "flow", "probe": "probes", "waiver": "waivers", "gradients": "gradients",
-    "gradient": "gradients", "params": "gradients", "parameter": "gradients", "losses": "losses",
-}
 _WHERE = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<column>\d+))?$")
 
 
@@ -58,70 +50,22 @@ def parse_where(where: str | None) -> Anchor | None:
 
 
 class Locator:
-    """Anchors for the results of one report (reads the spec once for element lines)."""
+    """Anchors for the results of one report."""
 
     def __init__(self, spec_path: str, model_path: str) -> None:
         self.spec_path = spec_path
         self.model_path = model_path
-        self._spec: Any = _read_yaml(spec_path)
+        self._spec_is_file = Path(spec_path).is_file()
 
     def anchor(self, result: CheckResult) -> Anchor:
         where = result.where
         if where.file and Path(where.file).is_file():
             return Anchor(relative(where.file), where.line or 1)
-        if self._spec is not None:
-            return Anchor(relative(self.spec_path), self.spec_line(result.element))
+        if self._spec_is_file:
+            return Anchor(relative(self.spec_path), result.spec_line or 1)
         if Path(self.model_path).is_file():
             return Anchor(relative(self.model_path), 1)
         return Anchor(self.spec_path, 1)
-
-    def spec_line(self, element: str) -> int:
-        """1-based line of the design element in the spec (the section, or 1, when not found)."""
-        data = self._spec
-        kind, _, name = element.partition(" ")
-        section_key = _SECTIONS.get(kind, kind)
-        if not isinstance(data, dict) or not hasattr(data, "lc") or section_key not in data:
-            return 1
-        section = data[section_key]
-        line = data.lc.key(section_key)[0] + 1
-        found = _find_in(section, name, element)
-        return found if found is not None else line
-
-
-def _find_in(node: Any, name: str, element: str) -> int | None:
-    """Line of the entry of a section that the element names (a key, or a list item whose values
-    appear in the element, e.g. the waiver `params.dead loss kl`)."""
-    if isinstance(node, dict) and hasattr(node, "lc"):
-        first = name.split()[0] if name.split() else ""
-        for key in (name, first):
-            if key in node:
-                return node.lc.key(key)[0] + 1
-        for key, value in node.items():
-            inner = _find_in(value, name, element)
-            if inner is not None:
-                return inner
-    if isinstance(node, list) and hasattr(node, "lc"):
-        for index, item in enumerate(node):
-            values = _scalars(item)
-            if values and all(str(v) in element for v in values[:2]):
-                return node.lc.item(index)[0] + 1
-    return None
-
-
-def _scalars(item: Any) -> list[Any]:
-    if isinstance(item, dict):
-        return [v for v in item.values() if isinstance(v, (str, int, float)) and str(v)]
-    return [item] if isinstance(item, (str, int, float)) else []
-
-
-def _read_yaml(path: str) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        return YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, YAMLError, UnicodeDecodeError):
-        return None
 
 
 def fingerprints(results: list[CheckResult], locator: Locator) -> list[str]:

@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from alignguard.checks.base import CheckResult, Status
-from alignguard.report.model import FailOn, Report
+from alignguard.results import CheckResult, Status
+from alignguard.results import FailOn, Report
 
 _STYLE = {Status.PASS: ("PASS", "green"), Status.FAIL: ("FAIL", "bold red"),
           Status.WAIVED: ("WAIVED", "yellow"), Status.ERROR: ("ERROR", "bold magenta")}

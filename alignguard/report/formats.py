@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alignguard.errors import UsageError
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
+from alignguard.results import Report
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from alignguard.checks.base import Status
 from alignguard.report.anchors import Locator, parse_where
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
+from alignguard.results import Status
+from alignguard.results import Report
 
 
 def escape_data(text: str) -> str:

@@ -4,7 +4,7 @@ Each node keeps its kind and a short label; the spec's symbols are attached to t
 resolve to, components become clusters (a node belongs to the deepest component whose module
 contains it), each formula marks the computation between its operands and its result (as
 matched or not, by the formula check's verdict). What the flow and pattern checks found is
-drawn from their results, not recomputed: a forbidden path the graph has and a forbidden
+drawn from their results (which `api.graph_view` runs; this module only renders): a forbidden path the graph has and a forbidden
 pattern's node in red, a required path in green. `collapse(view, depth)` folds modules deeper
 than `depth` into one node each, for models too large to read node by node.
 """
@@ -15,13 +15,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from alignguard.checks.base import CheckResult, Status
-from alignguard.checks.context import CheckContext
-from alignguard.checks.flow import FlowCheck
-from alignguard.checks.formula import FormulaCheck
-from alignguard.checks.pattern import PatternCheck
-from alignguard.checks.symbols import resolve_binding
+from alignguard.checks.structure.symbols import resolve_binding
 from alignguard.graph.model_graph import ModelGraph
+from alignguard.results import CheckResult, Status
 from alignguard.spec.formula import symbols_in
 from alignguard.spec.model import Spec
 
@@ -60,9 +56,9 @@ def node_label(node_id: str, data: dict) -> str:
     return str(data.get("op") or node_id)
 
 
-def build_view(context: CheckContext) -> View:
-    """The view of the context's graph, marked with what the flow, formula and pattern checks found."""
-    spec, model_graph = context.spec, context.graph
+def build_view(spec: Spec, model_graph: ModelGraph, results: list[CheckResult]) -> View:
+    """The view of the captured graph, marked with what the flow, formula and pattern checks found
+    (`results`: theirs, in the order they ran)."""
     g = nx.DiGraph()
     for node_id, data in model_graph.graph.nodes(data=True):
         g.add_node(node_id, kind=data.get("kind", "op"), label=node_label(node_id, data),
@@ -73,12 +69,12 @@ def build_view(context: CheckContext) -> View:
                 title=f"{spec.name}: {model_graph.capture}")
     places = _symbol_nodes(spec, model_graph, view)
     _assign_clusters(view)
-    results = {cls: list(cls().run(context)) for cls in (FlowCheck, FormulaCheck, PatternCheck) if cls().applies(spec)}
-    for index, (formula, result) in enumerate(zip(spec.formulas, results.get(FormulaCheck, []))):
+    of = lambda prefix: [r for r in results if r.check_id.split(".")[0] == prefix]  # noqa: E731
+    for index, (formula, result) in enumerate(zip(spec.formulas, of("formula"))):
         _mark_formula(view, model_graph, index, formula.parsed, places, result)
-    for result in results.get(FlowCheck, []):
+    for result in of("flow"):
         _mark_flow(view, result)
-    for result in results.get(PatternCheck, []):
+    for result in of("pattern"):
         for node in result.details.get("nodes", []) if result.status is Status.FAIL else []:
             view.graph.nodes[node]["forbidden"].append(result.element)
     return view

@@ -14,7 +14,8 @@ from typing import Any
 
 from alignguard import __version__
 from alignguard.report.anchors import Locator, fingerprints
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
+from alignguard.results import Report
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("report-schema-v1.json")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from alignguard.checks.base import CheckResult, Status
 from alignguard.report.anchors import Locator
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
+from alignguard.results import CheckResult, Status
+from alignguard.results import Report
 
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -4,10 +4,11 @@ format, for the job's step summary."""
 
 from __future__ import annotations
 
-from alignguard.checks.base import Status
 from alignguard.report.anchors import Locator
 from alignguard.report.console import grouped, label
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
+from alignguard.results import Status
+from alignguard.results import Report
 
 _ICON = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️", "WAIVED": "⏸️", "ERROR": "💥"}
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from alignguard import __version__
-from alignguard.checks.base import CheckResult, Status
 from alignguard.report.anchors import Anchor, Locator, fingerprints, parse_where
-from alignguard.report.model import RenderOptions, Report
+from alignguard.report.options import RenderOptions
+from alignguard.results import CheckResult, Status
+from alignguard.results import Report
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "alignguardFindingHash/v1"
@@ -74,7 +75,7 @@ def _rule(check_id: str) -> dict[str, Any]:
 
 
 def _explanation(check_id: str) -> str:
-    from alignguard.checks.base import explanation
+    from alignguard.checks.catalogue import explanation
 
     try:
         return explanation(check_id) or ""

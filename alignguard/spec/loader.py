@@ -17,6 +17,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from alignguard.errors import SpecError
 from alignguard.spec.model import Spec, SpecReferenceError
+from alignguard.spec.positions import yaml_lines
 
 Loc = tuple[str | int, ...]
 
@@ -42,9 +43,11 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             fix="start the file with `version: 1` and `name: ...` (run `alignguard schema` for every key)",
         )
     try:
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, data, source) from None
+    spec._lines = yaml_lines(data)  # so results can point at the entry they judge
+    return spec
 
 
 def _read_yaml(text: str, source: str) -> Any:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from alignguard.spec.formula import Equation, FormulaSyntaxError, parse_equation
 from alignguard.spec.rules import (DependenceRule, PairBound, RangeRule, StraightThrough, SymbolNoise,
                                    WeightConstraint)
+from alignguard.strict import StrictModel
 
 Severity = Literal["error", "warning"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
-class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class SpecModel(StrictModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
 
 class SpecReferenceError(ValueError):
@@ -400,6 +401,17 @@ class Spec(SpecModel):
         default_factory=dict, description="Per check id (glob allowed): error or warning."
     )
     waivers: list[Waiver] = Field(default_factory=list, description="Accepted findings, with reason and expiry.")
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)  # set by the loader
+
+    def line_of_element(self, element: str) -> int | None:
+        """1-based line in the spec file of the entry that defines `element` (e.g. "loss kl"), or of
+        its section; None for a spec not read from a file or an element of no section."""
+        from alignguard.spec.positions import element_loc
+
+        loc = element_loc(self, element)
+        while loc and loc not in self._lines:
+            loc = loc[:-1]
+        return self._lines.get(loc) if loc else None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Spec":

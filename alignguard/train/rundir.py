@@ -33,7 +33,7 @@ OVERRIDE_BANNER = ("TRAINING DESPITE A FAILED DESIGN CHECK (--skip-check-i-know)
 
 @dataclass
 class GateOutcome:
-    report: Any  # alignguard.report.model.Report
+    report: Any  # alignguard.results.Report
     exit_code: int
     overridden: bool
 

@@ -188,19 +188,7 @@ class Trainer:
         return {key: value.to(self.device, non_blocking=self.pin_memory) for key, value in batch.items()}
 
     def _forward(self, module, batch: dict):
-        import torch
-
-        try:
-            outputs = module(**{name: batch[name] for name in self.forward_names if name in batch})
-        except torch.cuda.OutOfMemoryError:
-            raise  # not a model-file problem: fit() turns it into advice about the batch size
-        except (RuntimeError, TypeError, ValueError, IndexError) as error:
-            raise ModelFileError(
-                f"the model's forward failed on a dataset batch: {type(error).__name__}: {str(error).splitlines()[0]}",
-                where=f"{self.model_file.path} (batch shapes: " + ", ".join(
-                    f"{k} {tuple(v.shape)}" for k, v in batch.items() if hasattr(v, "shape")) + ")",
-                fix="make the model's input sizes match the dataset (sequence length, context dimension)",
-            ) from None
+        outputs = self.model_file.forward(module, batch, on="a dataset batch", names=self.forward_names)
         if not isinstance(outputs, dict) or self.keys["logit"] not in outputs:
             raise ModelFileError(
                 f"forward must return a dict with the prediction under '{self.keys['logit']}'",
@@ -211,10 +199,7 @@ class Trainer:
     def _terms(self, batch: dict, outputs: dict, step: int) -> dict:
         import torch
 
-        terms = self.model_file.loss_terms(self.model, batch, outputs, step)
-        if not isinstance(terms, dict) or not terms:
-            raise ModelFileError("loss_terms must return a non-empty dict of scalar tensors",
-                                 where=str(self.model_file.path), fix="return {'bce': ..., 'kl': ...}")
+        terms = self.model_file.loss_terms_at(self.model, batch, outputs, step)
         for name, term in terms.items():
             if not isinstance(term, torch.Tensor) or term.numel() != 1:
                 raise ModelFileError(f"loss term '{name}' is not a scalar tensor", where=str(self.model_file.path),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alignguard.checks.base import registered_checks
+from alignguard.checks.catalogue import CHECKS as CATALOGUE
 from alignguard.checks.context import CheckContext
 from alignguard.modelfile.loader import load_model_file
 from alignguard.spec.loader import load_spec
@@ -36,7 +36,7 @@ def check_results(spec: Spec, model_path: Path = GRAD_MODEL, families=("loss", "
     model_file = load_model_file(model_path, spec.entry_points)
     context = CheckContext(spec=spec, model_file=model_file, model=model_file.build())
     results = []
-    for cls in registered_checks():
+    for cls in CATALOGUE:
         if cls.ids[0].split(".")[0] in families and cls().applies(spec):
             results.extend(cls().run(context))
     assert "capture" not in context._memo, "gradient checks must not need the traced graph"

@@ -3,8 +3,8 @@
 import pytest
 
 from alignguard.api import run_check
-from alignguard.checks.base import Status
 from alignguard.errors import ExitCode, ModelFileError
+from alignguard.results import Status
 from grad_helpers import GRAD_MODEL, check_results, grad_results, only, spec_with
 
 

@@ -7,22 +7,22 @@ models/cmdn.py and models/legacy_energy.py are written by another session; these
 import pytest
 import torch
 
-from alignguard.checks.base import Status
 from alignguard.checks.context import CheckContext
-from alignguard.checks.probe_modulation import ModulationProbe
-from alignguard.checks.probe_noise import NoiseProbe
-from alignguard.checks.probe_positivity import PositivityProbe
-from alignguard.checks.probe_swap import SwapInvarianceProbe
-from alignguard.checks.probe_translation import TranslationSymmetryProbe
-from alignguard.checks._gradient_measurement import measurement
-from alignguard.checks.gradients import GradientChecks
-from alignguard.checks.losses import LossChecks
+from alignguard.checks.gradients.conflict import GradientConflictCheck
+from alignguard.checks.gradients.losses import LossCheck
+from alignguard.checks.gradients.measurement import measurement
+from alignguard.checks.probes.modulation import ModulationProbeCheck
+from alignguard.checks.probes.noise import NoiseProbeCheck
+from alignguard.checks.probes.positivity import PositivityProbeCheck
+from alignguard.checks.probes.swap import SwapProbeCheck
+from alignguard.checks.probes.translation import TranslationProbeCheck
 from alignguard.modelfile.loader import load_model_file
+from alignguard.results import Status
 from grad_helpers import HERE, REPO, only, spec_with
 
 CMDN, LEGACY = REPO / "models" / "cmdn.py", REPO / "models" / "legacy_energy.py"
 SPEC = HERE / "specs" / "cmdn_checks.yaml"
-PROBES = (NoiseProbe, SwapInvarianceProbe, ModulationProbe, PositivityProbe, TranslationSymmetryProbe)
+PROBES = (NoiseProbeCheck, SwapProbeCheck, ModulationProbeCheck, PositivityProbeCheck, TranslationProbeCheck)
 
 
 def need(path):
@@ -39,7 +39,7 @@ def context_for(model_path, seed=0):
 
 def everything(model_path, seed=0):
     context = context_for(model_path, seed)
-    return [r for cls in (LossChecks, GradientChecks, *PROBES) for r in cls().run(context)]
+    return [r for cls in (LossCheck, GradientConflictCheck, *PROBES) for r in cls().run(context)]
 
 
 def test_cmdn_passes_every_gradient_check_and_probe():

@@ -7,10 +7,11 @@ import re
 import pytest
 import torch
 
-from alignguard.checks.base import Status, explanation
+from alignguard.checks.catalogue import explanation
 from alignguard.checks.context import CheckContext
-from alignguard.checks.loss_descent import LossDescentCheck
+from alignguard.checks.gradients.descent import LossDescentCheck
 from alignguard.modelfile.loader import forward_inputs, load_model_file
+from alignguard.results import Status
 from grad_helpers import HERE, REPO, spec_with
 
 MODEL = HERE / "models" / "descent_models.py"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from alignguard.checks.context import CheckContext
-from alignguard.checks.probe_modulation import ModulationProbe
-from alignguard.checks.probe_noise import NoiseProbe
-from alignguard.checks.probe_positivity import PositivityProbe
-from alignguard.checks.probe_swap import SwapInvarianceProbe
-from alignguard.checks.probe_translation import TranslationSymmetryProbe
+from alignguard.checks.probes.modulation import ModulationProbeCheck
+from alignguard.checks.probes.noise import NoiseProbeCheck
+from alignguard.checks.probes.positivity import PositivityProbeCheck
+from alignguard.checks.probes.swap import SwapProbeCheck
+from alignguard.checks.probes.translation import TranslationProbeCheck
 from alignguard.modelfile.loader import load_model_file
 from alignguard.spec.loader import load_spec
 from alignguard.spec.model import Spec
@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 PROBE_MODEL = HERE / "models" / "probe_models.py"
 PROBE_SPEC = HERE / "specs" / "probe_spec.yaml"
 ADDITIVE_SPEC = HERE / "specs" / "additive_spec.yaml"
-PROBES = (NoiseProbe, SwapInvarianceProbe, ModulationProbe, PositivityProbe, TranslationSymmetryProbe)
+PROBES = (NoiseProbeCheck, SwapProbeCheck, ModulationProbeCheck, PositivityProbeCheck, TranslationProbeCheck)
 
 
 def spec_with(path: Path = PROBE_SPEC, **changes) -> Spec:

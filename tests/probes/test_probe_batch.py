@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from alignguard.checks.base import Status, explanation
+from alignguard.checks.catalogue import explanation
 from alignguard.checks.context import CheckContext
-from alignguard.checks.probe_batch import BatchIndependenceProbe
-from alignguard.checks.probe_positivity import PositivityProbe
+from alignguard.checks.probes.batch import BatchIndependenceProbeCheck
+from alignguard.checks.probes.positivity import PositivityProbeCheck
 from alignguard.modelfile.loader import load_model_file
+from alignguard.results import Status
 from pydantic import ValidationError
 
 from probe_helpers import HERE, by_check, spec_with
@@ -27,7 +28,7 @@ def run(check, builder="build_model", model: Path = BATCH_MODEL, **changes):
 
 
 def batch(builder="build_model", **changes):
-    return by_check(run(BatchIndependenceProbe, builder, **changes), "probe.batch_independence")
+    return by_check(run(BatchIndependenceProbeCheck, builder, **changes), "probe.batch_independence")
 
 
 def of(results, symbol, form):
@@ -101,7 +102,7 @@ def test_explanation_says_what_it_proves():
 
 # ---- the positivity search ----------------------------------------------------------------
 def positivity(builder, **changes):
-    return {r.element: r for r in run(PositivityProbe, builder, **changes)}
+    return {r.element: r for r in run(PositivityProbeCheck, builder, **changes)}
 
 
 def box_minimum(scale: float) -> float:
@@ -159,7 +160,7 @@ def test_symbol_random_in_eval_is_left_to_the_gradient_form():
 def test_partition_cotangents_see_every_pair_of_rows(rows):
     import torch
 
-    from alignguard.checks.probe_batch import _any_cross_rows
+    from alignguard.checks.probes.batch import _any_cross_rows
 
     x = torch.randn(rows, 3, requires_grad=True)
     honest = (x * 2).sum(1)

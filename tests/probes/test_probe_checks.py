@@ -2,7 +2,7 @@
 
 import pytest
 
-from alignguard.checks.base import Status
+from alignguard.results import Status
 from probe_helpers import ADDITIVE_SPEC, by_check, built, probe_results, spec_with
 
 

@@ -1,16 +1,12 @@
-"""Shared fixtures: a workspace (the working directory) holding a small model and specs, and
-the CLI invoked in-process."""
+"""The reports' workspace: the working directory, holding a small model and specs (`cli` and
+`write` come from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from alignguard.cli.app import app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HERE = Path(__file__).resolve().parent
@@ -48,21 +44,6 @@ def workspace(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def write(workspace):
-    def _write(name: str, text: str) -> Path:
-        path = workspace / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-        return path
-
-    return _write
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner()
-
-    def invoke(*args: str, env: dict | None = None):
-        return runner.invoke(app, [str(a) for a in args], env=env)
-
-    return invoke
+def write(workspace, write):
+    """The shared writer, with the workspace as the working directory (tmp_path is the workspace)."""
+    return write

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 import alignguard
-from alignguard.checks.base import Status, all_check_ids
+from alignguard.checks.catalogue import all_check_ids
 from alignguard.errors import SpecError
+from alignguard.results import Status
 from alignguard.testing import assert_aligned
 from tests.reports.conftest import FIXTURES, MISALIGNED_SPEC
 

@@ -81,6 +81,6 @@ def test_init_on_the_reference_cmdn_passes_check_once_the_formula_is_added(cli, 
 @pytest.mark.parametrize("name, role", [("x", "invariant"), ("dna_seq", "invariant"), ("c", "context"),
                                         ("cell_type", "context"), ("mask", "other")])
 def test_roles_are_guessed_from_argument_names(name, role):
-    from alignguard.cli.init import guess_role
+    from alignguard.spec.starter import guess_role
 
     assert guess_role(name) == role

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alignguard.checks.base import CheckResult, registered_checks
+from alignguard.checks.catalogue import CHECKS as CATALOGUE
 from alignguard.checks.context import CheckContext
 from alignguard.modelfile.loader import ModelFile
+from alignguard.results import CheckResult
 from alignguard.spec.loader import load_spec, parse_spec
 
 HERE = Path(__file__).parent
@@ -23,7 +24,7 @@ def run_checks(model, *check_ids: str, spec=None, batch_fn=None) -> list[CheckRe
                            example_batch=batch_fn or example_batch, loss_terms=lambda *a: {})
     context = CheckContext(spec=spec, model_file=model_file, model=model)
     results = []
-    for cls in registered_checks():
+    for cls in CATALOGUE:
         if set(cls.ids) & set(check_ids):
             results.extend(r for r in cls().run(context) if r.check_id in check_ids)
     run_checks.context = context

@@ -6,7 +6,7 @@ import structural_zoo as zoo
 import yaml_free_spec
 from structural_helpers import one, run_checks
 
-from alignguard.checks.base import Status
+from alignguard.results import Status
 
 FORBID_C_Z = "flow c -> z_I"
 REQUIRE_X_LOGIT = "flow x -> z_I -> U_I -> logit"

@@ -7,7 +7,7 @@ import structural_zoo as zoo
 import yaml_free_spec
 from structural_helpers import one, run_checks
 
-from alignguard.checks.base import Status
+from alignguard.results import Status
 
 
 def formula(model):

@@ -8,7 +8,7 @@ import yaml_free_spec
 import structural_zoo as zoo
 from structural_helpers import one, run_checks
 
-from alignguard.checks.base import Status
+from alignguard.results import Status
 
 ELEMENT = "component bottleneck"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from alignguard.api import run_check
-from alignguard.checks.base import Status
+from alignguard.results import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = Path(__file__).parent / "cmdn_structure.yaml"

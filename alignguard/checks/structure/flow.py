@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import Resolution, design_names, element_nodes, symbol_where
+from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, symbol_where
 from alignguard.graph.analysis import render_chain, shortest_chain
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
 class FlowCheck(Check):
     ids = ("flow.required", "flow.forbidden")
-    order = 12
     explanations = {
         "flow.required": (
             "Proves that the captured forward graph has a data-flow path from the rule's `from` element "

@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from alignguard.checks.base import Where
 from alignguard.errors import ModelFileError
+from alignguard.results import Where
 
 if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext
@@ -53,7 +53,6 @@ def owning_module(param_name: str) -> str:
 
 def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
     from alignguard.gradients.measure import LossTermTypeError, measure_steps
-    from alignguard.modelfile.loader import _user_frame, forward_inputs
 
     spec, model_file, model = context.spec, context.model_file, context.model
     count = spec.gradients.batches
@@ -61,26 +60,10 @@ def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
     loss_name = model_file.loss_terms.__name__
 
     def run_forward(batch: dict) -> Any:
-        try:
-            return model(**forward_inputs(model, batch))
-        except Exception as exc:
-            raise ModelFileError(f"the model's forward raised {type(exc).__name__}: {exc}",
-                                 where=_user_frame(exc, model_file.path),
-                                 fix="make forward run on the example batch in train mode") from None
+        return model_file.forward(model, batch, on="the example batch (train mode)")
 
     def terms_at(batch: dict, outputs: Any, step: int) -> dict:
-        try:
-            terms = model_file.loss_terms(model, batch, outputs, step)
-        except Exception as exc:
-            raise ModelFileError(f"`{loss_name}(model, batch, outputs, step={step})` raised "
-                                 f"{type(exc).__name__}: {exc}", where=_user_frame(exc, model_file.path),
-                                 fix="make it return the weighted loss terms for any step") from None
-        if not isinstance(terms, dict) or not terms:
-            raise ModelFileError(f"`{loss_name}` returned {type(terms).__name__ if not isinstance(terms, dict) else 'an empty dict'}"
-                                 ", not a dict of named loss terms", where=str(loss_terms_where(context)),
-                                 fix="return {'bce': ..., 'kl': ...}: each weighted term as a scalar tensor, "
-                                 "whose sum is the training objective")
-        return terms
+        return model_file.loss_terms_at(model, batch, outputs, step)
 
     def at(steps: list[int]) -> dict:
         batches = [context.batch(i, step=steps[0]) for i in range(count)]

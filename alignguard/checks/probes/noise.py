@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import (
+from alignguard.checks.probes.support import (
     max_abs_diff,
     probe_inputs,
     probe_seed,
@@ -17,14 +17,13 @@ from alignguard.checks._probe_support import (
     symbol_where,
     user_forward,
 )
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
-class NoiseProbe(Check):
+class NoiseProbeCheck(Check):
     ids = ("probe.noise",)
-    order = 70
     explanations = {
         "probe.noise": (
             "Runs the real model twice on the same batch with different random seeds. In train mode the "

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import max_abs_diff, probe_inputs, probe_seed, runner, site_where, user_forward
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.checks.probes.support import max_abs_diff, probe_inputs, probe_seed, runner, site_where, user_forward
+from alignguard.results import CheckResult, failed, passed
 from alignguard.spec.model import SymbolBinding
 
 _PREFIX = "__partner__"  # default partners are forward outputs the spec may not bind
 
 
-@register
-class TranslationSymmetryProbe(Check):
+class TranslationProbeCheck(Check):
     ids = ("probe.translation_symmetry",)
-    order = 74
     explanations = {
         "probe.translation_symmetry": (
             "Shifts the energy (U_I) by δ together with each partner term (by +δ and by −δ) through forward "

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from alignguard.checks._gradient_measurement import batches_phrase, loss_terms_where, measurement
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.gradients.measurement import batches_phrase, loss_terms_where, measurement
+from alignguard.checks.base import Check
+from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.checks.context import CheckContext
 
 
@@ -62,7 +63,7 @@ def _rule_symbols(spec) -> list[str]:
 
 
 def _measure_symbols(context: CheckContext, step: int) -> dict:
-    from alignguard.checks._probe_support import runner, user_forward
+    from alignguard.checks.running import runner, user_forward
     from alignguard.gradients.targets import symbol_gradients as measure
     from alignguard.modelfile.loader import forward_inputs
 
@@ -78,7 +79,7 @@ def _measure_symbols(context: CheckContext, step: int) -> dict:
         return {s: seen[s] for s in symbols}, seen["__outputs__"]
 
     def terms_at(batch: dict, outputs):
-        return context.model_file.loss_terms(context.model, batch, outputs, step)
+        return context.model_file.loss_terms_at(context.model, batch, outputs, step)
 
     with user_forward(context):
         return measure(run, terms_at, batches, symbols, {s: spec.symbols[s].select for s in symbols})
@@ -132,10 +133,8 @@ def judge_reaches_params(context: CheckContext, loss_name: str, target: Target, 
                   f"{target.label}", fix="remove the detach/no_grad between them and the loss", where=where)
 
 
-@register
 class GradientRuleCheck(Check):
     ids = ("loss.avoids", "params.frozen", "gradient.straight_through")
-    order = 51
     explanations = {
         "loss.avoids": (
             "The loss has exactly zero gradient on each target its `avoids` lists: a component's or a parameter "
@@ -253,14 +252,14 @@ def straight_through_gradients(context: CheckContext, step: int, loss_name: str,
 def _measure_straight_through(context, step, loss_name, rule):
     import torch
 
-    from alignguard.checks._probe_support import runner, user_forward
+    from alignguard.checks.running import runner, user_forward
     from alignguard.modelfile.loader import forward_inputs
 
     spec, batch = context.spec, context.batch(0, step=step)
     with user_forward(context):
         seen = runner(context).run(forward_inputs(context.model, batch), train=True, seed=spec.entry_points.seed,
                                    observe=[rule.output, rule.input], whole=True)
-    terms = context.model_file.loss_terms(context.model, batch, seen["__outputs__"], step)
+    terms = context.model_file.loss_terms_at(context.model, batch, seen["__outputs__"], step)
     term = terms.get(loss_name)
     if term is None:
         return None

@@ -18,8 +18,9 @@ import copy
 from fnmatch import fnmatchcase
 from typing import Iterable
 
-from alignguard.checks._probe_support import max_abs_diff, probe_inputs, probe_seed, runner, user_forward
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.probes.support import max_abs_diff, probe_inputs, probe_seed, runner, user_forward
+from alignguard.checks.base import Check
+from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.checks.context import CheckContext
 
 
@@ -41,10 +42,8 @@ def effective_weights(model) -> dict[str, tuple[object, str]]:
     return found
 
 
-@register
 class ConstraintProbeCheck(Check):
     ids = ("weights.max_norm", "probe.range", "probe.dependence")
-    order = 76
     explanations = {
         "weights.max_norm": (
             "A weight constraint the model keeps itself (DeepSEA's max-kernel-norm): on a copy of the model, every "

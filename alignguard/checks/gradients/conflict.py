@@ -11,21 +11,20 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Iterable
 
-from alignguard.checks._gradient_measurement import (
+from alignguard.checks.gradients.measurement import (
     batches_phrase,
     conflict_step,
     loss_terms_where,
     measurement,
     owning_module,
 )
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, Where, failed, passed
 
 
-@register
-class GradientChecks(Check):
+class GradientConflictCheck(Check):
     ids = ("gradient.conflict", "gradient.cancellation", "params.dead")
-    order = 55
     explanations = {
         "gradient.conflict": (
             "For every pair of loss terms with a gradient, cos(g_i, g_j) over the trainable parameters must "

@@ -1,12 +1,14 @@
-"""What the probe checks share: one SymbolRunner per check run, inputs, and error mapping."""
+"""Running the real model on symbols, shared by every room: one SymbolRunner per check run, the probe
+rows of an example batch, and the mapping of the model's own exceptions to a ModelFileError.
+
+Probes read and intervene on symbols with it; the structure room's noise.reparameterised and the
+gradient room's symbol gradients read a symbol's real tensor with it.
+"""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
-
-from alignguard.checks.base import Where
-from alignguard.errors import ModelFileError
 
 if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext
@@ -42,31 +44,9 @@ def probe_seed(context: "CheckContext") -> int:
 @contextmanager
 def user_forward(context: "CheckContext") -> Iterator[None]:
     """Turn an exception raised by the model's forward into a ModelFileError paragraph."""
-    from alignguard.modelfile.loader import _user_frame
     from alignguard.probes.runtime import ForwardError
 
     try:
         yield
     except ForwardError as exc:
-        raise ModelFileError(f"the model's forward raised {exc} while probing",
-                             where=_user_frame(exc.original, context.model_file.path),
-                             fix="make forward run on the example batch in train and eval mode") from None
-
-
-def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:
-    """The module that produces a symbol, found by running the model (never captures a graph)."""
-    from alignguard.probes.runtime import ForwardError, SymbolError
-
-    try:
-        site = runner(context).site(name, inputs, train=False, seed=probe_seed(context))
-    except (SymbolError, ForwardError):
-        return Where()
-    return site_where(site)
-
-
-def site_where(site) -> Where:
-    return Where(module=site.module, file=site.file, line=site.line)
-
-
-def max_abs_diff(a, b) -> float:
-    return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
+        raise context.model_file.forward_error(exc.original, on="a probe's intervened example batch") from None

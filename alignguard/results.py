@@ -1,16 +1,75 @@
-"""The outcome of one `alignguard check` run, independent of how it is rendered."""
+"""The result model every room shares: what a check found, and what a whole run found.
+
+checks/ produces `CheckResult`s, api assembles them into a `Report`, report/ renders it, train
+and mutate read it. Nothing here imports another alignguard room but `errors`.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Literal
 
-from alignguard.checks.base import CheckResult, Status
 from alignguard.errors import AlignguardError, ExitCode
 
 FailOn = Literal["error", "warning"]
 FAIL_ON_CHOICES: tuple[str, ...] = ("error", "warning")
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    WAIVED = "waived"
+    ERROR = "error"  # the check itself could not run: a tool or model error, not a finding
+
+
+@dataclass(frozen=True)
+class Where:
+    module: str | None = None  # dotted module path
+    node: str | None = None  # graph node id
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.module:
+            parts.append(f"module {self.module}")
+        if self.node:
+            parts.append(f"node {self.node}")
+        if self.file:
+            parts.append(f"{self.file}:{self.line}" if self.line else self.file)
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: str
+    element: str  # the design element it judges, e.g. "component bottleneck", "loss kl"
+    status: Status
+    expected: str
+    found: str
+    where: Where = field(default_factory=Where)
+    fix: str = ""
+    severity: str = "error"
+    details: dict[str, Any] = field(default_factory=dict)  # tables, numbers for machine-readable reports
+    note: str = ""  # e.g. the waiver's reason
+    spec_line: int | None = None  # 1-based line of the judged element in the spec file, when it has one
+
+    @property
+    def failed(self) -> bool:
+        return self.status is Status.FAIL
+
+    def with_(self, **changes: Any) -> "CheckResult":
+        return replace(self, **changes)
+
+
+def passed(check_id: str, element: str, expected: str, found: str, **kw: Any) -> CheckResult:
+    return CheckResult(check_id, element, Status.PASS, expected, found, **kw)
+
+
+def failed(check_id: str, element: str, expected: str, found: str, fix: str, **kw: Any) -> CheckResult:
+    return CheckResult(check_id, element, Status.FAIL, expected, found, fix=fix, **kw)
 
 
 @dataclass(frozen=True)
@@ -85,11 +144,3 @@ class Report:
 
     def aligned(self, fail_on: FailOn = "error") -> bool:
         return self.exit_code(fail_on) is ExitCode.OK
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """What every format needs besides the report."""
-
-    fail_on: FailOn = "error"
-    timings: bool = False

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
+from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
 from alignguard.graph.analysis import operand_refs
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
 class PatternCheck(Check):
     ids = ("pattern.forbidden",)
-    order = 15
     explanations = {
         "pattern.forbidden": (
             "Proves that no add/sub node on a data-flow path to the pattern's `on_path_to` symbol combines an "

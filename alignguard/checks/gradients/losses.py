@@ -1,7 +1,7 @@
 """loss.present, loss.alive, loss.share, loss.reaches: every design loss exists, has a gradient,
 carries its share of the total gradient and shapes the components it is meant to shape.
 
-All four read one measurement (see `_gradient_measurement`): per-term gradients over the
+All four read one measurement (see `measurement.py`): per-term gradients over the
 trainable parameters, on the real model with autograd, at the step each loss names.
 """
 
@@ -10,15 +10,16 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-from alignguard.checks._gradient_measurement import (
+from alignguard.checks.gradients.measurement import (
     batches_phrase,
     conflict_step,
     loss_terms_where,
     measurement,
     owning_module,
 )
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, Where, failed, passed
 
 _DEAD_WHY = {
     "detached": (
@@ -49,10 +50,8 @@ def _suggest(name: str, names: Iterable[str]) -> str:
     return f" (did you mean '{guess[0]}'?)" if guess else ""
 
 
-@register
-class LossChecks(Check):
+class LossCheck(Check):
     ids = ("loss.present", "loss.alive", "loss.share", "loss.reaches")
-    order = 50
     explanations = {
         "loss.present": (
             "Every loss the spec names is a key of the dict `loss_terms(model, batch, outputs, step)` "
@@ -213,7 +212,7 @@ class LossChecks(Check):
 
     # ---- loss.reaches -------------------------------------------------------------------
     def _reaches(self, context: CheckContext, name: str, loss, step, alive: bool) -> Iterable[CheckResult]:
-        from alignguard.checks.component import module_exists, suggest_module
+        from alignguard.checks.modules import module_exists, suggest_module
 
         norms = step.param_norms(name)
         reached: dict[str, float] = {}
@@ -224,7 +223,7 @@ class LossChecks(Check):
         reached_text = ", ".join(f"{m} (|g| {n:.3g})" for m, n in reached.items()) or "no parameter"
         for component_name in loss.reaches:
             if component_name not in context.spec.components:  # a symbol or a parameter name
-                from alignguard.checks.gradient_rules import judge_reaches_params, judge_reaches_symbol, resolve_target
+                from alignguard.checks.gradients.rules import judge_reaches_params, judge_reaches_symbol, resolve_target
 
                 target = resolve_target(context, component_name)
                 yield (judge_reaches_symbol(context, name, component_name, step.step) if target.symbol

@@ -31,10 +31,10 @@ import math
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, NamedTuple
 
-from alignguard.checks._gradient_measurement import conflict_step, loss_terms_where
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.errors import ModelFileError
+from alignguard.checks.gradients.measurement import conflict_step, loss_terms_where
+from alignguard.results import CheckResult, failed, passed
 
 ID = "loss.descent"
 SHORTER = (10, 100, 1000)  # the divisors of ε a term that misses is measured again at
@@ -61,10 +61,8 @@ class Slope(NamedTuple):
         return self.change / self.span if self.span else float("nan")
 
 
-@register
 class LossDescentCheck(Check):
     ids = (ID,)
-    order = 52
     explanations = {
         ID: (
             "For every term `loss_terms` returns (the unexpected ones included) that has a gradient, autograd's "
@@ -153,7 +151,7 @@ class LossDescentCheck(Check):
             return grad * 0  # judged by gradient.straight_through instead
         if loss is None or not loss.reversed_on:
             return grad
-        from alignguard.checks.gradient_direction import group_mask
+        from alignguard.checks.gradients.direction import group_mask
 
         mask = group_mask(context, loss.reversed_on, [n for n, _ in named], [p.numel() for _, p in named])
         return grad * (~mask).to(grad.dtype)
@@ -166,31 +164,12 @@ class LossDescentCheck(Check):
         """forward on example batch 0 (at `step`) under the spec's seed (the gradient measurement's first batch)."""
         import torch
 
-        from alignguard.modelfile.loader import _user_frame, forward_inputs
-
         torch.manual_seed(context.spec.entry_points.seed)
-        try:
-            return context.model(**forward_inputs(context.model, context.batch(0, step=step)))
-        except Exception as exc:
-            raise ModelFileError(f"the model's forward raised {type(exc).__name__}: {exc}",
-                                 where=_user_frame(exc, context.model_file.path),
-                                 fix="make forward run on the example batch in train mode") from None
+        return context.model_file.forward(context.model, context.batch(0, step=step),
+                                          on="the example batch (train mode)")
 
     def _terms(self, context, outputs, step: int) -> dict:
-        from alignguard.modelfile.loader import _user_frame
-
-        function = context.model_file.loss_terms
-        try:
-            terms = function(context.model, context.batch(0, step=step), outputs, step)
-        except Exception as exc:
-            raise ModelFileError(f"`{function.__name__}(model, batch, outputs, step={step})` raised "
-                                 f"{type(exc).__name__}: {exc}", where=_user_frame(exc, context.model_file.path),
-                                 fix="make it return the weighted loss terms for any step") from None
-        if not isinstance(terms, dict):
-            raise ModelFileError(f"`{function.__name__}` returned {type(terms).__name__}, not a dict of named loss "
-                                 "terms", where=str(loss_terms_where(context)),
-                                 fix="return {'bce': ..., 'kl': ...}: each weighted term as a scalar tensor")
-        return terms
+        return context.model_file.loss_terms_at(context.model, context.batch(0, step=step), outputs, step)
 
     def _slopes(self, context, params, name, step, grad, value, roundoff) -> tuple[list[Slope], str]:
         """The central difference at ε and, while it misses, at shorter steps; and why shrinking stopped.

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import probe_inputs, probe_seed, runner, symbol_where, user_forward
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, symbol_where, user_forward
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
-class PositivityProbe(Check):
+class PositivityProbeCheck(Check):
     ids = ("probe.positivity",)
-    order = 73
     explanations = {
         "probe.positivity": (
             "Runs the real model in eval mode over `trials` cell contexts (every input with role "

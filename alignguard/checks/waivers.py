@@ -2,7 +2,9 @@
 
 A matching, unexpired waiver turns a failure into WAIVED (its reason is shown). An expired
 waiver fails (`waiver.expired`); a waiver that matches no failure is stale (`waiver.stale`), so
-waivers cannot outlive the problem they excused.
+waivers cannot outlive the problem they excused. Waiver rules are not checks of the model: they
+run after every check (they need all the results), so they are explained here and listed last
+by the catalogue.
 """
 
 from __future__ import annotations
@@ -10,8 +12,26 @@ from __future__ import annotations
 import datetime as dt
 from fnmatch import fnmatchcase
 
-from alignguard.checks.base import CheckResult, Status, failed
+from alignguard.results import CheckResult, Status, failed
 from alignguard.spec.model import Spec, Waiver
+
+EVIDENCE = "Rules about the spec's own waivers, applied after every other check."
+
+RULES = {
+    "waiver.expired": (
+        "A spec waiver accepts a known failure (check id and element selector, with a reason) until "
+        "its `expires` date. After that date the waiver fails the run instead of hiding the finding, "
+        "so an accepted risk is revisited. Fix: fix the finding and delete the waiver, or renew "
+        "`expires` with a reason reviewers accept."
+    ),
+    "waiver.stale": (
+        "A waiver that matches no failing result is stale: the problem it excused is gone, or its "
+        "`check`/`selector` glob is misspelled and it excuses nothing. Stale waivers fail (severity "
+        "error unless the spec's `severity` says otherwise) so that waivers cannot accumulate. Fix: "
+        "delete the waiver, or correct its selector (the element as the report prints it, e.g. "
+        "`loss kl`)."
+    ),
+}
 
 
 def matches(waiver: Waiver, result: CheckResult) -> bool:

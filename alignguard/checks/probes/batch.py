@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import (
+from alignguard.checks.probes.support import (
     max_abs_diff,
     probe_inputs,
     probe_seed,
@@ -24,8 +24,9 @@ from alignguard.checks._probe_support import (
     symbol_where,
     user_forward,
 )
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, failed, passed
 
 ID = "probe.batch_independence"
 
@@ -36,10 +37,8 @@ def _fix(name: str) -> str:
             "per-example normalisation (LayerNorm)")
 
 
-@register
-class BatchIndependenceProbe(Check):
+class BatchIndependenceProbeCheck(Check):
     ids = (ID,)
-    order = 74
     explanations = {
         ID: (
             "Each example's symbols (M, B, T, logit) must depend on that example's inputs only: a cell line's "

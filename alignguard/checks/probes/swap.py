@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import (
+from alignguard.checks.probes.support import (
     max_abs_diff,
     probe_inputs,
     probe_seed,
@@ -18,17 +18,16 @@ from alignguard.checks._probe_support import (
     symbol_where,
     user_forward,
 )
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.results import CheckResult, failed, passed
 
 _FIX = ("keep the context out of the invariant path: the encoder must see x only; if it must see "
         "cell-specific input, add an L_swap loss on μ over paired loci")
 
 
-@register
-class SwapInvarianceProbe(Check):
+class SwapProbeCheck(Check):
     ids = ("probe.swap_invariance",)
-    order = 71
     explanations = {
         "probe.swap_invariance": (
             "The invariant representation (z_I) must not depend on the cell context. Value form: the same "

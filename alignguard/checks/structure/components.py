@@ -4,37 +4,21 @@ calls, and whose output reaches the symbols the spec names.
 
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import resolve_symbol
-
-
-def module_exists(model, path: str) -> bool:
-    try:
-        model.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
-
-
-def suggest_module(model, path: str) -> str:
-    names = [name for name, _ in model.named_modules() if name]
-    guess = difflib.get_close_matches(path, names, n=1)
-    hint = f"did you mean '{guess[0]}'? " if guess else ""
-    return hint + f"modules: {', '.join(names[:15])}{' ...' if len(names) > 15 else ''}"
+from alignguard.checks.modules import module_exists, suggest_module
+from alignguard.checks.structure.symbols import resolve_symbol
+from alignguard.results import CheckResult, Where, failed, passed
 
 
 def _child_called(path: str, called: set[str]) -> bool:
     return any(name.startswith(path + ".") for name in called)
 
 
-@register
-class ComponentCalled(Check):
+class ComponentCheck(Check):
     ids = ("component.called", "component.on_path")
-    order = 11
     explanations = {
         "component.called": (
             "The module that implements a design component exists at the spec's module path and is "

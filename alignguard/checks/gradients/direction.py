@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._gradient_measurement import loss_terms_where
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.gradients.measurement import loss_terms_where
+from alignguard.checks.base import Check
+from alignguard.results import CheckResult, failed, passed
 from alignguard.checks.context import CheckContext
-from alignguard.checks.gradient_rules import resolve_target
+from alignguard.checks.gradients.rules import resolve_target
 
 ID = "gradient.direction"
 
@@ -32,10 +33,8 @@ def group_mask(context: CheckContext, names: list[str], param_names: list[str], 
     return torch.cat([torch.full((n,), p in covered, dtype=torch.bool) for p, n in zip(param_names, sizes)])
 
 
-@register
 class GradientDirectionCheck(Check):
     ids = (ID,)
-    order = 53
     explanations = {
         ID: (
             "For each loss with `reversed_on` / `plain_on`, restricts the term's autograd gradient g_i to that group "
@@ -54,7 +53,7 @@ class GradientDirectionCheck(Check):
         return any(loss.reversed_on or loss.plain_on for loss in spec.losses.values())
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
-        from alignguard.checks.loss_descent import LossDescentCheck, _restored, _roundoff, _train_mode
+        from alignguard.checks.gradients.descent import LossDescentCheck, _restored, _roundoff, _train_mode
         from alignguard.gradients.measure import term_gradients, trainable_parameters
 
         descent = LossDescentCheck()

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks._probe_support import probe_inputs, probe_seed, runner, symbol_where, user_forward
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
+from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, symbol_where, user_forward
+from alignguard.results import CheckResult, failed, passed
 
 MAX_EXAMPLES, MAX_CONTEXTS, CONTEXT_SCALE = 8, 16, 3.0
 ROUNDING_SPREAD = 1e-5  # float32 rounding of a context-free slope stays far below this
 
 
-@register
-class ModulationProbe(Check):
+class ModulationProbeCheck(Check):
     ids = ("probe.modulation",)
-    order = 72
     explanations = {
         "probe.modulation": (
             "Takes the slope ∂output/∂energy (∂logit/∂U_I) of the real model for the same x under many "

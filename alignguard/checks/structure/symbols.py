@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, Where, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
 from alignguard.graph.model_graph import ModelGraph
+from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.spec.model import SymbolBinding
 
 
@@ -91,10 +92,8 @@ def symbol_where(graph: ModelGraph, node: str | None) -> Where:
     return Where(module=data.get("scope") or None, node=node, file=data.get("file"), line=data.get("line"))
 
 
-@register
-class SymbolBound(Check):
+class SymbolCheck(Check):
     ids = ("symbol.bound",)
-    order = 10
     explanations = {
         "symbol.bound": (
             "Every design symbol (z_I, U_I, M, B, T, logit, ...) is bound in the spec to a place in the "

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import design_names, resolve_symbol, symbol_where
+from alignguard.checks.structure.symbols import design_names, resolve_symbol, symbol_where
 from alignguard.graph.formula_match import FormulaMatcher, Match, expr_size
 from alignguard.graph.model_graph import Ref
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
 class FormulaCheck(Check):
     ids = ("formula",)
-    order = 14
     explanations = {
         "formula": (
             "Proves that the node bound to the equation's left-hand symbol computes the right-hand side from "

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from alignguard.checks.base import Check, CheckResult, failed, passed, register
-from alignguard.checks.component import module_exists
+from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.symbols import design_names, resolve_binding, symbol_where
+from alignguard.checks.modules import module_exists
+from alignguard.checks.structure.symbols import design_names, resolve_binding, symbol_where
 from alignguard.graph.capture import eval_graph, train_graph_eager
 from alignguard.graph.model_graph import ModelGraph
 from alignguard.graph.noise_paths import baked_constants, fixed_tensors, noise_sources, trace_noise
+from alignguard.results import CheckResult, failed, passed
 
 
-@register
 class NoiseCheck(Check):
     ids = ("noise.present", "noise.eval", "noise.reparameterised")
-    order = 13
     explanations = {
         "noise.present": (
             "Proves that, in train mode, a random draw (randn, normal, rand, rsample ...; not a dropout mask) "
@@ -218,7 +217,7 @@ def _sample_gradient(context: CheckContext, symbol: str, scale: str | None) -> d
     """Does the train-mode sample carry a gradient, and how large is d(sum symbol * r)/d scale?"""
     import torch
 
-    from alignguard.checks._probe_support import probe_inputs, runner, user_forward
+    from alignguard.checks.running import probe_inputs, runner, user_forward
     from alignguard.probes.runtime import SymbolError
 
     observe = [symbol] + ([scale] if scale else [])

@@ -1,0 +1,1 @@
+"""Checks that run the real model under controlled interventions (black-box probes)."""

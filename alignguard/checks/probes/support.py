@@ -1,0 +1,30 @@
+"""What the probe checks share: one SymbolRunner per check run, inputs, and error mapping."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from alignguard.checks.running import probe_inputs, probe_seed, runner, user_forward  # noqa: F401 (the probes' door)
+from alignguard.results import Where
+
+if TYPE_CHECKING:
+    from alignguard.checks.context import CheckContext
+
+
+def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:
+    """The module that produces a symbol, found by running the model (never captures a graph)."""
+    from alignguard.probes.runtime import ForwardError, SymbolError
+
+    try:
+        site = runner(context).site(name, inputs, train=False, seed=probe_seed(context))
+    except (SymbolError, ForwardError):
+        return Where()
+    return site_where(site)
+
+
+def site_where(site) -> Where:
+    return Where(module=site.module, file=site.file, line=site.line)
+
+
+def max_abs_diff(a, b) -> float:
+    return float((a.detach().double() - b.detach().double()).abs().max()) if a.numel() else 0.0
