@@ -12,8 +12,11 @@ from alignguard.checks import waivers
 from alignguard.checks.base import Check
 from alignguard.checks.gradients.conflict import GradientConflictCheck
 from alignguard.checks.gradients.descent import LossDescentCheck
+from alignguard.checks.gradients.direction import GradientDirectionCheck
 from alignguard.checks.gradients.losses import LossCheck
+from alignguard.checks.gradients.rules import GradientRuleCheck
 from alignguard.checks.probes.batch import BatchIndependenceProbeCheck
+from alignguard.checks.probes.constraints import ConstraintProbeCheck
 from alignguard.checks.probes.modulation import ModulationProbeCheck
 from alignguard.checks.probes.noise import NoiseProbeCheck
 from alignguard.checks.probes.positivity import PositivityProbeCheck
@@ -40,10 +43,10 @@ ROOMS: tuple[Room, ...] = (
          "From the forward graph captured in train mode (torch.fx, or the fallback capture the report names).",
          (SymbolCheck, ComponentCheck, FlowCheck, NoiseCheck, FormulaCheck, PatternCheck, IdentifiabilityCheck)),
     Room("Gradients", "Measured with autograd on the real model (never the traced copy), at the spec's steps.",
-         (LossCheck, LossDescentCheck, GradientConflictCheck)),
+         (LossCheck, GradientRuleCheck, LossDescentCheck, GradientDirectionCheck, GradientConflictCheck)),
     Room("Numerical probes", "Black-box forward passes of the real model under controlled interventions.",
          (NoiseProbeCheck, SwapProbeCheck, ModulationProbeCheck, PositivityProbeCheck,
-          BatchIndependenceProbeCheck, TranslationProbeCheck)),
+          BatchIndependenceProbeCheck, TranslationProbeCheck, ConstraintProbeCheck)),
 )
 
 CHECKS: tuple[type[Check], ...] = tuple(check for room in ROOMS for check in room.checks)

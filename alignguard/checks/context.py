@@ -46,13 +46,16 @@ class CheckContext:
             if self._open_phases:
                 self._open_phases[-1] += elapsed
 
-    def batch(self, index: int = 0, batch_size: int | None = None) -> dict:
-        """The index-th example batch (seed = spec seed + index), memoised."""
+    def batch(self, index: int = 0, batch_size: int | None = None, step: int | None = None) -> dict:
+        """The index-th example batch (seed = spec seed + index), memoised. When `example_batch`
+        takes the training step, the batch is drawn at `step` (default: `entry_points.step`, the
+        step graph capture and probes run at); otherwise every step shares one batch."""
         size = batch_size or self.spec.entry_points.batch_size
         seed = self.spec.entry_points.seed + index
-        return self.memo(
-            f"batch:{size}:{seed}", lambda: self.model_file.batch(self.model, size, seed)
-        )
+        if not self.model_file.step_dependent:
+            return self.memo(f"batch:{size}:{seed}", lambda: self.model_file.batch(self.model, size, seed))
+        at = self.spec.entry_points.step if step is None else step
+        return self.memo(f"batch:{size}:{seed}:step{at}", lambda: self.model_file.batch(self.model, size, seed, at))
 
     @property
     def captured_graph(self):

@@ -111,9 +111,30 @@ class FormulaMatcher:
                 for minus_one, other in ((operands[0], operands[1]), (operands[1], operands[0])):
                     if isinstance(minus_one, (int, float)) and minus_one == -1:
                         found.append(self._compose("neg", [expr.operand], [other]))
+        elif isinstance(expr, Call) and expr.func == "logsumexp":
+            found.extend(self._logsumexp(expr, node, op))
         elif isinstance(expr, Call) and op == normalise(expr.func):
             found.append(self._compose(expr.func, list(expr.args), self._operands(node)[: len(expr.args)]))
         return found
+
+    def _logsumexp(self, expr: Call, node: str, op: str) -> list[Match]:
+        """logsumexp(a, b, ...) (terms commute): torch.logsumexp over a stack/cat of the terms, or
+        log(exp(a) + exp(b) + ...) written out."""
+        terms = list(expr.args)
+        operands = self._operands(node)
+        if op == "logsumexp" and operands and isinstance(operands[0], Ref):
+            stacked = self.graph.skip_transparent(operands[0].node)
+            if self._op(stacked) in ("stack", "cat"):
+                return [self._assign("logsumexp", terms, self._operands(stacked))]
+        if op == "log" and operands and isinstance(operands[0], Ref):
+            total = self.graph.skip_transparent(operands[0].node)
+            if self._op(total) == "add":
+                exps = self._flatten_graph(total, "add")
+                inner = [self._operands(self.graph.skip_transparent(e.node))[:1] if isinstance(e, Ref) and
+                         self._op(self.graph.skip_transparent(e.node)) == "exp" else [None] for e in exps]
+                if all(i and i[0] is not None for i in inner):
+                    return [self._assign("logsumexp", terms, [i[0] for i in inner])]
+        return []
 
     def _ordered(self, expr: BinOp, node: str, op: str) -> list[Match]:
         operands = self._operands(node)

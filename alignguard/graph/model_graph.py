@@ -73,6 +73,13 @@ class ModelGraph:
         """Positions (in `index`) of the nodes computed inside the module plus what its calls returned."""
         returned = self.index.positions(n for call in self.module_outputs(module_path) for n in call.outputs if n)
         inside = self.index.scopes.get(module_path, returned[:0])
+        if not len(inside) and not len(returned) and module_path:
+            # a container (ModuleList/ModuleDict) is never called itself: it stands for its children
+            prefix = module_path + "."
+            children = [path for path in self.index.scopes if path.startswith(prefix)]
+            returned = self.index.positions(n for call in self.module_calls if call.path.startswith(prefix)
+                                            for n in call.outputs if n)
+            inside = np.concatenate([self.index.scopes[path] for path in children] or [returned[:0]])
         return np.concatenate([inside, returned])  # a repeated position is harmless in a mask lookup
 
     def called_modules(self) -> set[str]:

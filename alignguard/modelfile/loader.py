@@ -53,13 +53,25 @@ class ModelFile:
             )
         return model
 
-    def batch(self, model, batch_size: int, seed: int) -> dict:
-        """An example batch, checked to hold every argument `forward` needs."""
+    @property
+    def step_dependent(self) -> bool:
+        """`example_batch` takes the training step (`example_batch(batch_size, seed, step)`): a forward
+        argument follows a schedule (DANN's alpha(p)), so each step gets its own batches."""
         try:
-            batch = self.example_batch(batch_size, seed)
+            return "step" in inspect.signature(self.example_batch).parameters
+        except (TypeError, ValueError):
+            return False
+
+    def batch(self, model, batch_size: int, seed: int, step: int | None = None) -> dict:
+        """An example batch (at `step` when `example_batch` takes one), checked to hold every argument
+        `forward` needs."""
+        at_step = self.step_dependent and step is not None
+        try:
+            batch = self.example_batch(batch_size, seed, step=step) if at_step else self.example_batch(batch_size, seed)
         except Exception as exc:
+            call = f"{batch_size}, {seed}" + (f", step={step}" if at_step else "")
             raise ModelFileError(
-                f"`{self.example_batch.__name__}({batch_size}, {seed})` raised {type(exc).__name__}: {exc}",
+                f"`{self.example_batch.__name__}({call})` raised {type(exc).__name__}: {exc}",
                 where=self.frame_of(exc),
                 fix="make it return a dict of tensors for the given batch size and seed",
             ) from None

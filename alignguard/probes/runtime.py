@@ -119,7 +119,23 @@ def _caller() -> tuple[str | None, int | None]:
 
 
 def forward_value(outputs: Any, key: str) -> Any:
-    """forward's output `key`: a dict key, an attribute, or a tuple index."""
+    """forward's output `key`: a dict key, an attribute, or a tuple index; a dotted path
+    (`0.1`, `heads.mu`) walks nested outputs one step at a time when no element has the whole key."""
+    if "." in key and not _has(outputs, key):
+        value = outputs
+        for part in key.split("."):
+            value = _forward_value(value, part)
+        return value
+    return _forward_value(outputs, key)
+
+
+def _has(outputs: Any, key: str) -> bool:
+    return key in outputs if isinstance(outputs, Mapping) else hasattr(outputs, key)
+
+
+def _forward_value(outputs: Any, key: str) -> Any:
+    if isinstance(outputs, torch.Tensor) and key == "output":
+        return outputs  # a forward that returns one tensor: the capture names it 'output'
     if isinstance(outputs, Mapping):
         if key in outputs:
             return outputs[key]
@@ -221,8 +237,12 @@ class SymbolRunner:
 
     # ---- running ------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, train: bool = False, seed: int = 0,
-            observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None) -> dict[str, Any]:
-        """Run forward once; return the observed symbols (plus '__outputs__': forward's result)."""
+            observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None,
+            whole: bool = False) -> dict[str, Any]:
+        """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
+
+        A symbol bound to a chunk is returned as that chunk, or (`whole`) as the tensor it is a chunk
+        of: the one autograd differentiates (a fresh chunk view is on no path to the loss)."""
         observe, edits = list(observe), dict(edits or {})
         sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
         op_edits = {site.op: (site, edits[name]) for name, site in sites.items() if site.op is not None}
@@ -266,6 +286,8 @@ class SymbolRunner:
                 seen[name] = value
             elif name not in seen:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
+            if binding.chunk is not None and not whole:
+                seen[name] = binding.select(seen[name])
         seen["__outputs__"] = outputs
         return seen
 

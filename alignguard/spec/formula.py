@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Union
 
 FUNCTIONS = frozenset(
-    {"sigmoid", "softplus", "exp", "log", "tanh", "relu", "abs", "sqrt", "logsigmoid", "square"}
+    {"sigmoid", "softplus", "exp", "log", "tanh", "relu", "abs", "sqrt", "logsigmoid", "square", "logsumexp"}
 )
 _BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 
@@ -129,6 +129,8 @@ def _convert(node: ast.AST) -> Expr:
             )
         if node.keywords:
             raise FormulaSyntaxError(f"`{node.func.id}` takes positional arguments only", column)
+        if node.func.id == "logsumexp" and len(node.args) < 2:
+            raise FormulaSyntaxError("`logsumexp` combines two or more terms: logsumexp(a, b, ...)", column)
         return Call(node.func.id, tuple(_convert(a) for a in node.args))
     raise FormulaSyntaxError(
         f"`{ast.unparse(node)}` is not allowed: use symbols, numbers, + - * /, unary minus and "

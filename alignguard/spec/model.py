@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from alignguard.spec.formula import Equation, FormulaSyntaxError, parse_equation
+from alignguard.spec.rules import (DependenceRule, PairBound, RangeRule, StraightThrough, SymbolNoise,
+                                   WeightConstraint)
 from alignguard.strict import StrictModel
 
 Severity = Literal["error", "warning"]
@@ -38,13 +40,18 @@ class EntryPoints(SpecModel):
 
     build_model: str = Field("build_model", description="Returns the torch.nn.Module to check.")
     example_batch: str = Field(
-        "example_batch", description="(batch_size, seed) -> dict of forward inputs and targets."
+        "example_batch", description="(batch_size, seed) -> dict of forward inputs and targets; "
+        "(batch_size, seed, step) when a forward argument follows a training schedule (DANN's alpha(p))."
     )
     loss_terms: str = Field(
         "loss_terms", description="(model, batch, outputs, step) -> dict of weighted loss terms."
     )
     batch_size: int = Field(32, ge=2, description="Batch size used for capture and probes.")
     seed: int = Field(0, description="Seed of the first example batch.")
+    step: int = Field(
+        0, ge=0, description="Training step graph capture and probes draw their batches at, when "
+        "`example_batch(batch_size, seed, step)` takes one (gradients use each loss's own step)."
+    )
 
 
 class CaptureSpec(SpecModel):
@@ -107,6 +114,13 @@ class SymbolBinding(SpecModel):
     output: str | None = Field(None, description="Key of the dict (or attribute) that forward returns.")
     module: str | None = Field(None, description="Dotted module path whose output is the symbol.")
     index: int | None = Field(None, ge=0, description="Element of the module's tuple output.")
+    chunk: tuple[int, int] | None = Field(
+        None, description="[i, n]: the i-th of n equal chunks along the last dimension, as "
+        "`tensor.chunk(n, dim=-1)[i]` (e.g. gamma, beta = film(c).chunk(2)): gamma is `chunk: [0, 2]`."
+    )
+    stochastic: SymbolNoise | None = Field(
+        None, description="The symbol is a reparameterised sample while training, wherever it is drawn."
+    )
     description: str = ""
 
     @model_validator(mode="before")
@@ -126,13 +140,24 @@ class SymbolBinding(SpecModel):
             raise ValueError("bind a symbol to exactly one place: `output: KEY` or `module: PATH`")
         if self.index is not None and self.module is None:
             raise ValueError("`index` selects an element of a module's tuple output; add `module:`")
+        if self.chunk is not None and not 0 <= self.chunk[0] < self.chunk[1]:
+            raise ValueError("`chunk: [i, n]` needs 0 <= i < n")
         return self
 
     def describe(self) -> str:
         if self.output is not None:
-            return f"forward output '{self.output}'"
+            return f"forward output '{self.output}'{self.chunk_text()}"
         suffix = f"[{self.index}]" if self.index is not None else ""
-        return f"output of module '{self.module}'{suffix}"
+        return f"output of module '{self.module}'{suffix}{self.chunk_text()}"
+
+    def chunk_text(self) -> str:
+        return f", chunk {self.chunk[0]} of {self.chunk[1]}" if self.chunk else ""
+
+    def select(self, value):
+        """The bound part of a tensor read at the binding's place (its chunk, if any)."""
+        if self.chunk is None:
+            return value
+        return value.chunk(self.chunk[1], dim=-1)[self.chunk[0]]
 
 
 class NoiseRequirement(SpecModel):
@@ -226,7 +251,26 @@ class LossSpec(SpecModel):
         "Unlike the share it does not depend on the term's direction, so it bounds a small term (a KL) that is "
         "nearly orthogonal to the total and whose share is about 0."
     )
-    reaches: list[str] = Field(default_factory=list, description="Components it must have gradient on.")
+    reaches: list[str] = Field(
+        default_factory=list, description="Gradient targets it must have a non-zero gradient on: components, "
+        "symbols (dL/d symbol, a chunk of a module output included) or parameter names (glob allowed)."
+    )
+    avoids: list[str] = Field(
+        default_factory=list, description="Gradient targets it must have exactly zero gradient on (stop-gradient "
+        "designs: an EMA target network, a frozen bias model, the codebook for a commitment loss)."
+    )
+    reversed_on: list[str] = Field(
+        default_factory=list, description="Components or parameter names on which the term's gradient is "
+        "reversed (a gradient-reversal layer): moving along it must raise the term. loss.descent judges the "
+        "remaining parameters."
+    )
+    plain_on: list[str] = Field(
+        default_factory=list, description="Components or parameter names on which the term's gradient must be "
+        "its plain slope (descends the term), e.g. the domain classifier of an adversarial design."
+    )
+    straight_through: list[StraightThrough] = Field(
+        default_factory=list, description="Straight-through estimators the term's gradient must pass unchanged."
+    )
     step: int = Field(0, ge=0, description="Training step at which it is measured (its weight must be > 0).")
     description: str = ""
 
@@ -262,6 +306,14 @@ class GradientSpec(SpecModel):
         "parameters) of the central difference (L_i(θ+εĝ) - L_i(θ-εĝ)) / 2ε. The longest step tried: a term "
         "whose ratio misses is measured again at ε/10, ε/100, ε/1000 (while float rounding allows and the ratio "
         "keeps approaching 1), so a step too long for the model's curvature is not reported as a wrong gradient."
+    )
+    pairs: list[PairBound] = Field(
+        default_factory=list, description="Per-pair cosine bounds replacing `min_cosine` for that pair (two terms "
+        "that oppose by construction, e.g. DANN's label and domain losses)."
+    )
+    frozen: list[str] = Field(
+        default_factory=list, description="Components or parameter names (glob) whose parameters must all have "
+        "requires_grad=False (a pre-trained bias model, an EMA target network)."
     )
 
 
@@ -343,6 +395,10 @@ class ProbesSpec(SpecModel):
     positivity: PositivityProbe | None = None
     translation_symmetry: TranslationProbe | None = None
     batch_independence: BatchIndependenceProbe | None = None
+    dependence: list[DependenceRule] = Field(
+        default_factory=list, description="Index-level dependence rules (causal masks; an input that must not "
+        "affect a symbol)."
+    )
 
 
 class Waiver(SpecModel):
@@ -381,6 +437,10 @@ class Spec(SpecModel):
     )
     gradients: GradientSpec = Field(default_factory=GradientSpec, description="How gradients are measured and bounded.")
     probes: ProbesSpec = Field(default_factory=ProbesSpec, description="Numerical probes that need no tracer.")
+    weights: list[WeightConstraint] = Field(
+        default_factory=list, description="Constraints the model keeps on its weights (e.g. a max-norm)."
+    )
+    ranges: list[RangeRule] = Field(default_factory=list, description="Ranges symbols must stay in.")
     severity: dict[str, Severity] = Field(
         default_factory=dict, description="Per check id (glob allowed): error or warning."
     )
@@ -433,9 +493,31 @@ class Spec(SpecModel):
         for i, pattern in enumerate(self.forbidden_patterns):
             need([pattern.left, pattern.right], inputs | symbols, ("forbidden_patterns", i), "pattern operand")
             need([pattern.on_path_to], symbols, ("forbidden_patterns", i, "on_path_to"), "symbol")
+        targets = components | symbols
+
+        def need_targets(names: list[str], loc: tuple, what: str, allowed: set[str]) -> None:
+            # a dotted name (or a glob) that is not a design element is a parameter name, resolved at check time
+            need([n for n in names if not _parameter_like(n) or n in elements], allowed, loc, what)
+
         need(self.identifiable, symbols, ("identifiable",), "symbol")
         for name, loss in self.losses.items():
-            need(loss.reaches, components, ("losses", name, "reaches"), "component")
+            need_targets(loss.reaches, ("losses", name, "reaches"), "gradient target", targets)
+            need_targets(loss.avoids, ("losses", name, "avoids"), "gradient target", targets)
+            need_targets(loss.reversed_on, ("losses", name, "reversed_on"), "component", components)
+            need_targets(loss.plain_on, ("losses", name, "plain_on"), "component", components)
+            for i, rule in enumerate(loss.straight_through):
+                need([rule.output, rule.input], symbols, ("losses", name, "straight_through", i), "symbol")
+        need_targets(self.gradients.frozen, ("gradients", "frozen"), "component", components)
+        for i, pair in enumerate(self.gradients.pairs):
+            need(list(pair.terms), set(self.losses), ("gradients", "pairs", i, "terms"), "loss")
+        for name, binding in self.symbols.items():
+            if binding.stochastic and binding.stochastic.scale:
+                need([binding.stochastic.scale], symbols, ("symbols", name, "stochastic", "scale"), "symbol")
+        for i, rule in enumerate(self.ranges):
+            need([rule.symbol], symbols, ("ranges", i, "symbol"), "symbol")
+        for i, rule in enumerate(self.probes.dependence):
+            need([rule.symbol], symbols, ("probes", "dependence", i, "symbol"), "symbol")
+            need([rule.input], inputs, ("probes", "dependence", i, "input"), "input")
         probes = self.probes
         for field, names in (
             ("noise", [probes.noise.symbol] if probes.noise else []),
@@ -456,6 +538,9 @@ class Spec(SpecModel):
             if probe is not None:
                 need([probe.context], set(self.inputs), ("probes", field, "context"), "input")
         return problems
+
+    def stochastic_symbols(self) -> dict[str, SymbolNoise]:
+        return {name: b.stochastic for name, b in self.symbols.items() if b.stochastic is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "Spec":
@@ -499,3 +584,8 @@ class Spec(SpecModel):
 
     def input_with_role(self, role: str) -> list[str]:
         return [name for name, spec in self.inputs.items() if spec.role == role]
+
+
+def _parameter_like(name: str) -> bool:
+    """A gradient target written as a parameter name (dotted, or a glob) rather than a design element."""
+    return "." in name or any(c in name for c in "*?[")

@@ -76,7 +76,10 @@ def render() -> str:
         "",
         "A design spec is a YAML file validated by these models (strict: unknown keys are rejected with a",
         "\"did you mean\"). `alignguard schema` prints the same as JSON Schema. The complete worked example is",
-        f"`{EXAMPLE_SPEC}`: every field below appears there, commented with the reason it exists.",
+        f"`{EXAMPLE_SPEC}`, commented with the reason each field exists. The rules published designs need",
+        "(noise on a symbol, chunk bindings, gradient targets, reversal, straight-through, frozen parameters,",
+        "weight constraints, ranges, index-level dependence, step-dependent batches) are worked through on",
+        "ten of them in `examples/zoo/*/spec.yaml`; docs/zoo.md is their cookbook.",
         "",
         "Limits (a spec is a page or two; these keep a broken or hostile file from taking a CI runner down): "
         "a spec is UTF-8 text (a UTF-8 byte-order mark is fine; UTF-16, other encodings and binary files are "

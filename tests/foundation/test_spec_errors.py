@@ -88,7 +88,7 @@ def test_dangling_references_are_rejected():
     text = VALID_HEAD + "symbols:\n  z: z\nflow:\n  forbidden:\n    - {from: c, to: z_I}\n"
     assert "flow endpoint 'z_I' is not defined" in error_of(text).what
     text = VALID_HEAD + "losses:\n  kl: {reaches: [bottleneck]}\n"
-    assert "component 'bottleneck' is not defined" in error_of(text).what
+    assert "gradient target 'bottleneck' is not defined" in error_of(text).what
 
 
 def test_symbol_binding_needs_exactly_one_place():

@@ -28,7 +28,9 @@ class GradientConflictCheck(Check):
     explanations = {
         "gradient.conflict": (
             "For every pair of loss terms with a gradient, cos(g_i, g_j) over the trainable parameters must "
-            "be at least `gradients.min_cosine`. A pair below it pushes the parameters in opposite "
+            "be at least `gradients.min_cosine`, or lie within the pair's own [min_cosine, max_cosine] from "
+            "`gradients.pairs` (terms that oppose by construction, e.g. DANN's label and domain losses: a "
+            "max_cosine below 0 states that they must oppose). A pair below it pushes the parameters in opposite "
             "directions (the seed's ∇L_orth ≈ −α∇L_domain, cosine ≈ −1). Measured on the real model with "
             "autograd, so gradient reversal counts. It is a snapshot at one step on a few batches. Fix: "
             "drop or reweight one of the pair, or project out the conflict (PCGrad)."
@@ -72,12 +74,22 @@ class GradientConflictCheck(Check):
                          f"({', '.join(alive) or 'none'}); see loss.alive",
                          fix="make the design's loss terms alive", where=where, details=details)
             return
+        pairs = {frozenset(p.terms): p for p in context.spec.gradients.pairs}
         for a, b in combinations(alive, 2):
             cosine = stats.cosine(a, b)
-            expected = f"cos(g_{a}, g_{b}) >= {bound:g}"
+            pair = pairs.get(frozenset((a, b)))
+            low, high = (pair.min_cosine, pair.max_cosine) if pair else (bound, 1.0)
+            expected = (f"{low:g} <= cos(g_{a}, g_{b}) <= {high:g} (the pair's own bounds)" if pair
+                        else f"cos(g_{a}, g_{b}) >= {bound:g}")
             found = (f"cos(g_{a}, g_{b}) = {cosine:.3f} {over} (|g_{a}| {stats.norms[a]:.3g}, "
                      f"|g_{b}| {stats.norms[b]:.3g})")
-            if cosine >= bound:
+            if pair and cosine > high:
+                yield failed("gradient.conflict", f"losses {a}, {b}", expected,
+                             f"{found}: the pair the design opposes by construction does not oppose"
+                             + (f" ({pair.why})" if pair.why else ""),
+                             fix=f"check that '{a}' and '{b}' still compete as designed (a removed reversal, a "
+                             "detached adversary)", where=where, details=details)
+            elif cosine >= low:
                 yield passed("gradient.conflict", f"losses {a}, {b}", expected, found, where=where, details=details)
             else:
                 ratio = stats.norms[a] / stats.norms[b]

@@ -82,8 +82,9 @@ class LossDescentCheck(Check):
             "is reversed (value kept) gives −1 at every ε; a gradient-reversal layer inside a term (the legacy "
             "L_domain) gives a mismatch that does not shrink: minimising the total maximises that term, which "
             "shares and cosines cannot see. It checks one direction per term, at one point: a custom backward "
-            "that is wrong only orthogonally to g_i passes. A straight-through estimator fails by design (its "
-            "gradient is not the slope of a step function): waive it with its reason. Fix: remove the gradient "
+            "that is wrong only orthogonally to g_i passes. Parameters a loss declares `reversed_on` (a gradient-reversal "
+            "layer by design) are left out here and judged by gradient.direction; a term that declares "
+            "`straight_through` is judged by gradient.straight_through instead. Fix: remove the gradient "
             "reversal / custom backward from the term, or move the adversary into its own optimiser step; a term "
             "whose ratios approach 1 but miss at the shortest step is merely that curved: raise the tolerance."
         )
@@ -108,8 +109,9 @@ class LossDescentCheck(Check):
         measured: list[tuple[str, int, Any, float]] = []  # (name, step, flat gradient, unit roundoff)
         values: dict[str, float] = {}
         with _restored(model), _train_mode(model):
-            outputs = self._forward(context)
+            shared = None if context.model_file.step_dependent else self._forward(context, spec.entry_points.step)
             for step in sorted(set(terms_step.values()) | {conflict_step(spec)}):
+                outputs = shared if shared is not None else self._forward(context, step)  # batches follow the step
                 terms = self._terms(context, outputs, step)
                 mine = {k: v for k, v in terms.items() if terms_step.get(k, conflict_step(spec)) == step}
                 if not mine:
@@ -119,30 +121,55 @@ class LossDescentCheck(Check):
                     values[name] = grads.values[name]
                     if grads.status[name] == "alive":
                         measured.append((name, step, grads.grads[i].double(), _roundoff(params, mine[name])))
-            del outputs
-            results = [self._slopes(context, params, name, step, g, values[name], u) for name, step, g, u in measured]
+                del outputs
+            del shared
+            measured = [(name, step, self._undeclared(context, name, named, g), u) for name, step, g, u in measured]
+            results = [self._slopes(context, params, name, step, g, values[name], u) if g.norm() > 0 else (None, "")
+                       for name, step, g, u in measured]
         if not measured:
             yield failed(ID, "losses", "autograd gradients that are the slopes of the loss values",
                          "matched nothing: no loss term has a gradient (see loss.alive)",
                          fix="make the design's loss terms alive first", where=where)
             return
         for (name, step, grad, _), (slopes, stop) in zip(measured, results):
+            if slopes is None:
+                loss = spec.losses.get(name)
+                why = (f"L_{name} declares a straight-through estimator: its gradient is not the slope of a step "
+                       "function by design (judged by gradient.straight_through)" if loss and loss.straight_through
+                       else f"all of L_{name}'s gradient lies on parameters declared `reversed_on` (judged by "
+                       "gradient.direction)")
+                yield passed(ID, f"loss {name}", "the gradient is the slope, where the design does not say otherwise",
+                             why, where=where)
+                continue
             yield self._judge(context, name, step, float(grad.norm()), values[name], slopes, stop, where)
 
     # ---- measuring ----------------------------------------------------------------------
+    def _undeclared(self, context, name, named, grad):
+        """The gradient with the parameters the loss declares `reversed_on` zeroed (gradient.direction judges those)."""
+        loss = context.spec.losses.get(name)
+        if loss is not None and loss.straight_through:
+            return grad * 0  # judged by gradient.straight_through instead
+        if loss is None or not loss.reversed_on:
+            return grad
+        from alignguard.checks.gradients.direction import group_mask
+
+        mask = group_mask(context, loss.reversed_on, [n for n, _ in named], [p.numel() for _, p in named])
+        return grad * (~mask).to(grad.dtype)
+
     def _steps(self, context) -> dict[str, int]:
         """The step each declared term is measured at; other terms use the conflict step."""
         return {name: loss.step for name, loss in context.spec.losses.items()}
 
-    def _forward(self, context) -> Any:
-        """forward on example batch 0 under the spec's seed (the gradient measurement's first batch)."""
+    def _forward(self, context, step: int) -> Any:
+        """forward on example batch 0 (at `step`) under the spec's seed (the gradient measurement's first batch)."""
         import torch
 
         torch.manual_seed(context.spec.entry_points.seed)
-        return context.model_file.forward(context.model, context.batch(0), on="the example batch (train mode)")
+        return context.model_file.forward(context.model, context.batch(0, step=step),
+                                          on="the example batch (train mode)")
 
     def _terms(self, context, outputs, step: int) -> dict:
-        return context.model_file.loss_terms_at(context.model, context.batch(0), outputs, step)
+        return context.model_file.loss_terms_at(context.model, context.batch(0, step=step), outputs, step)
 
     def _slopes(self, context, params, name, step, grad, value, roundoff) -> tuple[list[Slope], str]:
         """The central difference at ε and, while it misses, at shorter steps; and why shrinking stopped.
@@ -195,7 +222,7 @@ class LossDescentCheck(Check):
         return value[1.0] - value[-1.0]
 
     def _value(self, context, name: str, step: int) -> float:
-        outputs = self._forward(context)
+        outputs = self._forward(context, step)
         term = self._terms(context, outputs, step).get(name)
         if term is None:
             return float("nan")  # the term vanished when the parameters moved: judged as not finite
@@ -248,7 +275,9 @@ class LossDescentCheck(Check):
                       f"the gradient of L_{name} is not the slope of L_{name}: {how} ({found}{floor})",
                       fix=f"remove the gradient reversal / custom autograd.Function from '{name}' (or its inputs); "
                       "an adversary belongs in its own optimiser step, not behind a reversed gradient in the total; "
-                      "if the mismatch is intended (a straight-through estimator), waive loss.descent for this term",
+                      "if the mismatch is intended, state it: `reversed_on` for a gradient-reversal layer "
+                      "(judged by gradient.direction); for a straight-through estimator, declare `straight_through` "
+                      "on the term (judged by gradient.straight_through) or waive loss.descent for it",
                       where=where, details=details)
 
 

@@ -80,7 +80,10 @@ class LossCheck(Check):
             "design intends."
         ),
         "loss.reaches": (
-            "The loss has a non-zero gradient on the parameters of every component its `reaches` lists "
+            "The loss has a non-zero gradient on every target its `reaches` lists: the parameters of a component, "
+            "parameters named by a pattern (`film_generator.weight`), or a symbol (dL/d symbol on its real tensor, "
+            "a chunk of a module output included: a detached FiLM gamma or VIB sigma gives exactly 0). "
+            "For components: the parameters of every component its `reaches` lists "
             "(a KL must reach the bottleneck, a ranking loss the encoder and the modulator). Autograd on "
             "the real model honours custom backward functions such as gradient reversal. Fix: compute the "
             "term from that component's output, or remove a detach/no_grad on the way."
@@ -219,6 +222,13 @@ class LossCheck(Check):
                 reached[top] = (reached.get(top, 0.0) ** 2 + norm ** 2) ** 0.5
         reached_text = ", ".join(f"{m} (|g| {n:.3g})" for m, n in reached.items()) or "no parameter"
         for component_name in loss.reaches:
+            if component_name not in context.spec.components:  # a symbol or a parameter name
+                from alignguard.checks.gradients.rules import judge_reaches_params, judge_reaches_symbol, resolve_target
+
+                target = resolve_target(context, component_name)
+                yield (judge_reaches_symbol(context, name, component_name, step.step) if target.symbol
+                       else judge_reaches_params(context, name, target, step))
+                continue
             path = context.spec.components[component_name].module
             element, where = f"loss {name}", Where(module=path)
             expected = f"non-zero gradient of {name} on the parameters of '{path}' ({component_name}) at step {step.step}"

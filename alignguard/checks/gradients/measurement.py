@@ -56,7 +56,6 @@ def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
 
     spec, model_file, model = context.spec, context.model_file, context.model
     count = spec.gradients.batches
-    batches = [context.batch(i) for i in range(count)]
     seeds = [spec.entry_points.seed + i for i in range(count)]
     loss_name = model_file.loss_terms.__name__
 
@@ -66,8 +65,14 @@ def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
     def terms_at(batch: dict, outputs: Any, step: int) -> dict:
         return model_file.loss_terms_at(model, batch, outputs, step)
 
+    def at(steps: list[int]) -> dict:
+        batches = [context.batch(i, step=steps[0]) for i in range(count)]
+        return measure_steps(model, batches, run_forward, terms_at, steps, seeds=seeds)
+
     try:
-        return measure_steps(model, batches, run_forward, terms_at, measured_steps(spec), seeds=seeds)
+        if model_file.step_dependent:  # the batches change with the step: one forward per step
+            return {step: at([step])[step] for step in measured_steps(spec)}
+        return at(measured_steps(spec))
     except LossTermTypeError as exc:
         raise ModelFileError(f"`{loss_name}` returned loss term '{exc.name}' as {exc.found}, not a scalar tensor",
                              where=str(loss_terms_where(context)),

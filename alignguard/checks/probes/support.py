@@ -1,6 +1,6 @@
 """What the probe checks share: one SymbolRunner per check run, inputs, and error mapping.
 
-The example inputs and the forward-error mapping live in checks/interventions.py, shared with the
+The runner, the example inputs and the forward-error mapping live in checks/running.py, shared with the
 structure room's identifiability check, which also intervenes on the real model.
 """
 
@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from alignguard.checks.interventions import probe_inputs, probe_seed, user_forward  # noqa: F401 (re-exported)
+from alignguard.checks.running import probe_inputs, probe_seed, runner, user_forward  # noqa: F401 (the probes' door)
 from alignguard.results import Where
 
 if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext
-    from alignguard.probes.runtime import SymbolRunner
-
-
-def runner(context: "CheckContext") -> "SymbolRunner":
-    from alignguard.probes.runtime import SymbolRunner
-
-    return context.memo("probes:runner", lambda: SymbolRunner(context.model, context.spec.symbols))
 
 
 def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:

@@ -13,6 +13,10 @@ from alignguard.checks.structure.symbols import resolve_symbol
 from alignguard.results import CheckResult, Where, failed, passed
 
 
+def _child_called(path: str, called: set[str]) -> bool:
+    return any(name.startswith(path + ".") for name in called)
+
+
 class ComponentCheck(Check):
     ids = ("component.called", "component.on_path")
     explanations = {
@@ -42,7 +46,9 @@ class ComponentCheck(Check):
                 yield failed("component.called", element, f"a module at '{path}'", "no such module",
                              fix=suggest_module(context.model, path), where=Where(module=path))
                 continue
-            if component.called and path not in called:
+            # '' is the root (forward itself); a container (ModuleList/ModuleDict) is never called itself,
+            # only its children are: it counts as called when one of them is
+            if component.called and path and path not in called and not _child_called(path, called):
                 yield failed("component.called", element, f"'{path}' called in forward",
                              "the module is built but never called (matched nothing in the graph)",
                              fix=f"call self.{path} in forward on the path to the prediction",

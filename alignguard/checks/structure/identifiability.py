@@ -341,7 +341,7 @@ def confirm(context: CheckContext, item: Analysed, symmetry: Symmetry, per_examp
     (True), change it (False: the model breaks the formula's symmetry), or could not be set (None)."""
     import torch
 
-    from alignguard.checks.interventions import probe_inputs, probe_seed, user_forward
+    from alignguard.checks.running import probe_inputs, probe_seed, user_forward
     from alignguard.probes.runtime import ForwardError, SymbolError, SymbolRunner
 
     inputs, seed = probe_inputs(context), probe_seed(context)

@@ -22,7 +22,7 @@ from alignguard.results import CheckResult, failed, passed
 
 
 class NoiseCheck(Check):
-    ids = ("noise.present", "noise.eval")
+    ids = ("noise.present", "noise.eval", "noise.reparameterised")
     explanations = {
         "noise.present": (
             "Proves that, in train mode, a random draw (randn, normal, rand, rsample ...; not a dropout mask) "
@@ -40,25 +40,38 @@ class NoiseCheck(Check):
             "average of samples) at evaluation. Fix: branch on self.training (return mu in eval), or change "
             "the documented behaviour in the spec."
         ),
+        "noise.reparameterised": (
+            "For a symbol with `stochastic:` (a sample wherever it is drawn), proves with autograd on the real model "
+            "in train mode that the sample carries a gradient: the symbol has a grad_fn, and, when `scale` names the "
+            "learned sigma, d symbol / d scale is non-zero. `torch.distributions`' `.sample()` draws under no_grad "
+            "(named finding: `.sample()` where `.rsample()` was needed), and a detached sigma gives exactly 0: the "
+            "noise is there, but no loss can shape sigma through the sample. Fix: `dist.rsample()`, or "
+            "z = mu + std * eps with std not detached."
+        ),
     }
 
     def applies(self, spec) -> bool:
-        return any(c.stochastic for c in spec.components.values())
+        return any(c.stochastic for c in spec.components.values()) or bool(spec.stochastic_symbols())
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
         for name, component in context.spec.components.items():
             if component.stochastic is None:
                 continue
-            yield self._present(context, name, component)
+            yield self._present(context, f"component {name}", component.module, component.stochastic)
             if component.stochastic.eval != "any":
-                yield self._eval(context, name, component)
+                yield self._eval(context, f"component {name}", component.stochastic)
+        for name, noise in context.spec.stochastic_symbols().items():
+            requirement = _SymbolRequirement(name, noise.through_scale, noise.eval)
+            yield self._present(context, f"symbol {name}", None, requirement)
+            if noise.eval != "any":
+                yield self._eval(context, f"symbol {name}", requirement)
+            yield self._reparameterised(context, name, noise)
 
     # ---- noise.present --------------------------------------------------------------------
-    def _present(self, context: CheckContext, name: str, component) -> CheckResult:
-        requirement = component.stochastic
-        symbol, path = requirement.symbol, component.module
-        element = f"component {name}"
-        expected = (f"random noise drawn inside '{path}' reaching {symbol}"
+    def _present(self, context: CheckContext, element: str, path: str | None, requirement) -> CheckResult:
+        symbol = requirement.symbol
+        place = f"inside '{path}'" if path else "anywhere in forward (a submodule, a method, a function)"
+        expected = (f"random noise drawn {place} reaching {symbol}"
                     + (" through a product with a learned scale (z = mu + sigma * eps)"
                        if requirement.through_scale else ""))
         binding = context.spec.symbols[symbol]
@@ -70,8 +83,10 @@ class NoiseCheck(Check):
 
     def _judge(self, context, graph: ModelGraph, element, expected, path, symbol, target, requirement) -> CheckResult:
         names = design_names(context, graph)
-        exists = module_exists(context.model, path)
-        in_scope = [n for n in noise_sources(graph) if exists and path in graph.node(n).get("scopes", ())]
+        exists = not path or module_exists(context.model, path)
+        # no module (a symbol's requirement) or the root module (''): a draw anywhere in forward counts
+        in_scope = [n for n in noise_sources(graph)
+                    if exists and (not path or path in graph.node(n).get("scopes", ()))]
         inside = trace_noise(graph, in_scope, target)
         good = [p for p in inside if p.reaches and (p.scale or not requirement.through_scale)]
         if good:
@@ -122,10 +137,8 @@ class NoiseCheck(Check):
                       where=symbol_where(graph, target))
 
     # ---- noise.eval ----------------------------------------------------------------------
-    def _eval(self, context: CheckContext, name: str, component) -> CheckResult:
-        requirement = component.stochastic
+    def _eval(self, context: CheckContext, element: str, requirement) -> CheckResult:
         symbol, mode = requirement.symbol, requirement.eval
-        element = f"component {name}"
         expected = (f"in eval mode no random draw reaches {symbol} and two eval passes agree"
                     if mode == "deterministic" else f"in eval mode a random draw still reaches {symbol}")
         binding = context.spec.symbols[symbol]
@@ -153,6 +166,64 @@ class NoiseCheck(Check):
                if mode == "deterministic" else "keep drawing noise in eval mode, or document eval: deterministic")
         return failed("noise.eval", element, expected, found, fix=fix, where=where,
                       details={"max_abs_difference": difference})
+
+
+    # ---- noise.reparameterised ----------------------------------------------------------------
+    def _reparameterised(self, context: CheckContext, symbol: str, noise) -> CheckResult:
+        element = f"symbol {symbol}"
+        scale = noise.scale
+        expected = (f"{symbol} is a reparameterised sample: it carries a gradient in train mode"
+                    + (f" and d{symbol}/d{scale} != 0" if scale else ""))
+        measured = context.memo(f"reparameterised:{symbol}", lambda: _sample_gradient(context, symbol, scale))
+        if measured["error"]:
+            return failed("noise.reparameterised", element, expected, f"matched nothing: {measured['error']}",
+                          fix=f"bind {symbol} to a tensor forward computes (see symbol.bound)")
+        if not measured["has_grad"]:
+            return failed("noise.reparameterised", element, expected,
+                          f"non-reparameterised sample: {symbol} carries no gradient in train mode (drawn with "
+                          "`.sample()`, under no_grad, or detached), so no loss reaches the parameters of its "
+                          "distribution through it: `.sample()` where `.rsample()` was needed",
+                          fix=f"draw {symbol} with `dist.rsample()` (or mu + std * torch.randn_like(std))")
+        if scale and not measured["scale_grad"] > 0:
+            return failed("noise.reparameterised", element, expected,
+                          f"d{symbol}/d{scale} = 0: the sample does not depend on the learned scale through autograd "
+                          f"({scale} is detached on the way, or the sample is drawn from a detached distribution), so "
+                          f"no loss that reads {symbol} can shape {scale}",
+                          fix=f"use {scale} itself, not {scale}.detach(), in {symbol} = mu + {scale} * eps")
+        found = f"{symbol} has a grad_fn" + (f"; |d{symbol}/d{scale}| = {measured['scale_grad']:.3g}" if scale else "")
+        return passed("noise.reparameterised", element, expected, found)
+
+
+class _SymbolRequirement:
+    """A symbol's noise requirement in the shape `_present` / `_eval` read (symbol, through_scale, eval)."""
+
+    def __init__(self, symbol: str, through_scale: bool, eval: str):
+        self.symbol, self.through_scale, self.eval = symbol, through_scale, eval
+
+
+def _sample_gradient(context: CheckContext, symbol: str, scale: str | None) -> dict:
+    """Does the train-mode sample carry a gradient, and how large is d(sum symbol * r)/d scale?"""
+    import torch
+
+    from alignguard.checks.running import probe_inputs, runner, user_forward
+    from alignguard.probes.runtime import SymbolError
+
+    observe = [symbol] + ([scale] if scale else [])
+    try:
+        with user_forward(context), torch.enable_grad():
+            seen = runner(context).run(probe_inputs(context), train=True, seed=context.spec.entry_points.seed,
+                                       observe=observe, whole=True)
+    except SymbolError as exc:
+        return {"error": str(exc), "has_grad": False, "scale_grad": 0.0}
+    sample = context.spec.symbols[symbol].select(seen[symbol])
+    has_grad = bool(sample.requires_grad and sample.grad_fn is not None)
+    scale_grad = 0.0
+    if has_grad and scale:
+        probe = torch.randn(sample.shape, generator=torch.Generator().manual_seed(0)).to(sample)
+        (grad,) = torch.autograd.grad((sample * probe).sum(), [seen[scale]], allow_unused=True, retain_graph=True)
+        if grad is not None:
+            scale_grad = float(context.spec.symbols[scale].select(grad).double().norm())
+    return {"error": "", "has_grad": has_grad, "scale_grad": scale_grad}
 
 
 def eval_passes(context: CheckContext, symbol: str, binding) -> float | None:

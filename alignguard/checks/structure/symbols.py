@@ -22,6 +22,20 @@ class Resolution:
 
 
 def resolve_binding(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
+    whole = _resolve_whole(graph, binding)
+    if binding.chunk is None or whole.node is None:
+        return whole
+    from alignguard.graph.chunks import chunk_node
+
+    index, count = binding.chunk
+    node = chunk_node(graph, whole.node, index, count)
+    if node is None:
+        return Resolution(None, f"{binding.describe()}: the graph never splits node {whole.node} into {count} "
+                          "chunks (`.chunk(n, dim=-1)`)")
+    return Resolution(node, f"node {node}")
+
+
+def _resolve_whole(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
     if binding.output is not None:
         node = graph.outputs.get(binding.output)
         keys = ", ".join(sorted(graph.outputs)) or "none"

@@ -1,7 +1,8 @@
-"""Forward inputs and error mapping for checks that run the real model under interventions.
+"""Running the real model on symbols, shared by every room: one SymbolRunner per check run, the probe
+rows of an example batch, and the mapping of the model's own exceptions to a ModelFileError.
 
-Shared by the probes room and the structure room's identifiability check (which confirms a
-formula's symmetry by setting symbols in the running model); rooms never import each other.
+Probes read and intervene on symbols with it; the structure room's noise.reparameterised and the
+gradient room's symbol gradients read a symbol's real tensor with it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext
+    from alignguard.probes.runtime import SymbolRunner
+
+
+def runner(context: "CheckContext") -> "SymbolRunner":
+    from alignguard.probes.runtime import SymbolRunner
+
+    return context.memo("probes:runner", lambda: SymbolRunner(context.model, context.spec.symbols))
 
 
 def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
