@@ -18,6 +18,17 @@ def runner(context: "CheckContext") -> "SymbolRunner":
     return context.memo("probes:runner", lambda: SymbolRunner(context.model, context.spec.symbols))
 
 
+def ran_on(context: "CheckContext", symbols, inputs: dict, vary) -> str:
+    """What a read-only eval run of `symbols` varying `vary` executes: a validated slice (the
+    smallest submodule that computes them from the inputs) or the whole model, and why."""
+    from alignguard.probes.runtime import ForwardError, SymbolError
+
+    try:
+        return runner(context).plan(symbols, inputs, train=False, seed=probe_seed(context), vary=vary).describe()
+    except (SymbolError, ForwardError):
+        return "whole model"
+
+
 def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
     """Forward inputs for probes: the first `probes.examples` rows of the example batch
     (probes test per-example properties; more rows only cost time)."""
