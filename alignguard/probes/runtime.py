@@ -16,9 +16,10 @@ A tensor no torch call produced (an input returned as is) cannot be intervened o
 A read-only eval run that varies only some inputs (positivity varies the context c) may run on a
 *slice*: the smallest submodule call, recorded in the discovery run, that takes forward inputs
 only (those it varies among them) and returns every observed symbol, e.g. CMDN's modulator(c) for
-M and T, so the probe never runs the encoder. The slice is kept only when re-running it on the
-discovery inputs reproduces the whole model's symbols exactly; otherwise the whole model runs,
-and `plan(...).describe()` says which ran and why.
+M and T, so the probe never runs the encoder. The slice is kept only when it reproduces, bit for
+bit, the whole model's symbols on the example batch with the inputs it does not read moved (so
+state forward sets from them is caught); otherwise the whole model runs, and
+`plan(...).describe()` says which ran and why.
 """
 
 from __future__ import annotations
@@ -345,9 +346,13 @@ class SymbolRunner:
             return Slice(why=f"no submodule call takes forward inputs only (including {', '.join(vary) or 'none'}) "
                          f"and returns {', '.join(observe)}")
         best = min(candidates, key=lambda c: c[:2])[2]
-        try:  # the slice must reproduce the whole model's symbols on the example batch, bit for bit
+        read = {v for kind, v in (*best.args, *(a for _, a in best.kwargs)) if kind == "input"}
+        # The slice must reproduce the whole model's symbols bit for bit, and with the inputs it does
+        # not read moved: state forward sets from them (an attribute the module reads) shows there.
+        moved = {k: (_moved(v) if k not in read else v) for k, v in inputs.items()}
+        try:
             sliced = self._run_slice(best, inputs, train, seed, observe)
-            whole = self.run(inputs, train=train, seed=seed, observe=observe)
+            whole = self.run(moved, train=train, seed=seed, observe=observe)
         except (SymbolError, ForwardError):
             return Slice(why=f"module '{best.module}' could not be run on its own")
         if not all(_identical(sliced[n], whole[n]) for n in observe):
@@ -473,6 +478,13 @@ def _as_input(value: Any, names: Mapping[int, str]) -> tuple | None:
 def _as_inputs(args: tuple, names: Mapping[int, str]) -> tuple | None:
     entries = tuple(_as_input(a, names) for a in args)
     return None if any(e is None for e in entries) else entries
+
+
+def _moved(value: Any) -> Any:
+    """Another value of the same shape and dtype: floats scaled and shifted, integers rolled by a row."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return value
+    return value * 1.5 + 0.5 if value.is_floating_point() else value.roll(1, 0)
 
 
 def _identical(a: Any, b: Any) -> bool:
