@@ -204,9 +204,7 @@ def _survey_losses(survey: "Survey", context: "CheckContext") -> None:
     stats = final.stats()
     cosines = [c for c in stats.cosines.values() if c is not None]
     survey.conflict = {"min_cosine": min(cosines) if cosines else None, "net_ratio": stats.net_ratio}
-    total = sum(final.mean_grad(n).abs() for n in final.names)
-    survey.dead_params = [p for p, piece in zip(final.param_names, total.split(final.param_sizes))
-                          if not bool((piece != 0).any())]
+    survey.dead_params = [p for p in final.param_names if all(final.param_norms(n)[p] == 0 for n in final.names)]
 
 
 def check(spec: Spec | str | Path, model_path: str | Path) -> Report:
