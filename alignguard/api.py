@@ -181,16 +181,19 @@ def survey_model(model_path: str | Path) -> "Survey":
 
 def _survey_losses(survey: "Survey", context: "CheckContext") -> None:
     """Each term's first alive step among PROBE_STEPS, its share there and the components it reaches."""
-    from alignguard.checks.gradients.measurement import measurement
-    from alignguard.spec.model import LossSpec
+    from alignguard.checks.gradients.measurement import measurement_at
     from alignguard.spec.starter import PROBE_STEPS, LossSurvey
 
-    # one placeholder loss per probe step makes the shared measurement cover every step in one pass
-    context.spec = context.spec.model_copy(update={"losses": {f"at_{s}": LossSpec(step=s) for s in PROBE_STEPS}})
-    steps = measurement(context)
-    names = list(dict.fromkeys(n for m in steps.values() for n in m.names))
+    # Step 0 first, with the term names of every probe step from the same forwards: when every
+    # term is alive there, the later steps' backward passes (3 of 4) are never paid for.
+    first, seen = measurement_at(context, [PROBE_STEPS[0]], names_at=list(PROBE_STEPS[1:]))
+    steps = dict(first)
+    names = list(dict.fromkeys([*first[PROBE_STEPS[0]].names, *sorted(seen)]))
     if not names:
         return
+    if not all(n in steps[PROBE_STEPS[0]].names and steps[PROBE_STEPS[0]].status(n) == "alive" for n in names):
+        steps.update(measurement_at(context, list(PROBE_STEPS[1:]))[0])
+        names = list(dict.fromkeys(n for m in steps.values() for n in m.names))
     everyone = next((s for s in PROBE_STEPS if all(steps[s].status(n) == "alive" for n in names)), None)
     for name in names:
         step = everyone if everyone is not None else next(
