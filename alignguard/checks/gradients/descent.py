@@ -155,7 +155,8 @@ class LossDescentCheck(Check):
         epsilon = context.spec.gradients.descent_epsilon
         # Per parameter, in the parameters' own dtype: no float64 copy of the whole model is made.
         pieces = grad.split([p.numel() for p in params])
-        norm = sum(float(g.double().pow(2).sum()) for g in pieces) ** 0.5
+        norm = sum(float(g[i:i + CHUNK].double().pow(2).sum())
+                   for g in pieces for i in range(0, g.numel(), CHUNK)) ** 0.5
         origin = [p.detach().clone() for p in params]
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
@@ -259,20 +260,33 @@ def _closer(miss: float, previous: float) -> bool:
     return math.isfinite(miss) and (not math.isfinite(previous) or miss <= CONVERGING * previous)
 
 
+CHUNK = 1 << 22  # elements per float64 temporary: a 47M-weight layer never gets a whole float64 copy
+
+
 def _held(params, origin, pieces, step: float) -> list:
     """The values the parameters would hold at θ + step·g (g unnormalised: `step` carries 1/|g|),
-    rounded to their dtype, one parameter at a time."""
-    return [(start.double() + step * g.to(start.device).double().reshape(start.shape)).to(p.dtype)
-            for p, start, g in zip(params, origin, pieces)]
+    rounded to their dtype, computed in float64 a chunk at a time."""
+    import torch
+
+    held = []
+    for p, start, g in zip(params, origin, pieces):
+        flat, out = start.reshape(-1), torch.empty_like(start).reshape(-1)
+        g = g.to(start.device)
+        for a in range(0, flat.numel(), CHUNK):
+            out[a:a + CHUNK] = (flat[a:a + CHUNK].double() + step * g[a:a + CHUNK].double()).to(p.dtype)
+        held.append(out.reshape(start.shape))
+    return held
 
 
 def _along(pieces, plus, minus) -> tuple[float, float]:
     """(g·(δ₊ − δ₋), |δ₊ − δ₋|) in float64, where δ± are the perturbations the parameters hold."""
     dot = sq = 0.0
     for g, a, b in zip(pieces, plus, minus):
-        span = (a.double() - b.double()).reshape(-1)
-        dot += float(g.double().cpu() @ span.cpu())
-        sq += float(span.pow(2).sum())
+        a, b = a.reshape(-1), b.reshape(-1)
+        for i in range(0, a.numel(), CHUNK):
+            span = a[i:i + CHUNK].double() - b[i:i + CHUNK].double()
+            dot += float(g[i:i + CHUNK].double().to(span.device) @ span)
+            sq += float(span.pow(2).sum())
     return dot, sq ** 0.5
 
 
