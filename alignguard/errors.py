@@ -30,6 +30,10 @@ class AlignguardError(Exception):
         self.fix = fix
         super().__init__(self.paragraph())
 
+    def __reduce__(self):
+        # keyword-only `where`/`fix` and subclass attributes survive the trip from a worker process
+        return (_rebuild, (type(self), dict(self.__dict__)))
+
     def paragraph(self) -> str:
         text = f"{self.kind}: {self.what}."
         if self.where:
@@ -71,3 +75,10 @@ class NonFiniteLossError(TrainingError):
 class CheckpointError(AlignguardError):
     kind = "checkpoint error"
     exit_code = ExitCode.CHECKPOINT
+
+
+def _rebuild(cls: type[AlignguardError], state: dict) -> AlignguardError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error.paragraph())
+    return error

@@ -9,7 +9,11 @@ Also times `alignguard --help` and `alignguard schema` and proves, with `python 
 that neither imports torch.
 
     python benchmarks/check_latency.py [--repeats 5] [--spec specs/cmdn.yaml] [--model models/cmdn.py]
-                                      [--quick] [--strict]
+                                      [--quick] [--strict] [--compare OTHER_CHECKOUT]
+
+--compare times a third arm in the same alternation: the `check` of another checkout of alignguard
+(PYTHONPATH=OTHER_CHECKOUT), e.g. main before a change, so that a change's own cost is measured
+side by side under the same load (the model worker's cost was measured this way).
 
 Exits 0 (with --strict: 1 when the check exceeds 1.5x the baseline's time or --help/schema imports
 torch or takes a second or more); 2 when a command fails to run (exit code other than 0/1).
@@ -69,11 +73,12 @@ def run(argv: list[str], cwd: Path = ROOT) -> Run:
     return Run(elapsed, float("nan"), float("nan"), process.returncode, process.stdout, process.stderr)
 
 
-def run_measured(argv: list[str], cwd: Path = ROOT) -> Run:
-    """Like `run`, but reaps the child with os.wait4 to read its own peak RSS (Linux: KiB)."""
+def run_measured(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> Run:
+    """Like `run`, but reaps the child with os.wait4 to read its peak RSS (Linux: KiB; the larger of the
+    process and the children it reaped, so the check's model worker counts) and CPU time (both summed)."""
     start = time.perf_counter()
     with open(os.devnull, "w") as sink:
-        process = subprocess.Popen(argv, cwd=cwd, stdout=sink, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(argv, cwd=cwd, stdout=sink, stderr=subprocess.PIPE, text=True, env=env)
         stderr = process.stderr.read()
         _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
@@ -119,6 +124,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="Pairs of (baseline, check) runs.")
     parser.add_argument("--quick", action="store_true", help="2 pairs and 2 CLI runs (a smoke run).")
     parser.add_argument("--strict", action="store_true", help="Exit 1 when a target is missed.")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="Another alignguard checkout whose check runs in the same alternation.")
     args = parser.parse_args()
     repeats = 2 if args.quick else max(1, args.repeats)
     spec, model = args.spec.resolve(), args.model.resolve()
@@ -136,31 +143,38 @@ def main() -> int:
           "forward; sum(loss_terms).backward()>'")
 
     baseline_argv = [sys.executable, "-c", BASELINE, str(model), str(batch_size), str(seed)]
-    baseline, check, verdicts = [], [], set()
+    arms = {"baseline": (baseline_argv, None, (0,)), "check": (check_argv, None, (0, 1))}
+    if args.compare is not None:
+        other = {**os.environ, "PYTHONPATH": str(args.compare.resolve())}
+        arms["compare"] = ([sys.executable, "-m", "alignguard", "check", str(spec), str(model)], other, (0, 1))
+        print(f"compare:  PYTHONPATH={args.compare.resolve()} python -m alignguard check ...")
+    runs: dict[str, list[Run]] = {name: [] for name in arms}
+    verdicts = set()
     for i in range(repeats):
-        order = ("baseline", "check") if i % 2 == 0 else ("check", "baseline")  # ABBA: no order bias
+        order = list(arms) if i % 2 == 0 else list(arms)[::-1]  # ABBA: no order bias
         for which in order:
-            if which == "baseline":
-                result = run_measured(baseline_argv)
-                require(result, (0,), "the baseline")
-                baseline.append(result)
-            else:
-                result = run_measured(check_argv)
-                require(result, (0, 1), "alignguard check")
+            argv, env, allowed = arms[which]
+            result = run_measured(argv, env=env)
+            require(result, allowed, which)
+            if which != "baseline":
                 verdicts.add(result.returncode)
-                check.append(result)
+            runs[which].append(result)
 
-    b_time, c_time = median([r.seconds for r in baseline]), median([r.seconds for r in check])
-    b_rss, c_rss = median([r.max_rss_mib for r in baseline]), median([r.max_rss_mib for r in check])
-    b_cpu, c_cpu = median([r.cpu_seconds for r in baseline]), median([r.cpu_seconds for r in check])
-    print(f"\n{repeats} alternated pairs, medians (wall min-max)")
+    figures = {name: (median([r.seconds for r in rs]), median([r.cpu_seconds for r in rs]),
+                      median([r.max_rss_mib for r in rs])) for name, rs in runs.items()}
+    print(f"\n{repeats} alternated rounds, medians (wall min-max)")
     print(f"{'':10} {'wall s':>8} {'range':>13} {'CPU s':>7} {'peak RSS MiB':>13}")
-    rows = (("baseline", baseline, b_time, b_cpu, b_rss), ("check", check, c_time, c_cpu, c_rss))
-    for name, runs, wall, cpu, rss in rows:
-        print(f"{name:10} {wall:8.2f} {spread([r.seconds for r in runs]):>13} {cpu:7.2f} {rss:13.0f}")
+    for name, rs in runs.items():
+        wall, cpu, rss = figures[name]
+        print(f"{name:10} {wall:8.2f} {spread([r.seconds for r in rs]):>13} {cpu:7.2f} {rss:13.0f}")
+    (b_time, b_cpu, b_rss), (c_time, c_cpu, c_rss) = figures["baseline"], figures["check"]
     time_ratio, rss_ratio = c_time / b_time, c_rss / b_rss
     print(f"ratio check/baseline: wall time {time_ratio:.2f}x (target <= {TIME_TARGET}x), CPU time "
           f"{c_cpu / b_cpu:.2f}x, peak RSS {rss_ratio:.2f}x")
+    if "compare" in figures:
+        o_time, o_cpu, o_rss = figures["compare"]
+        print(f"ratio check/compare:  wall time {c_time / o_time:.2f}x, CPU time {c_cpu / o_cpu:.2f}x, peak RSS "
+              f"{c_rss / o_rss:.2f}x (compare/baseline: {o_time / b_time:.2f}x)")
     print(f"check exit codes seen: {sorted(verdicts)} (0 aligned, 1 findings)")
 
     cli_runs = 2 if args.quick else max(3, repeats)

@@ -4,6 +4,7 @@ at import time, so `alignguard --help` and `alignguard schema` answer instantly.
 from __future__ import annotations
 
 import json
+import os
 
 import typer
 
@@ -22,6 +23,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+@app.callback()
+def root(debug: bool = typer.Option(False, "--debug", help="Print Python tracebacks of internal errors.")) -> None:
+    """Prove a PyTorch model implements its design before anyone spends GPU hours training it."""
+    if debug:
+        os.environ["ALIGNGUARD_DEBUG"] = "1"  # the model worker and every error door read it
+
+
 app.command("check")(check_command)
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
@@ -58,6 +66,9 @@ def explain_command(check_id: str = typer.Argument(..., help="A check id, e.g. n
 
 
 def main() -> None:
+    from alignguard.isolation import mark_fresh_process
+
+    mark_fresh_process()  # no torch operator has run in this process: workers forked from it may use threads
     app()
 
 

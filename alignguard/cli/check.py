@@ -15,10 +15,11 @@ from typing import List, Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 from alignguard.cli.heap import import_torch_and_freeze_heap
 
 FORMAT_HELP = "Report on standard output, repeatable: text|json|junit|sarif|github|markdown. Default: text."
+CHECK_TIMEOUT_S = 600.0  # a check takes seconds; ten minutes means a hang, not a large model
 OUTPUT_HELP = ("Also write a report to FILE, repeatable. FORMAT is one of the --format names; without it the "
                "extension decides (.json .sarif .xml .md .txt).")
 
@@ -31,18 +32,25 @@ def check_command(
     outputs: Optional[List[str]] = typer.Option(None, "--output", "-o", metavar="[FORMAT:]FILE", help=OUTPUT_HELP),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest severity that fails the check: error|warning."),
     timings: bool = typer.Option(False, "--timings", help="Show the time spent in each phase."),
+    timeout: float = typer.Option(CHECK_TIMEOUT_S, "--timeout", min=0, metavar="SECONDS",
+                                  help="Stop a check still running after this long (exit 2, naming where it "
+                                  "hung); 0: no limit."),
 ) -> None:
     """Check that MODEL implements the design in SPEC."""
     from alignguard.api import run_check
     from alignguard.errors import AlignguardError
+    from alignguard.isolation import run_isolated
     from alignguard.results import Report
 
     plan = ReportPlan.parse(formats or [], outputs or [], fail_on, timings)
+    refuse_overwriting_inputs([path for _, path in plan.files], [spec, model], "--output")
     start = time.perf_counter()
     import_torch_and_freeze_heap()
     torch_imported = time.perf_counter()
     try:
-        report = run_check(spec, model, spec_path=str(spec))
+        # the model file runs in a worker: its exits, prints and hangs cannot stand in for a verdict
+        report = run_isolated(run_check, spec, model, spec_path=str(spec), timeout=timeout or None,
+                              stdout_to_stderr=True)
     except AlignguardError as error:
         plan.emit(Report.failed_run(error, str(spec), str(model)), console_text=False)
         raise  # reports_errors prints the paragraph and exits with the error's code
@@ -107,4 +115,10 @@ class ReportPlan:
                 raise UsageError(f"cannot write the {fmt.name} report to '{path}': {exc.strerror or exc}",
                                  fix="choose a writable path for --output") from None
         if any(fmt.name == "github" for fmt in self.stdout_formats):
-            write_step_summary(report, self.options)
+            try:
+                write_step_summary(report, self.options)
+            except OSError as exc:
+                raise UsageError(f"cannot append the job summary to $GITHUB_STEP_SUMMARY "
+                                 f"('{exc.filename}'): {exc.strerror or exc}",
+                                 fix="point GITHUB_STEP_SUMMARY at a writable file, or unset it outside "
+                                 "GitHub Actions") from None

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
 LARGE = 400  # nodes; past this, suggest --depth
 
@@ -25,17 +25,16 @@ def graph_command(
                                         help="Fold modules nested this deep into one node each (1: top-level)."),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
-    from alignguard.api import graph_view
+    from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.errors import UsageError
-    from alignguard.report.graph_render import SUFFIXES, write_graph
-    from alignguard.report.graph_view import collapse
+    from alignguard.isolation import run_isolated
+    from alignguard.report.graph_render import SUFFIXES
 
+    refuse_overwriting_inputs([output], [spec, model], "--output")
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
-    view = graph_view(spec, model)
-    if depth is not None:
-        view = collapse(view, depth)
-    write_graph(view, output)
+    import_torch_and_freeze_heap()
+    view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", stdout_to_stderr=True)
     count = view.graph.number_of_nodes()
     patterns = sum(1 for _, data in view.graph.nodes(data=True) if data["forbidden"])
     typer.echo(f"wrote {output} ({count} nodes, {len(view.red)} forbidden-path edges and {patterns} "
@@ -45,3 +44,16 @@ def graph_command(
     if count > LARGE and depth is None:
         print(f"hint: {count} nodes is a lot to read; --depth 1 folds each top-level module into one node",
               file=sys.stderr)
+
+
+def _draw(spec: Path, model: Path, output: Path, depth: Optional[int]):
+    """In the model worker: capture, fold and write the graph; the view comes back for the summary."""
+    from alignguard.api import graph_view
+    from alignguard.report.graph_render import write_graph
+    from alignguard.report.graph_view import collapse
+
+    view = graph_view(spec, model)
+    if depth is not None:
+        view = collapse(view, depth)
+    write_graph(view, output)
+    return view

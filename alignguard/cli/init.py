@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from alignguard.cli.errors import reports_errors
+from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
 
 @reports_errors
@@ -19,11 +19,15 @@ def init_command(
     """Inspect MODEL and write a starter design spec for you to tighten."""
     from alignguard.errors import UsageError
 
+    refuse_overwriting_inputs([output], [model], "--output")
     if output.exists() and not force:
         raise UsageError(f"'{output}' already exists", fix="choose another --output, or pass --force to overwrite it")
     from alignguard.api import infer_starter_spec
+    from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.isolation import run_isolated
 
-    survey, text = infer_starter_spec(model)
+    import_torch_and_freeze_heap()
+    survey, text = run_isolated(infer_starter_spec, model, activity="the survey", stdout_to_stderr=True)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")

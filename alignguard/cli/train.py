@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from alignguard.cli.errors import reports_errors
 from alignguard.errors import ExitCode
@@ -39,6 +38,8 @@ def train_command(
         help="Train even though the design check fails (loud, and recorded in run.json)."),
 ) -> None:
     """Check MODEL against SPEC, then train it (curriculum, monitoring, early stopping on validation AUPR)."""
+    from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.isolation import run_isolated
     from alignguard.train.config import parse_assignment
     from alignguard.train.session import TrainRequest, train_run
     from alignguard.train.trainer import TrainingInterrupted
@@ -50,8 +51,9 @@ def train_command(
             overrides[key] = value
     request = TrainRequest(spec=spec, model=model, data=data, config_file=config, out=out, overrides=overrides,
                            resume=resume, skip_check=skip_check)
-    try:
-        code = train_run(request, Console())
+    import_torch_and_freeze_heap()
+    try:  # the gate and the training run the model file in a worker: its exits cannot pass for a verdict
+        code = run_isolated(train_run, request, activity="training", passes=(TrainingInterrupted,))
     except TrainingInterrupted as stop:
         if stop.checkpoint is not None:
             run_dir = stop.checkpoint.parent.parent
@@ -69,6 +71,9 @@ def evaluate_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this dataset instead of the run's."),
 ) -> None:
     """Test-set metrics of the run's best checkpoint per held-out cell line, beside the Bayes ceiling."""
+    from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.isolation import run_isolated
     from alignguard.train.session import evaluate_run
 
-    evaluate_run(run_dir, data, Console())
+    import_torch_and_freeze_heap()
+    run_isolated(evaluate_run, run_dir, data, activity="the evaluation")

@@ -13,8 +13,10 @@ import gzip
 import hashlib
 import json
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +34,24 @@ LABEL_CODES = {"U": 0, "B": 1, "A": 2}
 BIGWIG_SUFFIXES = (".bw", ".bigwig")
 
 
+@contextmanager
 def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+    """A text file (gzip by its .gz suffix); bad encodings and damaged archives as DataErrors naming it."""
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")) \
+                as handle:
+            yield handle
+    except UnicodeDecodeError as error:
+        raise DataError(f"'{path.name}' is not UTF-8 text (byte 0x{error.object[error.start]:02x}: {error.reason})",
+                        where=str(path), fix="save it as UTF-8 (or plain ASCII) text") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise DataError(f"'{path.name}' ends in .gz but is not a complete gzip file ({error})", where=str(path),
+                        fix="compress it again with gzip, or drop the .gz suffix if it is plain text") from None
+    except IsADirectoryError:
+        raise DataError(f"'{path}' is a directory, not a file", where=str(path), fix="pass the file itself") from None
+    except OSError as error:
+        raise DataError(f"cannot read '{path.name}': {error.strerror or error}", where=str(path),
+                        fix="check the path and its permissions") from None
 
 
 def _require_file(path: Path, what: str) -> None:

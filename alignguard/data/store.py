@@ -117,6 +117,9 @@ class DatasetWriter:
         self.temporary: Path | None = None
 
     def __enter__(self) -> DatasetWriter:
+        if self.destination.exists() and not self.destination.is_dir():
+            raise DataError(f"{self.destination} is a file, not a dataset directory", where=str(self.destination),
+                            fix="choose a directory for --out (--force replaces datasets, never other files)")
         if self.destination.exists() and not self.overwrite:
             raise DataError(
                 f"{self.destination} already exists",

@@ -54,6 +54,7 @@ class GraphBuilder:
             scopes: tuple[str, ...] = (), file: str | None = None, line: int | None = None,
             target: str = "", fx_op: str = "", **extra: Any) -> str:
         operands = tuple(Ref(self.current(o.node)) if isinstance(o, Ref) else o for o in operands)
+        scopes = with_containers(scopes)
         transparent = is_transparent(op)
         self.g.add_node(node_id, kind=kind, op=op, operands=operands, scopes=tuple(scopes),
                         scope=scopes[-1] if scopes else "", file=file, line=line, target=target,
@@ -117,6 +118,19 @@ class GraphBuilder:
         note = "; ".join(dict.fromkeys(self.notes))
         return ModelGraph(freeze(self.g), dict(self.inputs), dict(self.outputs), list(self.module_calls),
                           capture=capture, capture_note=note, training=training)
+
+
+def with_containers(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """Every enclosing module path, outermost first: `layers.0` is inside `layers`, a ModuleList
+    forward never calls but which a design can name as one component."""
+    if all("." not in s for s in scopes):
+        return tuple(scopes)
+    full: dict[str, None] = {}
+    for scope in scopes:
+        parts = scope.split(".")
+        for i in range(1, len(parts) + 1):
+            full.setdefault(".".join(parts[:i]))
+    return tuple(full)
 
 
 def op_kind(op: str, random_active: bool = True, module: bool = False) -> tuple[str, str]:

@@ -56,16 +56,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "no message"
 
 
-def train_graph_eager(context) -> ModelGraph:
-    """The eager capture in train mode (memoised): the arbiter when fx baked a tensor into its trace."""
-    from alignguard.graph.capture_eager import capture_eager
-
-    graph = context.graph
-    if graph.capture.startswith("eager"):
-        return graph
-    return context.memo("capture:eager", lambda: capture_eager(context.model, context.batch(0)))
-
-
 def eval_graph(context) -> ModelGraph:
     """The graph captured in eval mode (memoised), for the documented eval behaviour."""
     return context.memo("capture:eval", lambda: capture_graph(context.model, context.batch(0), training=False))

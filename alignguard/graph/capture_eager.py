@@ -5,8 +5,13 @@ A `TorchFunctionMode` sees every torch call the user's code makes (operators, `T
 forward hooks give module scopes and what each module returned. torch.nn built-in modules are
 recorded as one call each, exactly like fx's leaf modules, so both captures share one graph form.
 
-It works where fx cannot (data-dependent `if`, `torch.distributions`, `len()` on a tensor) but
-sees only the path each batch took: run it on several batches to union their paths.
+It works where fx cannot (data-dependent `if`, `torch.distributions`, `len()` on a tensor, forward
+hooks) but sees only the path each batch took: run it on several batches to union their paths.
+
+A tensor the recorder never saw produced but which aliases the memory of one it did (what
+`torch.autograd.Variable(t)` or autograd's own bookkeeping returns) holds that tensor's value, so it
+is that tensor's node, not a constant. A custom autograd.Function's outputs each get one
+`autograd_function` node, as under fx.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import torch.fx as fx
 from torch.overrides import TorchFunctionMode, resolve_name
 
 from alignguard.graph.builder import GraphBuilder, op_kind
+from alignguard.graph.capture_context import autograd_function_boundaries, uncompiled
 from alignguard.graph.capture_fx import flatten_output
 from alignguard.graph.model_graph import ModelGraph, Ref
-from alignguard.graph.sources import autograd_function_of_stack, param_scopes, source_of_frame
+from alignguard.graph.sources import param_scopes, source_of_frame
 from alignguard.graph.vocabulary import call_traits, normalise_module
 from alignguard.modelfile.loader import forward_inputs
 
@@ -40,7 +46,11 @@ class _Session:
         self.params = {id(p): (name, p) for name, p in model.named_parameters()}
         self.buffers = {id(b): name for name, b in model.named_buffers()}
         self.tensors: dict[int, str] = {}  # id(tensor) -> node holding its value now
-        self.elements: dict[int, tuple] = {}  # id(tuple element) -> (tuple node, index, op, where) until used
+        self.memory: dict[tuple, str] = {}  # storage, offset, shape, stride, dtype -> node holding it now
+        self.elements: dict[int, tuple] = {}  # id(tuple element) -> (tuple node, indices, op, where) until used
+        self.element_nodes: dict[tuple[str, int], str] = {}  # (tuple node, index) -> its getitem node
+        self.scalars: dict[float, str] = {}  # a float read out of a tensor (.item()) -> its item node
+        self.escapes: dict[str, None] = {}  # where values left torch as ints, lists or arrays
         self.alive: list[Any] = []  # keeps recorded tensors alive so ids are never reused
         self.scopes: list[str] = []
         self.leaf_depth = 0
@@ -49,6 +59,7 @@ class _Session:
         self.sites: dict[tuple, str] = {}  # call site -> node id, shared across batches
         self.seen: Counter = Counter()  # occurrences of each call site in the current batch
         self.functions: set[str] = set()
+        self.function_stack: list[str] = []  # the custom autograd.Functions whose forward is running
 
     # ---- nodes -------------------------------------------------------------------------------
     def node(self, op: str, kind: str, operands: tuple[Any, ...], target: str, name: str = "",
@@ -60,10 +71,10 @@ class _Session:
         key = (*site, self.seen[site])
         if key in self.sites:
             return self.builder.merge(self.sites[key], operands)
-        function = autograd_function_of_stack(sys._getframe(1))
-        if function:
-            extra["autograd_function"] = function
-            self.functions.add(function)
+        if self.function_stack and "autograd_function" not in extra:
+            extra["autograd_function"] = self.function_stack[-1]
+        if extra.get("autograd_function"):
+            self.functions.add(extra["autograd_function"])
         node_id = self.builder.add(self.builder.fresh(name or op), kind=kind, op=op, operands=operands, scopes=scopes,
                                    file=file, line=line, target=target, fx_op="eager", **extra)
         self.sites[key] = node_id
@@ -74,11 +85,20 @@ class _Session:
         known = self.tensors.get(id(tensor))
         if known is not None:
             return Ref(known)
-        if id(tensor) in self.elements:  # first use of a tuple element: its getitem node, like fx's
-            node_id, index, op, at = self.elements.pop(id(tensor))
-            element = self.node("getitem_tuple", "op", (Ref(node_id), index), f"{op}[{index}]", at=at)
-            self.bind(tensor, element)
-            return Ref(element)
+        if id(tensor) in self.elements:  # first use of a tuple element: its getitem node(s), like fx's
+            node_id, indices, op, at = self.elements.pop(id(tensor))
+            for index in indices:  # (1, 0) for `h` in an LSTM's `out, (h, c)`
+                key = (node_id, index)
+                if key not in self.element_nodes:
+                    self.element_nodes[key] = self.node("getitem_tuple", "op", (Ref(node_id), index),
+                                                        f"{op}[{index}]", at=at)
+                node_id = self.element_nodes[key]
+            self.bind(tensor, node_id)
+            return Ref(node_id)
+        alias = self.memory.get(_memory_key(tensor))
+        if alias is not None:  # Variable(t), autograd's view of a returned input: t's value
+            self.bind(tensor, alias)
+            return Ref(alias)
         if id(tensor) in self.params:
             name, param = self.params[id(tensor)]
             node_id = name.replace(".", "_")
@@ -98,7 +118,10 @@ class _Session:
 
     def bind(self, tensor: torch.Tensor, node_id: str) -> None:
         self.tensors[id(tensor)] = node_id
-        self.alive.append(tensor)
+        self.alive.append(tensor)  # alive, so neither its id nor its memory is reused during capture
+        key = _memory_key(tensor)
+        if key is not None:
+            self.memory[key] = node_id
 
     def operands(self, args: Sequence[Any], kwargs: dict) -> tuple[Any, ...]:
         flat: list[Any] = []
@@ -113,6 +136,8 @@ class _Session:
     def operand(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             return self.ref(value)
+        if isinstance(value, float) and value in self.scalars:
+            return Ref(self.scalars[value])
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
         return None
@@ -124,19 +149,60 @@ class _Session:
         elif isinstance(out, (tuple, list)):
             refs = [o for o in operands if isinstance(o, Ref)]
             for index, item in enumerate(out):
-                if not isinstance(item, torch.Tensor):
-                    continue
-                if op == "broadcast_tensors" and index < len(refs):  # element i depends on input i only
-                    element = self.node("broadcast", "op", (refs[index],), "broadcast_tensors")
+                if op == "broadcast_tensors" and index < len(refs) and isinstance(item, torch.Tensor):
+                    element = self.node("broadcast", "op", (refs[index],), "broadcast_tensors")  # input i only
                     self.bind(item, element)
-                else:  # created on first use, so unused elements (max's indices) add no dead node
-                    self.elements[id(item)] = (node_id, index, op, self.location(node_id))
-                    self.alive.append(item)
+                else:
+                    self.pending_element(item, node_id, (index,), op)
+
+    def pending_element(self, item: Any, node_id: str, indices: tuple[int, ...], op: str) -> None:
+        """A tuple element's node is created on first use, so unused ones (max's indices) add none."""
+        if isinstance(item, torch.Tensor):
+            self.elements[id(item)] = (node_id, indices, op, self.location(node_id))
+            self.alive.append(item)
+        elif isinstance(item, (tuple, list)):
+            for index, inner in enumerate(item):
+                self.pending_element(inner, node_id, (*indices, index), op)
+
+    def run_function(self, cls: type, forward, args: tuple, kwargs: dict) -> Any:
+        """A custom autograd.Function's forward: its ops are recorded and tagged, then each returned
+        tensor gets one `autograd_function` node (an identity Function is not its input)."""
+        self.function_stack.append(cls.__name__)
+        try:
+            out = forward(*args, **kwargs)
+        finally:
+            self.function_stack.pop()
+        if self.leaf_depth:
+            return out
+        self.muted += 1
+        try:
+            inputs = {id(a) for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)}
+            values = out if isinstance(out, tuple) else [out]
+            items = [self.function_output(cls.__name__, v, id(v) in inputs) for v in values]
+        finally:
+            self.muted -= 1
+        return tuple(items) if isinstance(out, tuple) else items[0]
+
+    def function_output(self, name: str, value: Any, is_input: bool) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        source = self.ref(value)
+        if is_input:  # autograd would return a view of it anyway; made here, it gets its own node
+            value = value.view_as(value)
+        self.bind(value, self.node("autograd_function", "op", (source,), name, autograd_function=name))
+        return value
 
     # ---- calls -------------------------------------------------------------------------------
     def record(self, func: Any, args: Sequence[Any], kwargs: dict, out: Any) -> None:
         name = resolve_name(func) or getattr(func, "__qualname__", None) or getattr(func, "__name__", str(func))
         op, reflected, inplace = call_traits(name)
+        if isinstance(out, float) and not out.is_integer() and args and isinstance(args[0], torch.Tensor):
+            # `scale = y.mean().item()`; `x * scale`: the float carries y's value, as fx's item node does
+            self.scalars[out] = self.node("item", "op", (self.ref(args[0]),), name)
+            return
+        if op in _ESCAPES and not _has_tensor(out) and args and isinstance(args[0], torch.Tensor):
+            file, line = source_of_frame(sys._getframe(1))
+            self.escapes.setdefault(f"{op}() at {file}:{line}", None)
         if not _has_tensor(out) and op != "setitem":
             return  # x.dim(), x.shape, bool(t): no value flows on
         operands = self.operands(args, kwargs)
@@ -148,50 +214,81 @@ class _Session:
         node_id = self.node(op, kind, operands, name)
         if op == "setitem" or (inplace and args and isinstance(args[0], torch.Tensor)):
             self.bind(args[0], node_id)  # later reads of the mutated tensor see this node
+            base = args[0]._base
+            if base is not None:  # `h[:, :2].add_(y)` writes through the view into h
+                written = (self.ref(base), None, Ref(node_id))
+                self.bind(base, self.node("setitem", "op", written, "write through a view"))
         if op != "setitem":
             self.bind_outputs(node_id, op, out, operands)
 
     # ---- module hooks ------------------------------------------------------------------------
-    def pre_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        self.muted += 1
-        try:
-            self._enter(module, args, kwargs)
-        finally:
-            self.muted -= 1
+    # A module call runs: [our enter_scope] user pre-hooks [our enter_forward] forward
+    # [our forward_returned] user forward hooks [our leave_scope]. The user's hooks are recorded, in
+    # the module's scope; the module call returns what the hooks made of forward's result.
+    def register(self, module: torch.nn.Module) -> list:
+        return [module.register_forward_pre_hook(self.muting(self.enter_scope), with_kwargs=True, prepend=True),
+                module.register_forward_pre_hook(self.muting(self.enter_forward), with_kwargs=True),
+                module.register_forward_hook(self.muting(self.forward_returned), with_kwargs=True, prepend=True),
+                module.register_forward_hook(self.muting(self.leave_scope), with_kwargs=True)]
 
-    def post_hook(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        self.muted += 1
-        try:
-            self._leave(module, output)
-        finally:
-            self.muted -= 1
+    def muting(self, hook):
+        def muted(*args):
+            self.muted += 1
+            try:
+                return hook(*args)
+            finally:
+                self.muted -= 1
+        return muted
 
-    def _enter(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    def enter_scope(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         path = self.paths.get(module, "")
-        leaf = _LEAF_TEST.is_leaf_module(module, path)
-        if leaf:
+        if path and not self.leaf_depth:
+            self.scopes.append(path)
+
+    def enter_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        if _LEAF_TEST.is_leaf_module(module, self.paths.get(module, "")):
             self.leaf_depth += 1
             if self.leaf_depth == 1:
                 self.leaf_operands.append(self.operands(args, kwargs))
-        if path:
-            self.scopes.append(path)
 
-    def _leave(self, module: torch.nn.Module, output: Any) -> None:
+    def forward_returned(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         path = self.paths.get(module, "")
-        leaf = _LEAF_TEST.is_leaf_module(module, path)
-        if leaf and self.leaf_depth == 1:
+        if not _LEAF_TEST.is_leaf_module(module, path):
+            return
+        self.leaf_depth -= 1
+        if self.leaf_depth == 0:
             operands = self.leaf_operands.pop()
             kind, op = op_kind(normalise_module(module), random_active=module.training, module=True)
             learned = any(p.requires_grad for p in module.parameters())
-            self.leaf_depth -= 1
             node_id = self.node(op, kind, operands, path, name=path.replace(".", "_"), learned=learned)
             self.bind_outputs(node_id, op, output, operands)
-        elif leaf:
-            self.leaf_depth -= 1
-        if path and self.leaf_depth == 0:
-            self.builder.add_module_call(path, self.output_nodes(output))
-        if path:
-            self.scopes.pop()
+
+    def leave_scope(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        path = self.paths.get(module, "")
+        if not path or self.leaf_depth:
+            return None
+        owned = self.own_output(path, output)
+        self.builder.add_module_call(path, self.output_nodes(owned))
+        self.scopes.pop()
+        return None if owned is output else owned  # a forward hook's result replaces the output
+
+    def own_output(self, path: str, value: Any) -> Any:
+        """A module that returns a tensor computed outside it (its input: a pass-through, an eval-mode
+        noise layer) returns it through a `passthrough` node in its own scope, as under fx."""
+        if isinstance(value, torch.Tensor):
+            source = self.ref(value).node
+            if path in self.builder.g.nodes[source]["scopes"]:
+                return value
+            owned = value.view_as(value)
+            self.bind(owned, self.node("passthrough", "op", (Ref(source),), path))
+            return owned
+        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+            items = [self.own_output(path, v) for v in value]
+            return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+        if isinstance(value, dict):
+            items = {k: self.own_output(path, v) for k, v in value.items()}
+            return value if all(items[k] is value[k] for k in value) else items
+        return value
 
     def output_nodes(self, output: Any) -> tuple[str | None, ...]:
         values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else [output]
@@ -220,32 +317,39 @@ def capture_eager(model: torch.nn.Module, batches: dict | Sequence[dict], traini
                   note: str = "") -> ModelGraph:
     """Run the model on each batch under the recorder; the graph is the union of the paths taken."""
     batches = [batches] if isinstance(batches, dict) else list(batches)
-    session = _Session(model)
-    modes = {m: m.training for m in model.modules()}
-    handles = []
-    try:
-        model.train(training)
-        for module in dict.fromkeys(session.paths):
-            handles.append(module.register_forward_pre_hook(session.pre_hook, with_kwargs=True))
-            handles.append(module.register_forward_hook(session.post_hook, with_kwargs=True))
-        with preserved_rng(model):  # capturing must not shift the user's random stream
-            for batch in batches:
-                _run_once(model, session, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
+    with uncompiled(model) as model:
+        session = _Session(model)
+        _run(model, session, batches, training)
     builder = session.builder
     for name in sorted(session.functions):
         builder.notes.append(f"custom autograd.Function {name} was inlined by the capture (its backward is "
                              "not in the graph): gradient facts come from autograd on the real model")
+    if session.escapes:
+        builder.notes.append("values left torch where the recorder cannot follow them (" + ", ".join(
+            list(session.escapes)[:3]) + "): if they feed the computation, the graph lacks that edge")
     if note:
         builder.notes.insert(0, note)
     mode = "train" if training else "eval"
     plural = "es" if len(batches) > 1 else ""
     return builder.build(f"eager recorder (TorchFunctionMode + module hooks, {mode} mode, "
                          f"{len(batches)} batch{plural})", training)
+
+
+def _run(model: torch.nn.Module, session: _Session, batches: list[dict], training: bool) -> None:
+    modes = {m: m.training for m in model.modules()}
+    handles = []
+    try:
+        model.train(training)
+        for module in dict.fromkeys(session.paths):
+            handles.extend(session.register(module))
+        with preserved_rng(model), autograd_function_boundaries(session.run_function):
+            for batch in batches:  # capturing must not shift the user's random stream
+                _run_once(model, session, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in modes.items():
+            module.training = mode
 
 
 def _run_once(model: torch.nn.Module, session: _Session, batch: dict) -> None:
@@ -263,7 +367,10 @@ def _run_once(model: torch.nn.Module, session: _Session, batch: dict) -> None:
         if isinstance(value, torch.Tensor):
             session.builder.set_output(key, session.ref(value).node)
     session.tensors.clear()
+    session.memory.clear()
     session.elements.clear()
+    session.element_nodes.clear()
+    session.scalars.clear()
     session.alive.clear()
 
 
@@ -271,6 +378,21 @@ def preserved_rng(model: torch.nn.Module):
     """Restore the CPU and (for a model on CUDA) the CUDA random state afterwards."""
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.is_cuda})
     return torch.random.fork_rng(devices=devices)
+
+
+# Tensor methods that hand a value to Python; a non-integral float is followed (see `scalars`).
+_ESCAPES = frozenset({"item", "tolist", "numpy", "int"})
+
+
+def _memory_key(tensor: torch.Tensor) -> tuple | None:
+    """Two tensors with this key hold the same values: the same memory, read the same way."""
+    if tensor.layout is not torch.strided or tensor.numel() == 0:
+        return None
+    try:
+        storage = tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # tensors without storage (functorch wrappers, meta)
+        return None
+    return storage, tensor.storage_offset(), tuple(tensor.shape), tensor.stride(), tensor.dtype, tensor.device
 
 
 def _has_tensor(value: Any) -> bool:

@@ -64,11 +64,6 @@ def _constants_upstream(graph: ModelGraph, target: str) -> list[str]:
     return index.names[graph.reach_mask([target], reverse=True) & index.of_kind("const")].tolist()
 
 
-def baked_constants(graph: ModelGraph, target: str) -> list[str]:
-    """Tensors fx executed once at trace time (e.g. `torch.randn(4, 16)`) that feed the target."""
-    return [n for n in _constants_upstream(graph, target) if graph.node(n).get("baked")]
-
-
 def fixed_tensors(graph: ModelGraph, target: str) -> list[str]:
     """Non-parameter tensor attributes (not buffers) that feed the target: a 'noise' fixed at build time."""
     return [n for n in _constants_upstream(graph, target)

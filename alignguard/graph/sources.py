@@ -1,5 +1,4 @@
-"""Where a captured op comes from: the user's source line, and whether it runs inside a custom
-`autograd.Function` (whose forward every capture inlines and whose backward none can see)."""
+"""Where a captured op comes from: the user's source line (frames in torch or alignguard are skipped)."""
 
 from __future__ import annotations
 
@@ -44,21 +43,6 @@ def user_frame_of_exception(exc: BaseException) -> str | None:
             found = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         tb = tb.tb_next
     return found
-
-
-def autograd_function_of_stack(frame: FrameType | None) -> str | None:
-    """Name of the custom autograd.Function whose forward is on the stack, if any."""
-    from torch.autograd.function import FunctionCtx
-
-    while frame is not None:
-        code = frame.f_code
-        if code.co_name == "forward" and code.co_argcount and is_user_file(code.co_filename):
-            ctx = frame.f_locals.get(code.co_varnames[0])  # forward(ctx, ...): a staticmethod
-            if isinstance(ctx, FunctionCtx):
-                forward_cls = getattr(type(ctx), "_forward_cls", None)
-                return forward_cls.__name__ if forward_cls else type(ctx).__name__
-        frame = frame.f_back
-    return None
 
 
 def param_scopes(qualified_name: str) -> tuple[str, ...]:

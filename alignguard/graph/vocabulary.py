@@ -63,15 +63,26 @@ TRANSPARENT_OPS = frozenset({
     "unflatten", "permute", "transpose", "t", "to", "float", "double", "half", "bfloat16", "type",
     "type_as", "clone", "alias", "view_as", "identity", "detach", "detach_copy", "broadcast_to",
     "broadcast", "movedim", "dropout_eval", "getitem_key", "reshape_as", "atleast_1d", "atleast_2d",
-    "squeeze_copy", "unsqueeze_copy", "view_copy", "cpu", "cuda",
+    "squeeze_copy", "unsqueeze_copy", "view_copy", "cpu", "cuda", "autograd_function", "passthrough",
 })
 
 # Ops whose tensor arguments contribute only their shape/dtype/device, never their values.
 SHAPE_ONLY_OPS = frozenset({
     "size", "dim", "numel", "zeros_like", "ones_like", "empty_like", "full_like", "new_zeros",
-    "new_ones", "new_empty", "new_full", "new_tensor", "randn", "rand", "randint", "randperm",
+    "new_ones", "new_empty", "new_full", "new_tensor", "new", "randn", "rand", "randint", "randperm",
     "shape_getitem", "arange", "zeros", "ones", "empty", "full", "eye", "linspace",
 })
+
+# Ops whose result shares its first operand's memory (PyTorch views): an in-place op on the result
+# writes through to that operand. `getitem` counts when it indexes with slices and ints only.
+VIEW_OPS = frozenset({
+    "view", "reshape", "flatten", "unflatten", "transpose", "permute", "t", "squeeze", "unsqueeze", "expand",
+    "expand_as", "narrow", "select", "diagonal", "view_as", "movedim", "as_strided", "unfold", "swapaxes",
+    "getitem", "real", "imag",
+})
+# Tuple ops whose elements are views of the operand (max's and sort's are not).
+VIEW_TUPLE_OPS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit",
+                            "dsplit"})
 
 # Ops whose result is a tuple; an int index into it selects an element (op "getitem_tuple").
 TUPLE_OPS = frozenset({

@@ -149,6 +149,10 @@ def forward_inputs(model, batch: dict, names: list[str] | None = None) -> dict:
 def load_model_file(path: str | Path, entry_points: EntryPoints | None = None) -> ModelFile:
     entry_points = entry_points or EntryPoints()
     path = Path(path).resolve()
+    if path.is_dir():
+        raise ModelFileError(f"'{path}' is a directory, not a model file",
+                             fix="pass the Python file inside it that defines build_model(), example_batch() and "
+                             "loss_terms()")
     if not path.is_file():
         raise ModelFileError(
             f"model file '{path}' does not exist",
@@ -192,7 +196,7 @@ def _import(path: Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise ModelFileError(
             f"the model file has a syntax error: {exc.msg}",
-            where=f"{exc.filename}:{exc.lineno}:{exc.offset or 1}",
+            where=f"{exc.filename or path}:{exc.lineno or 1}:{exc.offset or 1}",
             fix="correct the syntax at that line",
         ) from None
     except Exception as exc:

@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from alignguard.errors import SpecError
+from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_flow_depth, check_size, read_text_file
 from alignguard.spec.model import Spec, SpecReferenceError
 from alignguard.spec.positions import yaml_lines
 
@@ -24,17 +26,25 @@ Loc = tuple[str | int, ...]
 
 def load_spec(path: str | Path) -> Spec:
     path = Path(path)
+    if path.is_dir():
+        raise SpecError(f"'{path}' is a directory, not a spec file",
+                        fix="pass the path to the YAML design spec inside it, e.g. specs/cmdn.yaml")
     if not path.is_file():
         raise SpecError(
             f"spec file '{path}' does not exist",
             fix="pass the path to a YAML design spec, e.g. specs/cmdn.yaml",
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path, "spec", SpecError)
     return parse_spec(text, source=str(path))
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"the spec is longer than the {MAX_BYTES // 1024} KiB limit", where=source,
+                        fix="a spec is a page or two of YAML: check that this is the right text")
+    check_flow_depth(text, source, SpecError)
     data = _read_yaml(text, source)
+    check_size(data, source, SpecError)
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type(data).__name__}"
         raise SpecError(
@@ -50,12 +60,29 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     return spec
 
 
+class _Constructor(RoundTripConstructor):
+    """Values YAML can spell but Python cannot hold (2024-13-45, a 10,000-digit int) as marked errors."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (ValueError, OverflowError) as exc:
+            raise ConstructorError(None, None, f"value '{_clip(str(node.value))}' cannot be read: {exc}",
+                                   node.start_mark) from None
+
+
 def _read_yaml(text: str, source: str) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     try:
-        return YAML(typ="rt").load(text)
+        return yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        if isinstance(exc, ConstructorError) and " cannot be read: " in str(exc.problem):
+            raise SpecError(f"the spec's {exc.problem}", where=where,
+                            fix="write a value that exists (dates as YYYY-MM-DD), or quote it to make it a string"
+                            ) from None
         raise SpecError(
             f"the spec is not valid YAML: {exc.problem or exc.context}",
             where=where,
@@ -63,6 +90,9 @@ def _read_yaml(text: str, source: str) -> Any:
         ) from None
     except YAMLError as exc:
         raise SpecError(f"the spec is not valid YAML: {exc}", where=source, fix="fix the YAML syntax") from None
+    except RecursionError:
+        raise SpecError(f"the spec nests deeper than the parser can follow (limit: {MAX_DEPTH} levels)",
+                        where=source, fix="a spec nests a few levels; look for runaway [ or { brackets") from None
 
 
 def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
@@ -109,9 +139,42 @@ def _dotted(loc: Loc) -> str:
     return out
 
 
-def _short(value: Any) -> str:
-    text = repr(value if not hasattr(value, "items") else dict(value))
-    return text if len(text) <= 60 else text[:57] + "..."
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value cut to `limit` characters, built piece by piece so a huge value is never rendered."""
+    pieces: list[str] = []
+    budget = [limit + 1]
+
+    def emit(text: str) -> bool:
+        pieces.append(text[: budget[0]])
+        budget[0] -= len(text)
+        return budget[0] > 0
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if not emit("{"):
+                return False
+            for index, (key, item) in enumerate(node.items()):
+                if (index and not emit(", ")) or not walk(key) or not emit(": ") or not walk(item):
+                    return False
+            return emit("}")
+        if isinstance(node, (list, tuple)):
+            if not emit("["):
+                return False
+            for index, item in enumerate(node):
+                if (index and not emit(", ")) or not walk(item):
+                    return False
+            return emit("]")
+        if isinstance(node, int) and node.bit_length() > 256:
+            return emit(f"<an integer of {node.bit_length()} bits>")
+        return emit(repr(_clip(node) if isinstance(node, str) else node)[: budget[0]])
+
+    walk(value)
+    text = "".join(pieces)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _position(data: Any, loc: Loc) -> tuple[int, int]:

@@ -21,7 +21,8 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class SpecModel(StrictModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: `tolerance: .inf` would make a probe that can never fail
+    model_config = ConfigDict(frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class SpecReferenceError(ValueError):

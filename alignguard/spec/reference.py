@@ -78,6 +78,13 @@ def render() -> str:
         "\"did you mean\"). `alignguard schema` prints the same as JSON Schema. The complete worked example is",
         f"`{EXAMPLE_SPEC}`: every field below appears there, commented with the reason it exists.",
         "",
+        "Limits (a spec is a page or two; these keep a broken or hostile file from taking a CI runner down): "
+        "a spec is UTF-8 text (a UTF-8 byte-order mark is fine; UTF-16, other encodings and binary files are "
+        "refused with the offending line:column), at most 1 MiB, nested at most 64 levels, and at most 100,000 "
+        "values once YAML aliases are expanded. Numbers must be finite (`.inf` and `.nan` are refused: a "
+        "tolerance of `.inf` would make a probe that can never fail); dates must exist (`2024-13-45` is a "
+        "located error).",
+        "",
     ]
     for model in _models():
         lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip().replace("\n    ", " "), ""]

@@ -12,6 +12,7 @@ import errno
 import os
 import pickle
 import random
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,12 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
         _fsync_directory(path.parent)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # torch's zip writer reports a failed write as RuntimeError
         temporary.unlink(missing_ok=True)
-        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = _disk_full(error, path.parent)
         previous = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} existed"
         raise CheckpointError(
-            f"could not write checkpoint {path.name}: {'the disk is full' if full else error.strerror or error}; "
+            f"could not write checkpoint {path.name}: {'the disk is full' if full else _reason(error)}; "
             f"{previous}",
             where=str(path),
             fix=("free disk space (or point --out at a larger disk), then continue with --resume"
@@ -54,6 +55,20 @@ def save_atomic(payload: dict[str, Any], path: Path) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or (str(error).splitlines() or [type(error).__name__])[0]
+    return text[:200]
+
+
+def _disk_full(error: BaseException, folder: Path) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def _fsync_directory(folder: Path) -> None:

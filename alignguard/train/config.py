@@ -9,7 +9,7 @@ two CPU cores in a few minutes; every field says what it does in ``description=`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -18,7 +18,8 @@ from alignguard.strict import StrictModel
 
 
 class _Strict(StrictModel):
-    model_config = ConfigDict(validate_assignment=True)  # overrides are assigned after loading
+    # overrides are assigned after loading; numbers must be finite (an infinite learning rate is no setting)
+    model_config = ConfigDict(validate_assignment=True, allow_inf_nan=False)
 
 
 class StageConfig(_Strict):
@@ -41,7 +42,8 @@ class StageConfig(_Strict):
 class OptimConfig(_Strict):
     lr: float = Field(2e-3, gt=0, description="Peak learning rate of AdamW.")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW's decoupled weight decay.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW's moment decay rates.")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.9, 0.999), description="AdamW's moment decay rates, each in [0, 1).")
     grad_clip: float | None = Field(5.0, gt=0, description="Clip the global gradient norm (None: off).")
     schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="Learning-rate schedule after warm-up, over the whole run."
@@ -206,12 +208,24 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from alignguard.spec.bounded import check_flow_depth, check_size, read_text_file
+
     if not Path(path).is_file():
-        raise UsageError(f"config file '{path}' does not exist", fix="pass the path to a YAML training config")
+        raise UsageError(f"config file '{path}' {'is a directory' if Path(path).is_dir() else 'does not exist'}",
+                         fix="pass the path to a YAML training config")
+    text = read_text_file(Path(path), "config", UsageError)
+    check_flow_depth(text, str(path), UsageError)
     try:
-        loaded = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
+        loaded = YAML(typ="safe").load(text)
     except YAMLError as error:
         raise UsageError(f"the config is not valid YAML: {error}", where=str(path), fix="fix the YAML syntax") from None
+    except (ValueError, OverflowError) as error:  # a date or number YAML can spell but Python cannot hold
+        raise UsageError(f"the config holds a value that cannot be read: {error}", where=str(path),
+                         fix="correct the value, or quote it to make it a string") from None
+    except RecursionError:
+        raise UsageError("the config nests deeper than the parser can follow", where=str(path),
+                         fix="a config nests two or three levels; look for runaway [ or { brackets") from None
+    check_size(loaded, str(path), UsageError)
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -96,7 +96,8 @@ def judge_epoch(value: float | None, best: float | None, bad_epochs: int, stage_
     improved = value is not None and (best is None or value > best + min_delta)
     bad = 0 if improved else bad_epochs + 1
     patience_out = bad >= patience
-    stage_done = stage_epoch >= stage.epochs or patience_out or budget_spent
+    # the step budget ends the run, not the stage: a resume under a larger --max-steps continues this stage
+    stage_done = stage_epoch >= stage.epochs or patience_out
     finished = budget_spent or (stage_done and last_stage)
     reason = ("max_steps reached" if budget_spent else
               f"early stopping: no validation AUPR gain for {bad} epochs" if patience_out and last_stage else

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import sys
 from dataclasses import dataclass, field
@@ -109,39 +110,68 @@ def _run_dir(request: TrainRequest, spec_name: str) -> Path:
 def _train(request, spec, model_file, config: TrainConfig, overrides, gate, run_dir: Path, dist: DistInfo,
            console: Console, datasets) -> int:
     from alignguard.train.display import live_enabled
-    from alignguard.train.records import MetricsLog, truncate_after
     from alignguard.train.sources import load_datasets
     from alignguard.train.trainer import Trainer
 
     spec_sha, model_sha = rundir.sha256_of(request.spec), rundir.sha256_of(request.model)
-    payload = None
-    if request.resume:
-        config, payload = _resume_config(run_dir, config, overrides, request, model_sha, console)
-    elif dist.is_main:
-        rundir.prepare_new_run(run_dir)
-    data_handle = None
-    if datasets is None:
-        datasets, data_handle = load_datasets(config.data, dist)
-    live = live_enabled(config.monitor.live, console.is_terminal)
-    trainer = Trainer(spec=spec, model_file=model_file, config=config, run_dir=run_dir, datasets=datasets,
-                      dist=dist, console=console, live=live, model_sha256=model_sha, spec_sha256=spec_sha,
-                      hooks=request.hooks)
+    payload, lock, created = None, None, False
     try:
-        if payload is not None:
-            trainer.resume_from(payload)
-        log = None
-        if dist.is_main:
-            _record_start(run_dir, request, gate, config, trainer, datasets, spec_sha, model_sha, payload)
+        if request.resume:
+            if dist.is_main:
+                lock = rundir.RunLock(_existing_run(run_dir))
+            config, payload = _resume_config(run_dir, config, overrides, request, model_sha, console)
+            if not _reopen(payload, config, run_dir, console):
+                return 0
+        elif dist.is_main:
+            created = rundir.prepare_new_run(run_dir)
+            lock = rundir.RunLock(run_dir)
+        start_step = payload["progress"]["step"] if payload is not None else 0
+        trainer = None
+        try:
+            data_handle = None
+            if datasets is None:
+                datasets, data_handle = load_datasets(config.data, dist)
+            live = live_enabled(config.monitor.live, console.is_terminal)
+            trainer = Trainer(spec=spec, model_file=model_file, config=config, run_dir=run_dir, datasets=datasets,
+                              dist=dist, console=console, live=live, model_sha256=model_sha, spec_sha256=spec_sha,
+                              hooks=request.hooks)
             if payload is not None:
-                truncate_after(run_dir / rundir.METRICS_FILE, payload["progress"]["step"],
-                               payload["progress"]["epoch"])
-            log = MetricsLog(run_dir / rundir.METRICS_FILE,
-                             run_dir / "tensorboard" if config.monitor.tensorboard else None)
-            console.print(f"training on {trainer.device} ({trainer.precision.reason}); world size {dist.world}; "
-                          f"stages: " + ", ".join(f"{s.name} ({s.epochs} ep.)" for s in trainer.stages)
-                          + f"; {trainer.steps_per_epoch} steps/epoch; run directory {run_dir}")
-            if gate.overridden:
-                console.print(Panel(f"[bold white on red]{escape(rundir.OVERRIDE_BANNER)}[/]", border_style="red"))
+                trainer.resume_from(payload)
+            _fit(request, run_dir, config, gate, trainer, datasets, spec_sha, model_sha, payload, dist, console,
+                 data_handle)
+            return 0
+        except BaseException:
+            if dist.is_main and not request.resume and (trainer is None or trainer.progress["step"] == 0):
+                rundir.discard_new_run(run_dir, created)  # nothing trained: the retry finds what it left
+            raise
+        finally:
+            if trainer is not None:
+                trainer.close()
+                # run.json changes only when this run trained (a failed resume leaves it as it was)
+                trained = trainer.progress["step"] > start_step
+                if dist.is_main and trained and (run_dir / rundir.RUN_FILE).exists():
+                    rundir.update_run(run_dir, last_step=trainer.progress["step"])
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(request, run_dir, config, gate, trainer, datasets, spec_sha, model_sha, payload, dist, console,
+         data_handle) -> None:
+    from alignguard.train.records import MetricsLog, truncate_after
+
+    log = None
+    if dist.is_main:
+        _record_start(run_dir, request, gate, config, trainer, datasets, spec_sha, model_sha, payload)
+        if payload is not None:
+            truncate_after(run_dir / rundir.METRICS_FILE, payload["progress"]["step"], payload["progress"]["epoch"])
+        log = MetricsLog(run_dir / rundir.METRICS_FILE, run_dir / "tensorboard" if config.monitor.tensorboard else None)
+        console.print(f"training on {trainer.device} ({trainer.precision.reason}); world size {dist.world}; "
+                      f"stages: " + ", ".join(f"{s.name} ({s.epochs} ep.)" for s in trainer.stages)
+                      + f"; {trainer.steps_per_epoch} steps/epoch; run directory {run_dir}")
+        if gate.overridden:
+            console.print(Panel(f"[bold white on red]{escape(rundir.OVERRIDE_BANNER)}[/]", border_style="red"))
+    try:
         try:
             summary = trainer.fit(log)
         except NonFiniteLossError:
@@ -153,11 +183,41 @@ def _train(request, spec, model_file, config: TrainConfig, overrides, gate, run_
                 log.close()
         if dist.is_main:
             _finish(run_dir, trainer, summary, console, data_handle)
-        return 0
-    finally:
-        trainer.close()
-        if dist.is_main and (run_dir / rundir.RUN_FILE).exists():
-            rundir.update_run(run_dir, last_step=trainer.progress["step"])
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise CheckpointError(f"the disk is full: writing {Path(error.filename or run_dir).name} failed at step "
+                              f"{trainer.progress['step']}", where=str(error.filename or run_dir),
+                              fix="free disk space (or point --out at a larger disk), then continue with "
+                              "--resume; the last checkpoint is intact") from None
+
+
+def _existing_run(run_dir: Path) -> Path:
+    if not run_dir.is_dir():
+        raise UsageError(f"there is no run directory '{run_dir}' to resume",
+                         fix="check --out, or start a new run without --resume")
+    return run_dir
+
+
+def _reopen(payload: dict[str, Any], config: TrainConfig, run_dir: Path, console: Console) -> bool:
+    """Whether a resumed run has steps left; a run that stopped at its --max-steps continues under a larger one."""
+    progress = payload["progress"]
+    if not progress.get("finished"):
+        return True
+    step, reason = progress["step"], progress.get("stop_reason") or "finished"
+    if reason == "max_steps reached" and (config.max_steps is None or config.max_steps > step):
+        payload["progress"] = {**progress, "finished": False, "stop_reason": None}
+        console.print(f"continuing {run_dir} from step {step} (it had stopped at its step budget) to "
+                      f"{config.max_steps if config.max_steps else 'the end of its curriculum'}")
+        return True
+    if reason == "max_steps reached":
+        why = f"--max-steps {config.max_steps} is not above the step the run stopped at ({step})"
+        how = f"pass --max-steps larger than {step}"
+    else:
+        why = f"the run already ended ({reason}) at step {step}"
+        how = "start a new run to train longer (its checkpoints/best.pt holds the best weights)"
+    console.print(f"[yellow]nothing to train:[/] {why}; {run_dir} is unchanged. To train more, {how}.")
+    return False
 
 
 def _resume_config(run_dir: Path, requested: TrainConfig, overrides: dict[str, Any], request: TrainRequest,
@@ -166,7 +226,7 @@ def _resume_config(run_dir: Path, requested: TrainConfig, overrides: dict[str, A
     from alignguard.train.trainer import LAST
 
     run = rundir.read_run(run_dir)
-    stored = validate_config(json.loads((run_dir / rundir.CONFIG_FILE).read_text()), str(run_dir / rundir.CONFIG_FILE))
+    stored = _stored_config(run_dir)
     payload = ckpt.load_checkpoint(run_dir / rundir.CHECKPOINTS / LAST)
     explicit = set(overrides) | ({"*"} if request.config_file else set())
     differences = [d for d in config_differences(stored, requested)
@@ -190,6 +250,17 @@ def _resume_config(run_dir: Path, requested: TrainConfig, overrides: dict[str, A
         console.print(f"[bold yellow]warning:[/] the model file changed since this run started "
                       f"({run['model']['sha256'][:12]} -> {model_sha[:12]}); resuming only if the weights still fit")
     return config, payload
+
+
+def _stored_config(run_dir: Path) -> TrainConfig:
+    from alignguard.errors import AlignguardError
+
+    record = rundir.read_record(run_dir, rundir.CONFIG_FILE, "the run's training configuration")
+    try:
+        return validate_config(record, str(run_dir / rundir.CONFIG_FILE))
+    except AlignguardError as error:
+        raise CheckpointError(f"{rundir.CONFIG_FILE} is damaged: {error.what}", where=error.where,
+                              fix="restore the file from a backup, or start a new run") from None
 
 
 def _record_start(run_dir, request, gate, config, trainer, datasets, spec_sha, model_sha, payload) -> None:
@@ -279,7 +350,11 @@ def evaluate_run(run_dir: Path, data: Path | None, console: Console | None = Non
     console = console or Console()
     run_dir = Path(run_dir)
     run = rundir.read_run(run_dir)
-    config = validate_config(json.loads((run_dir / rundir.CONFIG_FILE).read_text()), str(run_dir / rundir.CONFIG_FILE))
+    config = _stored_config(run_dir)
+    if not (run_dir / rundir.CHECKPOINTS / "best.pt").is_file():
+        raise CheckpointError("the run has no best checkpoint to evaluate (checkpoints/best.pt is written after "
+                              "the first validated epoch)", where=str(run_dir / rundir.CHECKPOINTS / "best.pt"),
+                              fix="train the run past its first epoch (--resume), then evaluate it")
     model_path = Path(run["model"]["path"])
     if not model_path.is_file() or rundir.sha256_of(model_path) != run["model"]["sha256"]:
         raise CheckpointError(

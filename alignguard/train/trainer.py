@@ -41,6 +41,9 @@ class TrainingInterrupted(Exception):
         super().__init__(f"interrupted at step {step}")
         self.step, self.checkpoint = step, checkpoint
 
+    def __reduce__(self):  # crosses from the training worker to the CLI
+        return (type(self), (self.step, self.checkpoint))
+
 
 class Trainer:
     def __init__(self, *, spec, model_file, config: TrainConfig, run_dir: Path, datasets: Datasets,

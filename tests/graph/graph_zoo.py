@@ -37,6 +37,11 @@ class Baked(nn.Module):
         return x * torch.randn(4, 6)  # a concrete shape: fx executes this once, at trace time
 
 
+class BakedConstant(nn.Module):
+    def forward(self, x):
+        return x * torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # created at trace time: a baked constant
+
+
 class Spellings(nn.Module):
     """The same products and exponentials written every way Python and torch allow."""
 

@@ -44,12 +44,25 @@ def test_item_assignment_falls_back_and_is_a_mutation():
 
 
 def test_fx_baked_tensor_is_a_const_and_the_model_is_left_untouched():
-    model = zoo.Baked()
+    model = zoo.BakedConstant()
     graph = capture(model, "fx")
     baked = [n for n, d in graph.graph.nodes(data=True) if d["kind"] == "const" and d.get("baked")]
-    assert len(baked) == 1 and graph.node(baked[0])["shape"] == (4, 6)
-    assert not any(d["kind"] == "random" for _, d in graph.graph.nodes(data=True))
+    assert len(baked) == 1 and graph.node(baked[0])["shape"] == (6,)
     assert not [k for k in vars(model) if k.startswith("_tensor_constant")]
+
+
+def test_fx_refuses_a_random_draw_it_would_bake_and_leaves_the_random_stream_alone():
+    model = zoo.Baked()
+    torch.manual_seed(3)
+    expected = torch.rand(1)
+    torch.manual_seed(3)
+    with pytest.raises(CaptureError) as caught:
+        capture(model, "fx")
+    assert "random draw ran once while fx traced" in str(caught.value) and "graph_zoo.py:" in str(caught.value)
+    assert torch.equal(torch.rand(1), expected)
+    assert not [k for k in vars(model) if k.startswith("_tensor_constant")]
+    graph = capture_graph(model, zoo.batch())
+    assert graph.capture.startswith("eager") and "random draw ran once" in graph.capture_note
 
 
 def test_eager_sees_the_random_call_fx_baked():
@@ -122,7 +135,7 @@ def test_grl_is_inlined_and_tagged_not_trusted_for_gradients(method):
     model = zoo.WithGRL()
     graph = capture(model, method)
     tagged = [n for n, d in graph.graph.nodes(data=True) if d.get("autograd_function") == "GradReverse"]
-    assert [graph.node(n)["op"] for n in tagged] == ["view_as"]
+    assert [graph.node(n)["op"] for n in tagged] == ["view_as", "autograd_function"]  # its op, its output
     assert "GradReverse was inlined" in graph.capture_note and "autograd on the real model" in graph.capture_note
     assert not any(key.startswith("grad") or "backward" in key for _, d in graph.graph.nodes(data=True) for key in d)
     # The real model still reverses gradients: capture did not replace or disturb it.

@@ -29,7 +29,8 @@ def test_randn_like_passes_both():
 def test_fixed_shape_randn_baked_by_fx_is_judged_on_the_eager_capture():
     present, evaluated = noise(zoo.with_bottleneck(zoo.FixedShapeRandn))
     assert present.status is Status.PASS, present.found
-    assert "baked" in present.note and "eager" in present.note
+    graph = run_checks.context.graph  # fx refuses to bake the draw: the capture itself fell back
+    assert graph.capture.startswith("eager") and "random draw ran once while fx traced" in graph.capture_note
     assert evaluated.status is Status.PASS
 
 

@@ -15,9 +15,9 @@ from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
 from alignguard.checks.modules import module_exists
 from alignguard.checks.structure.symbols import design_names, resolve_binding, symbol_where
-from alignguard.graph.capture import eval_graph, train_graph_eager
+from alignguard.graph.capture import eval_graph
 from alignguard.graph.model_graph import ModelGraph
-from alignguard.graph.noise_paths import baked_constants, fixed_tensors, noise_sources, trace_noise
+from alignguard.graph.noise_paths import fixed_tensors, noise_sources, trace_noise
 from alignguard.results import CheckResult, failed, passed
 
 
@@ -66,19 +66,7 @@ class NoiseCheck(Check):
         if target is None:
             return failed("noise.present", element, expected, f"symbol {symbol} matched nothing in the graph",
                           fix=f"bind {symbol} first (see symbol.bound)")
-        result = self._judge(context, context.graph, element, expected, path, symbol, target, requirement)
-        if result.failed and context.graph.capture.startswith("torch.fx") and baked_constants(context.graph, target):
-            eager = train_graph_eager(context)
-            eager_target = resolve_binding(eager, binding).node
-            baked = baked_constants(context.graph, target)[0]
-            note = (f"torch.fx ran a random call once at trace time and baked its draw into the graph as a "
-                    f"constant ({context.graph.where_text(baked) or baked}); judged on the eager capture, "
-                    f"which sees every call")
-            if eager_target is not None:
-                result = self._judge(context, eager, element, expected, path, symbol, eager_target, requirement)
-                return result.with_(found=f"{result.found} [{note}]", note=note,
-                                    details={**result.details, "capture": eager.capture})
-        return result
+        return self._judge(context, context.graph, element, expected, path, symbol, target, requirement)
 
     def _judge(self, context, graph: ModelGraph, element, expected, path, symbol, target, requirement) -> CheckResult:
         names = design_names(context, graph)

@@ -1,0 +1,368 @@
+"""Run model code in a forked worker, so that nothing it does can stand in for a verdict.
+
+The parent accepts an answer only as a complete message on a private pipe, written by the worker
+after the function returned or raised. A worker that ends any other way (sys.exit, os._exit, a
+signal, a crash inside C) is reported as exactly that, with where it happened: exit 2, never the
+exit code the model file chose. A worker still running at the deadline has its stack dumped by
+faulthandler (which works even inside a C call) and is killed; the error names the phase and line.
+
+fork, not spawn: the child starts with torch, the spec and every module already imported, so
+isolation costs milliseconds instead of a second interpreter importing torch. The CLI imports
+torch but runs no operator before forking; a process that already ran torch's OpenMP pool (a test
+suite calling the CLI in-process) cannot use that pool in a child (libgomp is not fork-safe), so
+such children compute on one thread (`mark_fresh_process` tells the two cases apart).
+"""
+
+from __future__ import annotations
+
+import codecs
+import faulthandler
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from alignguard.errors import AlignguardError, ModelFileError
+from alignguard.isolation import locate
+
+HEADER = struct.Struct("!Q")
+DUMP_WAIT_S = 1.0  # how long a hung worker gets to write its stack before it is killed
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_fresh = False
+
+
+def mark_fresh_process() -> None:
+    """Called by the CLI entry point: no torch operator has run yet, so a forked worker may use threads."""
+    global _fresh
+    _fresh = True
+
+
+def isolation_available() -> bool:
+    return hasattr(os, "fork")
+
+
+@dataclass
+class _Relay:
+    """A worker's output stream that the parent copies into one of its own (non-file) streams."""
+
+    read_fd: int
+    write_fd: int
+    stream: Any
+    decoder: codecs.IncrementalDecoder
+
+
+def run_isolated(function: Callable, *args: Any, activity: str = "the check", timeout: float | None = None,
+                 stdout_to_stderr: bool = False, passes: tuple[type[BaseException], ...] = (),
+                 **kwargs: Any) -> Any:
+    """`function(*args, **kwargs)` in a forked worker: its return value, or what it raised.
+
+    AlignguardError and the `passes` exception types are raised again here as they were; any other
+    exception, an exit, a signal or the `timeout` (seconds) becomes a ModelFileError (exit 2) that
+    names `activity`, the phase and the line of user code. With `stdout_to_stderr`, whatever the
+    worker prints goes to standard error, so a report on standard output stays machine-readable.
+    """
+    if not isolation_available():  # Windows: no fork; run in-process (documented in docs/architecture.md)
+        return function(*args, **kwargs)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    result_r, result_w = os.pipe()
+    dump = tempfile.TemporaryFile()
+    targets, relays = _plan_streams(stdout_to_stderr)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        _worker(function, args, kwargs, result_w, dump.fileno(), targets, parent, passes)
+    os.close(result_w)
+    for relay in relays:
+        os.close(relay.write_fd)
+    try:
+        with _forwarding_signals(pid):
+            data, status, hung = _collect(pid, result_r, relays, timeout)
+        dump.seek(0)
+        frames = locate.frames_of_dump(dump.read().decode("utf-8", "replace"))
+    finally:
+        os.close(result_r)
+        dump.close()
+    return _verdict(data, status, hung, frames, activity, timeout)
+
+
+# --- the parent ------------------------------------------------------------------------------
+
+
+def _real_fd(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except Exception:  # io.UnsupportedOperation, AttributeError: an in-memory stream (a test runner's)
+        return None
+
+
+def _plan_streams(stdout_to_stderr: bool) -> tuple[dict[int, int], list[_Relay]]:
+    """For the worker's fd 1 and 2: the fd to write to (the parent's own, or a relay pipe's)."""
+    targets: dict[int, int] = {}
+    relays: list[_Relay] = []
+    for child_fd, stream in ((1, sys.stderr if stdout_to_stderr else sys.stdout), (2, sys.stderr)):
+        fd = _real_fd(stream)
+        if fd is None:
+            read_fd, write_fd = os.pipe()
+            relays.append(_Relay(read_fd, write_fd, stream, codecs.getincrementaldecoder("utf-8")("replace")))
+            fd = write_fd
+        targets[child_fd] = fd
+    return targets, relays
+
+
+@contextmanager
+def _forwarding_signals(pid: int):
+    """The worker runs in its own process group (so a terminal's Ctrl-C reaches it once, through us)."""
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {}
+    try:
+        for sig in FORWARDED:
+            previous[sig] = signal.signal(sig, forward)
+    except ValueError:  # not the main thread: signals cannot be handled here, the worker gets its own
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _collect(pid: int, result_r: int, relays: list[_Relay], timeout: float | None):
+    """Read the result pipe and relay output until the worker ends; kill it at the deadline."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    data = bytearray()
+    relay_by_fd = {relay.read_fd: relay for relay in relays}
+    open_fds = {result_r, *relay_by_fd}
+    status, hung = None, False
+    while status is None:
+        wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+        _pump(open_fds, result_r, data, relay_by_fd, wait)
+        reaped, raw = os.waitpid(pid, os.WNOHANG)
+        if reaped:
+            status = os.waitstatus_to_exitcode(raw)
+        elif deadline is not None and time.monotonic() >= deadline:
+            hung = True
+            _signal_group(pid, signal.SIGUSR1)  # faulthandler writes the stack
+            time.sleep(DUMP_WAIT_S)
+            _signal_group(pid, signal.SIGKILL)
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    drain_until = time.monotonic() + DUMP_WAIT_S  # a process the worker forked may keep a pipe open
+    while _pump(open_fds, result_r, data, relay_by_fd, 0.0) and time.monotonic() < drain_until:
+        pass  # what the worker wrote before it ended
+    for fd in relay_by_fd:
+        os.close(fd)
+    for relay in relays:
+        relay.stream.write(relay.decoder.decode(b"", final=True))
+    return bytes(data), status, hung
+
+
+def _pump(open_fds: set[int], result_r: int, data: bytearray, relays: dict[int, _Relay], wait: float) -> bool:
+    """One select round; True when something was read."""
+    if not open_fds:
+        time.sleep(wait)
+        return False
+    readable, _, _ = select.select(list(open_fds), [], [], wait)
+    for fd in readable:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            open_fds.discard(fd)
+        elif fd == result_r:
+            data.extend(chunk)
+        else:
+            relay = relays[fd]
+            relay.stream.write(relay.decoder.decode(chunk))
+            relay.stream.flush()
+    return bool(readable)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _messages(data: bytes) -> list[tuple]:
+    messages, offset = [], 0
+    while offset + HEADER.size <= len(data):
+        (size,) = HEADER.unpack_from(data, offset)
+        start, offset = offset + HEADER.size, offset + HEADER.size + size
+        if offset > len(data):
+            break  # cut short: the worker died while writing
+        try:
+            messages.append(pickle.loads(data[start:offset]))
+        except Exception:
+            break  # damaged: trust nothing after it
+    return messages
+
+
+def _verdict(data: bytes, status: int, hung: bool, frames, activity: str, timeout: float | None):
+    messages = _messages(data)
+    final = messages[-1] if messages else None
+    if hung:
+        where = locate.describe(frames) if frames else "at an unknown place (no stack could be read)"
+        raise ModelFileError(
+            f"{activity} did not finish within --timeout {timeout:g} s; it was stopped {where}",
+            fix="make that code return (a loop without end, a wait on input or a lock?), or raise --timeout "
+            "if the model really needs longer")
+    kind = final[0] if final else None
+    if kind == "ok":
+        return final[1]
+    if kind == "raise":
+        raise final[1]
+    if kind == "interrupted":
+        raise KeyboardInterrupt
+    if kind == "exit":
+        _, code, where, how = final
+        raise ModelFileError(
+            f"the model file exited before {activity} finished ({how}({code!r}) {where})",
+            fix="a model file must return from its functions; raise an exception to report a problem, and "
+            "remove exit calls (sys.exit, os._exit, quit) from code the check runs")
+    if kind == "crash":
+        _, name, message, doing, where, text = final
+        if os.environ.get("ALIGNGUARD_DEBUG", "") not in ("", "0"):
+            print(text, file=sys.stderr, end="")
+        during = f" during {doing}" if doing and doing != activity else ""
+        if where:
+            raise ModelFileError(f"{activity} stopped{during}: the model code raised {name}: {message}",
+                                 where=where, fix="fix the error at that line (run with --debug for the traceback)")
+        raise ModelFileError(f"{activity} stopped{during} on an internal error, {name}: {message}",
+                             fix="this is an alignguard bug: report it with the output of `alignguard --debug ...`")
+    how = f"killed by {signal.Signals(-status).name}" if status < 0 else f"exit code {status}"
+    where = f" {locate.describe(frames)}" if frames else ""
+    raise ModelFileError(
+        f"the model file's process ended before {activity} finished ({how}, no answer{where})",
+        fix="a crash inside a C extension, running out of memory, or something killing the process: run the "
+        "model file's functions directly in Python to reproduce")
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+
+def _worker(function, args, kwargs, result_fd: int, dump_fd: int, targets: dict[int, int], parent: int,
+            passes) -> None:
+    real_exit = os._exit
+    try:
+        _settle(result_fd, dump_fd, targets, parent, real_exit)
+        try:
+            message = ("ok", function(*args, **kwargs))
+        except SystemExit as exc:
+            message = ("exit", exc.code if exc.code is not None else 0,
+                       locate.describe(locate.frames_of_traceback(exc.__traceback__)), "sys.exit")
+        except KeyboardInterrupt:
+            message = ("interrupted",)
+        except BaseException as exc:
+            message = _raised(exc, passes)
+        _send(result_fd, message)
+    except BaseException as exc:  # the plumbing itself failed: say so rather than vanish
+        try:
+            _send(result_fd, ("crash", type(exc).__name__, _short(exc), None, None, traceback.format_exc()))
+        except BaseException:
+            pass
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                pass
+        real_exit(0)
+
+
+def _settle(result_fd: int, dump_fd: int, targets: dict[int, int], parent: int, real_exit) -> None:
+    import io
+
+    os.setpgid(0, 0)
+    _die_with_parent(parent, real_exit)
+    devnull = os.open(os.devnull, os.O_RDONLY)  # input() fails at once instead of stopping a background job
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    for child_fd, target in targets.items():
+        if target != child_fd:
+            os.dup2(target, child_fd)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="replace",
+                                  line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                                  line_buffering=True)
+    faulthandler.enable(file=dump_fd, all_threads=False)  # SIGSEGV and friends: where it crashed
+    faulthandler.register(signal.SIGUSR1, file=dump_fd, all_threads=False)  # the parent's deadline
+    for sig in FORWARDED:
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    me = os.getpid()
+
+    def exit_reported(code: int = 0) -> None:
+        if os.getpid() == me:  # not a process the model code forked (DataLoader workers exit this way)
+            _send(result_fd, ("exit", code, locate.describe(locate.frames_of_stack(sys._getframe(1))), "os._exit"))
+        real_exit(code)
+
+    os._exit = exit_reported
+    if not _fresh and "torch" in sys.modules:
+        _one_thread(sys.modules["torch"])
+
+
+def _die_with_parent(parent: int, real_exit) -> None:
+    """Linux: SIGTERM when the parent dies (a trainer checkpoints on it), so no worker is orphaned."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        real_exit(1)
+
+
+def _one_thread(torch) -> None:
+    """The parent already used torch's OpenMP pool, which a forked child cannot (it would hang)."""
+    setter = torch.set_num_threads
+    setter(1)
+    torch.set_num_threads = lambda count: setter(1)
+
+
+def _raised(exc: BaseException, passes) -> tuple:
+    if isinstance(exc, (AlignguardError, *passes)):
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return ("raise", exc)
+        except Exception:
+            if isinstance(exc, AlignguardError):
+                return ("raise", ModelFileError(exc.what, where=exc.where, fix=exc.fix))
+    frames = locate.frames_of_traceback(exc.__traceback__)
+    return ("crash", type(exc).__name__, _short(exc), locate.phase(frames), locate.user_location(frames),
+            traceback.format_exc())
+
+
+def _short(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = "(unprintable)"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _send(fd: int, message: tuple) -> None:
+    try:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        payload = pickle.dumps(("crash", type(exc).__name__, f"the result could not be sent back: {_short(exc)}",
+                                None, None, traceback.format_exc()))
+    view = memoryview(HEADER.pack(len(payload)) + payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
