@@ -2,8 +2,10 @@
 
 Public API (imported on first use, so `import alignguard` stays light and never imports torch):
 
-    alignguard.check(spec, model_path) -> Report       # run every check, return the report
-    alignguard.assert_aligned(spec, model_path)        # raise AssertionError listing the findings
+    spec = alignguard.Spec.from_dict({...})            # or Spec.from_yaml(text), spec.to_yaml()
+    alignguard.check(spec, model) -> Report            # model: a model file path or an nn.Module
+    alignguard.gate(spec, model, example_batch=...)    # raise MisalignedError listing the findings
+    alignguard.assert_aligned(spec, model_path)        # the same as an AssertionError, for tests
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["check", "assert_aligned", "Report", "__version__"]
+__all__ = ["Spec", "check", "gate", "MisalignedError", "AlignguardError", "assert_aligned", "Report",
+           "__version__"]
 
 _LAZY = {
+    "Spec": ("alignguard.spec.model", "Spec"),
     "check": ("alignguard.api", "check"),
+    "gate": ("alignguard.gate", "gate"),
+    "MisalignedError": ("alignguard.gate", "MisalignedError"),
+    "AlignguardError": ("alignguard.errors", "AlignguardError"),
     "assert_aligned": ("alignguard.testing", "assert_aligned"),
     "Report": ("alignguard.results", "Report"),
 }

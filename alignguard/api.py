@@ -210,6 +210,59 @@ def _survey_losses(survey: "Survey", context: "CheckContext") -> None:
     survey.dead_params = [p for p in final.param_names if all(final.param_norms(n)[p] == 0 for n in final.names)]
 
 
-def check(spec: Spec | str | Path, model_path: str | Path) -> Report:
-    """Public API: check a model file against a spec and return the report."""
-    return run_check(spec, model_path)
+def check(spec: Spec | dict | str | Path, model, *, example_batch=None, loss_terms=None) -> Report:
+    """Public API: check `model` against `spec` and return the Report.
+
+    spec: a Spec, a dict of the same keys (validated by Spec.model_validate) or a YAML file path.
+    model: a model file path (build_model, example_batch, loss_terms inside), or a live nn.Module,
+    with `example_batch` (a dict, or (batch_size, seed) -> dict) and, when the spec has losses or
+    gradients, `loss_terms` ((model, batch, outputs, step) -> dict of scalar terms)."""
+    spec_path = None
+    if isinstance(spec, dict):
+        spec, spec_path = Spec.from_dict(spec), "<dict>"
+    if isinstance(model, (str, Path)):
+        if example_batch is not None or loss_terms is not None:
+            raise AlignguardError("example_batch and loss_terms go with an in-memory model, not a model file",
+                                  fix="define them in the model file, or pass the nn.Module itself as model")
+        return run_check(spec, model, spec_path=spec_path)
+    if not isinstance(spec, Spec):
+        from alignguard.spec.loader import load_spec
+
+        spec_path = str(spec)
+        spec = load_spec(spec)
+    return check_module(spec, model, example_batch, loss_terms, spec_path=spec_path or "<spec>")
+
+
+def applicable_check_ids(spec: Spec) -> list[str]:
+    """The ids of every check that applies to `spec`, in report order (imports the checks, and torch)."""
+    from alignguard.checks.catalogue import CHECKS
+
+    return [check_id for cls in CHECKS if cls().applies(spec) for check_id in cls.ids]
+
+
+def check_module(spec: Spec, model, example_batch, loss_terms=None, spec_path: str = "<spec>") -> Report:
+    """Check a live nn.Module (a training script's, a LightningModule's). The module is left as it
+    was: parameters, buffers, gradients, train/eval mode and the global RNG are restored afterwards."""
+    from alignguard.modelfile.inmemory import in_memory_model_file
+
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise AlignguardError(f"model must be a torch.nn.Module or a model file path, not {type(model).__name__}",
+                              fix="pass the module instance, or the path of a file defining build_model()")
+    model_file = in_memory_model_file(model, example_batch, loss_terms)
+    saved = {name: value.detach().clone() for name, value in model.state_dict(keep_vars=True).items()}
+    grads = {name: (p.grad.clone() if p.grad is not None else None) for name, p in model.named_parameters()}
+    modes = {name: module.training for name, module in model.named_modules()}
+    try:
+        with torch.random.fork_rng():
+            return check_model_file(spec, model_file, spec_path=spec_path)
+    finally:
+        with torch.no_grad():
+            for name, value in model.state_dict(keep_vars=True).items():
+                if name in saved:
+                    value.copy_(saved[name])
+        for name, parameter in model.named_parameters():
+            parameter.grad = grads.get(name)
+        for name, module in model.named_modules():
+            module.training = modes.get(name, module.training)

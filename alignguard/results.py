@@ -144,3 +144,16 @@ class Report:
 
     def aligned(self, fail_on: FailOn = "error") -> bool:
         return self.exit_code(fail_on) is ExitCode.OK
+
+    @property
+    def passed(self) -> bool:
+        """Aligned at the default threshold: every check that counts passed (`aligned("warning")` is stricter)."""
+        return self.aligned()
+
+    def render(self, fmt: str = "text", fail_on: FailOn = "error", timings: bool = False) -> str:
+        """This report in a --format: text, concise, json, junit, sarif, github or markdown."""
+        # the one upward import of results/, declared in pyproject's import-linter contract
+        from alignguard.report.formats import get_format
+        from alignguard.report.options import RenderOptions
+
+        return get_format(fmt).render(self, RenderOptions(fail_on=fail_on, timings=timings))

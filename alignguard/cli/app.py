@@ -21,10 +21,25 @@ app = typer.Typer(
     help="Prove a PyTorch model implements its design before anyone spends GPU hours training it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,  # help is plain text: "[default: 0]" and "[tool.alignguard]" print as written
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from alignguard import __version__
+
+        typer.echo(f"alignguard {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def root(debug: bool = typer.Option(False, "--debug", help="Print Python tracebacks of internal errors.")) -> None:
+def root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Print Python tracebacks of internal errors."),
+) -> None:
     """Prove a PyTorch model implements its design before anyone spends GPU hours training it."""
     if debug:
         os.environ["ALIGNGUARD_DEBUG"] = "1"  # the model worker and every error door read it

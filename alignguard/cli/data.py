@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Datasets: generate the built-in benchmark with a known Bayes ceiling, import ENCODE-DREAM-style "
     "data, inspect either.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # help is plain text: "[default: 0]" prints as written
 )
 console = Console()
 
@@ -56,7 +57,7 @@ def _default(field: str):
 @reports_errors
 def synth(
     out: Path | None = typer.Option(
-        None, "--out", help="Dataset directory. Default: the cache ($ALIGNGUARD_CACHE or .alignguard-cache)."
+        None, "--out", help="Dataset directory. [default: the cache, $ALIGNGUARD_CACHE or .alignguard-cache]"
     ),
     seed: int | None = typer.Option(None, help=f"Random seed [default: {_default('seed')}]."),
     n_loci: int | None = typer.Option(None, help=f"Distinct loci [default: {_default('n_loci')}]."),
@@ -77,7 +78,7 @@ def synth(
     background: Background | None = typer.Option(None, help="Background DNA model [default: iid]."),
     gc: float | None = typer.Option(None, help=f"Background GC content [default: {_default('gc')}]."),
     motif: str | None = typer.Option(None, help=f"JASPAR matrix id [default: {_default('motif')}]."),
-    cofactor: str | None = typer.Option(None, help="Optional co-factor JASPAR id, e.g. MA0079.5 (SP1)."),
+    cofactor: str | None = typer.Option(None, help="Optional co-factor JASPAR id, e.g. MA0079.5 (SP1). [default: none]"),
     window: int | None = typer.Option(None, help=f"Window length L [default: {_default('window')}]."),
     descriptor_dim: int | None = typer.Option(
         None, help=f"Cell descriptor dimension D [default: {_default('descriptor_dim')}]."
@@ -164,12 +165,12 @@ def convert(
     descriptors: Path = typer.Option(..., help="Cell descriptor TSV: cell f1 ... fD."),
     out: Path = typer.Option(..., "--out", help="Dataset directory to write."),
     access: list[str] = typer.Option([], "--access", help="CELL=PATH (bedGraph/TSV/bigWig); repeatable."),
-    access_dir: Path | None = typer.Option(None, help="Folder with <cell>.bedGraph (or .tsv/.bw) per cell."),
+    access_dir: Path | None = typer.Option(None, help="Folder with <cell>.bedGraph (or .tsv/.bw) per cell. [default: none; --access only]"),
     window: int = typer.Option(200, help="Window length L centred on each label bin."),
-    val_chroms: str | None = typer.Option(None, help="Comma-separated validation chromosomes."),
-    test_chroms: str | None = typer.Option(None, help="Comma-separated held-out test chromosomes."),
-    val_cells: str | None = typer.Option(None, help="Comma-separated validation cell lines."),
-    test_cells: str | None = typer.Option(None, help="Comma-separated held-out test cell lines."),
+    val_chroms: str | None = typer.Option(None, help="Comma-separated validation chromosomes. [default: none]"),
+    test_chroms: str | None = typer.Option(None, help="Comma-separated held-out test chromosomes. [default: none]"),
+    val_cells: str | None = typer.Option(None, help="Comma-separated validation cell lines. [default: none]"),
+    test_cells: str | None = typer.Option(None, help="Comma-separated held-out test cell lines. [default: none]"),
     access_transform: AccessTransform = typer.Option(AccessTransform.log1p, help="Transform of mean signal."),
     shard_rows: int = typer.Option(200_000, help="Label rows per shard."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),

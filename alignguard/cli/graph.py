@@ -20,9 +20,9 @@ def graph_command(
     spec: Path = typer.Argument(..., help="Design spec (YAML)."),
     model: Path = typer.Argument(..., help="Model file defining build_model and example_batch."),
     output: Path = typer.Option(Path("graph.html"), "--output", "-o",
-                                help="File to write: .svg (needs graphviz), .html, .dot/.gv or .mmd (Mermaid)."),
+                                help="File to write: .html (self-contained page), .svg, .dot/.gv or .mmd (Mermaid)."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1,
-                                        help="Fold modules nested this deep into one node each (1: top-level)."),
+                                        help="Fold modules nested this deep into one node each (1: top-level). [default: no folding]"),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
     from alignguard.cli.heap import import_torch_and_freeze_heap

@@ -9,6 +9,8 @@ import typer
 
 from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 
+SCHEMA_FILE = "alignguard-spec.schema.json"  # written beside the spec; `alignguard schema` prints the same
+
 
 @reports_errors
 def init_command(
@@ -28,12 +30,25 @@ def init_command(
 
     import_torch_and_freeze_heap()
     survey, text = run_isolated(infer_starter_spec, model, activity="the survey", stdout_to_stderr=True)
+    # editors with the YAML language server validate and complete the spec from the schema beside it
+    schema = output.parent / SCHEMA_FILE
+    text = f"# yaml-language-server: $schema={SCHEMA_FILE}\n" + text
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
+        schema.write_text(spec_schema_json(), encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write '{output}': {exc.strerror or exc}", fix="choose a writable --output") from None
     typer.echo(f"wrote {output}: {len(survey.inputs)} inputs, {len(survey.symbols)} symbols, "
                f"{len(survey.components)} components, {len(survey.losses)} losses")
+    typer.echo(f"wrote {schema}: the JSON Schema editors check {output.name} against (its first line names it)")
     typer.echo(f"next: add the design's formulas and forbidden flows (see the comments), then "
                f"`alignguard check {output} {model}`")
+
+
+def spec_schema_json() -> str:
+    import json
+
+    from alignguard.spec.model import Spec
+
+    return json.dumps(Spec.model_json_schema(by_alias=True), indent=2) + "\n"

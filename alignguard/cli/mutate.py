@@ -1,7 +1,8 @@
 """`alignguard mutate SPEC MODEL`: break the model on purpose and see whether the spec notices.
 
 Exit 0 when the kill rate reaches --min-kill, 1 when it does not, 2 on bad input (or when the
-unmutated model does not pass the check, or no operator applies).
+unmutated model does not pass the check, or no operator applies). Report options follow
+`check`'s: `--format/-f` for standard output, `--output/-o [FORMAT:]FILE` for files.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 def mutate_command(
     spec: Path = typer.Argument(..., help="Design spec (YAML)."),
     model: Path = typer.Argument(..., help="Model file defining build_model, example_batch, loss_terms."),
-    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON instead of a table."),
+    output_format: str = typer.Option("text", "--format", "-f", metavar="FORMAT",
+                                      help="Report on standard output: text|json|markdown."),
+    outputs: Optional[List[str]] = typer.Option(
+        None, "--output", "-o", metavar="[FORMAT:]FILE",
+        help="Also write a report to FILE, repeatable; without FORMAT the extension decides (.json .md .txt)."),
     min_kill: float = typer.Option(1.0, "--min-kill", help="Exit 1 when the kill rate is below this (0..1)."),
     operators: Optional[List[str]] = typer.Option(
-        None, "--operator", "-o", help="Only these operators (id or glob, repeatable), e.g. 'noise.*'."),
+        None, "--operator", help="Only these operators (id or glob, repeatable), e.g. 'noise.*'. [default: all]"),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that kills: error|warning."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Also write the table as Markdown here."),
+    json_output: bool = typer.Option(False, "--json", hidden=True, help="Old spelling of --format json."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", hidden=True,
+                                            help="Old spelling of --output markdown:FILE."),
 ) -> None:
     """Generate design-breaking mutants of MODEL and report which ones the checks of SPEC catch."""
     from rich.console import Console
@@ -33,28 +40,75 @@ def mutate_command(
     from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.errors import UsageError
     from alignguard.isolation import run_isolated
-    from alignguard.mutate.render import markdown_table, render_console
 
-    refuse_overwriting_inputs([markdown] if markdown else [], [spec, model], "--markdown")
+    stdout_format = "json" if json_output else _format(output_format)
+    files = [_output(value) for value in outputs or []] + ([("markdown", markdown)] if markdown else [])
+    refuse_overwriting_inputs([path for _, path in files], [spec, model], "--output")
     if not 0.0 <= min_kill <= 1.0:
         raise UsageError(f"--min-kill must be between 0 and 1, not {min_kill}", fix="e.g. --min-kill 0.9")
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
     import_torch_and_freeze_heap()
-    live = Console(stderr=True).is_terminal and not json_output
+    live = Console(stderr=True).is_terminal
     report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, activity="mutation testing",
                           stdout_to_stderr=True)
-    if markdown is not None:
+    for name, path in files:
         try:
-            markdown.write_text(markdown_table(report), encoding="utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_render(report, name), encoding="utf-8")
         except OSError as exc:
-            raise UsageError(f"cannot write '{markdown}': {exc.strerror or exc}",
-                             fix="choose a writable --markdown path") from None
-    if json_output:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    else:
+            raise UsageError(f"cannot write the {name} report to '{path}': {exc.strerror or exc}",
+                             fix="choose a writable path for --output") from None
+    if stdout_format == "text":
+        from alignguard.mutate.render import render_console
+
         render_console(report, Console())
+    else:
+        sys.stdout.write(_render(report, stdout_format))
     raise typer.Exit(int(report.exit_code()))
+
+
+FORMATS = {"text": (".txt", ".log"), "json": (".json",), "markdown": (".md", ".markdown")}
+
+
+def _format(name: str) -> str:
+    from alignguard.errors import UsageError
+
+    if name.lower() not in FORMATS:
+        raise UsageError(f"mutate has no report format '{name}'", fix=f"use one of {', '.join(FORMATS)}")
+    return name.lower()
+
+
+def _output(value: str) -> tuple[str, Path]:
+    """`json:mutants.json` or `mutants.json` (the extension decides) -> (format, path)."""
+    from alignguard.errors import UsageError
+
+    prefix, sep, rest = value.partition(":")
+    if sep and prefix.lower() in FORMATS and rest:
+        return prefix.lower(), Path(rest)
+    name = next((f for f, suffixes in FORMATS.items() if value.lower().endswith(suffixes)), None)
+    if name is None:
+        raise UsageError(f"cannot tell the report format of '{value}' from its extension",
+                         fix=f"name it FORMAT:{value}, e.g. --output json:{value} (formats: {', '.join(FORMATS)})")
+    return name, Path(value)
+
+
+def _render(report, name: str) -> str:
+    from alignguard.mutate.render import markdown_table
+
+    if name == "json":
+        return json.dumps(report.to_dict(), indent=2) + "\n"
+    if name == "markdown":
+        return markdown_table(report)
+    from io import StringIO
+
+    from rich.console import Console
+
+    from alignguard.mutate.render import render_console
+
+    buffer = StringIO()
+    render_console(report, Console(file=buffer, width=120, color_system=None))
+    return buffer.getvalue()
 
 
 def _mutate(spec: Path, model: Path, operators, min_kill: float, fail_on: str, live: bool):

@@ -18,19 +18,31 @@ from alignguard.cli.errors import reports_errors
 from alignguard.errors import ExitCode
 
 
+def _default(key: str) -> str:
+    """The training config's default for `key`, written as typer writes the defaults it knows."""
+    from alignguard.train.config import OptimConfig, TrainConfig
+
+    section, _, name = key.rpartition(".")
+    field = (OptimConfig if section == "optim" else TrainConfig).model_fields[name]
+    return f"[default: {field.default}, or --config's]"
+
+
 @reports_errors
 def train_command(
     spec: Path = typer.Argument(..., help="Design spec (YAML); the model must pass its check first."),
     model: Path = typer.Argument(..., help="Model file defining build_model, example_batch, loss_terms."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory (default: built-in benchmark)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Training config YAML (see docs/training.md)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<spec>-<time>)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget shared by the curriculum."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset directory. [default: the built-in benchmark]"),
+    config: Optional[Path] = typer.Option(None, "--config", help="Training config YAML (see docs/training.md). [default: none: the built-in defaults]"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory. [default: runs/<spec>-<time>]"),
+    device: Optional[str] = typer.Option(None, "--device", help=f"auto | cpu | cuda {_default('device')}."),
+    epochs: Optional[int] = typer.Option(None, "--epochs",
+                                         help=f"Epoch budget shared by the curriculum {_default('epochs')}."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", help=f"Training examples per step (per process under DDP) {_default('batch_size')}."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate of AdamW {_default('optim.lr')}."),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help=f"Seeds initialisation, noise and the data order {_default('seed')}."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps. [default: no limit, or --config's]"),
     settings: list[str] = typer.Option([], "--set", help="Any config key, e.g. --set monitor.every_steps=20."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     skip_check: bool = typer.Option(
@@ -68,7 +80,7 @@ def train_command(
 @reports_errors
 def evaluate_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `alignguard train`."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this dataset instead of the run's."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this dataset. [default: the run's own dataset]"),
 ) -> None:
     """Test-set metrics of the run's best checkpoint per held-out cell line, beside the Bayes ceiling."""
     from alignguard.cli.heap import import_torch_and_freeze_heap

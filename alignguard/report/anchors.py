@@ -3,12 +3,14 @@
 Annotations (GitHub, SARIF, JUnit) need a file and a line. A finding that knows its source
 line (from the captured graph) points there; one that does not (a missing module, a loss with
 no gradient) points at the design element's line in the spec (`CheckResult.spec_line`, which the
-loader recorded), which is where a reader decides whether the model or the spec is wrong. Paths are made relative to the working directory so
-that GitHub can place them in the pull request.
+loader recorded), which is where a reader decides whether the model or the spec is wrong. Paths
+are made relative to the repository root (the git top level, else the working directory), as
+GitHub and code scanning expect, so a check run from a subfolder still points at the right file.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -27,11 +29,27 @@ class Anchor:
     column: int | None = None
 
 
+def source_root(start: Path | None = None) -> Path:
+    """The git top level above `start` (default: the working directory), else `start` itself.
+
+    Found by the `.git` entry (a folder, or a file in a worktree or submodule), without running git."""
+    return _root_of(str((start or Path.cwd()).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _root_of(start: str) -> Path:
+    here = Path(start)
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
 def relative(path: str | os.PathLike) -> str:
-    """`path` relative to the working directory (POSIX separators) when it lies inside it."""
+    """`path` relative to the repository root (POSIX separators) when it lies inside it."""
     resolved = Path(path).resolve()
     try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+        return resolved.relative_to(source_root()).as_posix()
     except ValueError:
         return resolved.as_posix()
 

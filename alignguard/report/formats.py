@@ -26,8 +26,23 @@ class Format:
     document: bool
 
     def render(self, report: Report, options: RenderOptions) -> str:
-        module = importlib.import_module(f"alignguard.report.{_MODULES.get(self.name, self.name)}")
-        return module.render(report, options)
+        return self._module().render(report, options)
+
+    def render_many(self, reports: list[Report], options: RenderOptions) -> str:
+        """Several reports (one per spec/model pair) as one output: SARIF runs and JUnit suites
+        merge, GitHub annotations share one cap, line formats follow one another."""
+        if len(reports) == 1:
+            return self.render(reports[0], options)
+        module = self._module()
+        if hasattr(module, "render_many"):
+            return module.render_many(reports, options)
+        if self.document:
+            raise UsageError(f"the {self.name} format holds one report, and this run checks {len(reports)} pairs",
+                             fix="use sarif or junit (they hold several), or check one pair: alignguard check SPEC MODEL")
+        return "\n".join(self.render(report, options) for report in reports)
+
+    def _module(self):
+        return importlib.import_module(f"alignguard.report.{_MODULES.get(self.name, self.name)}")
 
 
 FORMATS: dict[str, Format] = {
@@ -40,6 +55,7 @@ FORMATS: dict[str, Format] = {
         Format("sarif", "SARIF 2.1.0 for GitHub code scanning", (".sarif", ".sarif.json"), True),
         Format("github", "GitHub Actions workflow commands (::error file=...,line=...::)", (), False),
         Format("markdown", "Markdown summary (pull-request comment, step summary)", (".md", ".markdown"), False),
+        Format("concise", "one line per finding, FILE:LINE:COL: CHECK_ID [element] ... (ruff style)", (), False),
     )
 }
 _MODULES = {"text": "console"}

@@ -1,5 +1,7 @@
-"""Draw a graph View: DOT (pydot), SVG (graphviz's `dot`), Mermaid, and HTML (the SVG inline
-when graphviz is installed, else Mermaid). Layout is always left to graphviz or Mermaid."""
+"""Draw a graph View: DOT (pydot), Mermaid, SVG and HTML (that SVG inline, nothing else).
+
+SVG is laid out by graphviz's `dot` when it is installed, else by `graph_layout` in Python, so
+the HTML page never needs a script or the network to show the graph."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ _FILL = {"input": "#cfe8ff", "output": "#e0e0e0", "random": "#ffd59e", "param": 
          "const": "#f4f4f4", "group": "#eef2ff"}
 _SHAPE = {"input": "ellipse", "output": "ellipse", "random": "diamond", "param": "note", "const": "note",
           "group": "box3d"}
-MERMAID_SCRIPT = "https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs"
 
 
 def _ids(view: View) -> dict[str, str]:
@@ -40,7 +41,7 @@ def to_dot(view: View):
     except ImportError:
         raise UsageError("writing DOT or SVG needs the pydot package, which is not installed",
                          fix="pip install 'alignguard[graph]' (or pip install pydot), or write --output graph.mmd "
-                         "or graph.html (Mermaid) instead") from None
+                         "or graph.svg / graph.html (laid out without graphviz) instead") from None
 
     ids = _ids(view)
     dot = pydot.Dot("alignguard", graph_type="digraph", rankdir="TB", fontname="Helvetica",
@@ -131,33 +132,42 @@ def has_graphviz() -> bool:
     return shutil.which("dot") is not None and importlib.util.find_spec("pydot") is not None
 
 
+def node_style(data: dict) -> dict:
+    """Fill, outline, text colour, shape and tooltip of a node: the same for graphviz and the
+    built-in layout."""
+    look = {"fill": FORMULA_FILL[data["matched"]] if data["formula"] else _FILL.get(data["kind"], "white"),
+            "stroke": "#555555", "width": 1, "color": "black", "shape": _SHAPE.get(data["kind"], "box"),
+            "bold": False, "tooltip": f"{data['file']}:{data.get('line') or ''}" if data.get("file") else ""}
+    if data["symbols"]:
+        look.update(stroke="#6a3d9a", width=3, bold=True)
+    if data["forbidden"]:
+        look.update(stroke="red", width=3, color="red")
+    return look
+
+
+def _layout_label(data: dict) -> str:
+    text = _text(data)
+    return text + ("\n(forbidden: " + ", ".join(data["forbidden"]) + ")" if data["forbidden"] else "")
+
+
 def to_svg(view: View) -> str:
-    if not has_graphviz():
-        if shutil.which("dot") is not None:
-            to_dot(view)  # graphviz is there, so pydot is missing: raises its own error
-        raise UsageError(
-            "writing SVG needs graphviz's `dot` program, which is not installed",
-            fix="install graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz), "
-            "or write --output graph.dot, graph.mmd or graph.html (Mermaid) instead",
-        )
-    return to_dot(view).create_svg().decode("utf-8")
+    """graphviz's layout when `dot` is installed, else the built-in Python one."""
+    if has_graphviz():
+        return re.sub(r"^.*?(?=<svg)", "", to_dot(view).create_svg().decode("utf-8"), flags=re.S)  # no prolog
+    from alignguard.report.graph_layout import to_layout_svg
+
+    return to_layout_svg(view, _layout_label, node_style)
 
 
 def to_html(view: View) -> str:
+    """A self-contained page: the SVG inline, no script, nothing fetched when it is viewed."""
     title = html.escape(view.title)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in view.notes)
     notes_html = f"<h2>Not in the graph</h2><ul>{notes}</ul>" if notes else ""
-    if has_graphviz():
-        svg = re.sub(r"^.*?(?=<svg)", "", to_svg(view), flags=re.S)  # drop the XML prolog and doctype
-        body = f'<div class="graph">{svg}</div>'
-        script = ""
-    else:
-        body = f'<pre class="mermaid">\n{html.escape(to_mermaid(view), quote=False)}</pre>'
-        script = (f'<script type="module">import mermaid from "{MERMAID_SCRIPT}"; '
-                  'mermaid.initialize({ startOnLoad: true, maxTextSize: 10000000 });</script>')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/><title>{title}</title>'
             f'<style>body{{font-family:sans-serif}} .graph svg{{max-width:100%;height:auto}}</style></head>'
-            f"<body><h1>{title}</h1><p>{html.escape(LEGEND)}</p>{notes_html}{body}{script}</body></html>\n")
+            f'<body><h1>{title}</h1><p>{html.escape(LEGEND)}</p>{notes_html}<div class="graph">{to_svg(view)}</div>'
+            f"</body></html>\n")
 
 
 def write_graph(view: View, path: Path) -> None:

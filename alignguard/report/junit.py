@@ -1,15 +1,22 @@
 """The `junit` format: JUnit XML, one testcase per check result, for CI test dashboards.
 
 A testcase is named `CHECK_ID` within the class `ELEMENT` and carries the file and line it
-points at. A failure that counts at --fail-on is a <failure>; one that does not (a warning)
-passes with the warning in <system-out>; a waived finding is <skipped> with its reason; a
-check that could not run is an <error>.
+points at; when one check judges one element more than once (two forbidden paths of one
+component), the name gains what tells them apart (the module or graph node, else `#2`), so
+every (classname, name) pair is unique, as dashboards that key on it need. A failure that
+counts at --fail-on is a <failure>; one that does not (a warning) passes with the warning in
+<system-out>; a waived finding is <skipped> with its reason; a check that could not run is an
+<error>. Times are measured: a testcase carries its check family's time (the `timings` phase of
+that name) shared evenly among the family's results; the suite carries the whole run's time
+and a timestamp of when the report was written.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 
 from alignguard.report.anchors import Locator
 from alignguard.report.options import RenderOptions
@@ -31,7 +38,8 @@ def to_element(report: Report, options: RenderOptions) -> ET.Element:
                         time=f"{total_time:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"alignguard {report.spec_name or report.spec_path}",
                           tests=suites.get("tests"), failures=str(failures), errors=str(errors),
-                          skipped=str(counts["waived"]), time=f"{total_time:.3f}")
+                          skipped=str(counts["waived"]), time=f"{total_time:.3f}",
+                          timestamp=dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None).isoformat())
     properties = ET.SubElement(suite, "properties")
     for name, value in (("spec", report.spec_path), ("model", report.model_path), ("capture", report.capture),
                         ("fail_on", options.fail_on), ("exit_code", str(int(report.exit_code(options.fail_on))))):
@@ -39,16 +47,45 @@ def to_element(report: Report, options: RenderOptions) -> ET.Element:
     if report.error is not None:
         case = ET.SubElement(suite, "testcase", classname="alignguard", name="load spec and model")
         ET.SubElement(case, "error", message=report.error.what, type=report.error.kind).text = report.error.paragraph()
-    for result in report.results:
-        _testcase(suite, result, locator, report, options)
+    names = unique_names(report.results)
+    seconds = result_seconds(report)
+    for result, name, time in zip(report.results, names, seconds):
+        _testcase(suite, result, name, time, locator, report, options)
     return suites
 
 
-def _testcase(suite: ET.Element, result: CheckResult, locator: Locator, report: Report,
+# A check id's family is its first segment, the phase name `timings` uses, except these
+FAMILY_OF_PREFIX = {"params": "gradient"}  # params.dead is measured with the gradient checks
+
+
+def result_seconds(report: Report) -> list[float]:
+    """Each result's share of its check family's measured time."""
+    families = [FAMILY_OF_PREFIX.get(r.check_id.split(".")[0], r.check_id.split(".")[0]) for r in report.results]
+    sizes = Counter(families)
+    return [report.timings.get(family, 0.0) / sizes[family] for family in families]
+
+
+def unique_names(results: list[CheckResult]) -> list[str]:
+    """The check id, made unique within its element by what tells repeated results apart."""
+    pairs = Counter((r.element, r.check_id) for r in results)
+    names, seen = [], Counter()
+    for result in results:
+        name = result.check_id
+        if pairs[(result.element, name)] > 1:
+            detail = result.where.module or result.where.node
+            name = f"{name} ({detail})" if detail else name
+        seen[(result.element, name)] += 1
+        if seen[(result.element, name)] > 1:
+            name = f"{name} #{seen[(result.element, name)]}"
+        names.append(name)
+    return names
+
+
+def _testcase(suite: ET.Element, result: CheckResult, name: str, seconds: float, locator: Locator, report: Report,
               options: RenderOptions) -> None:
     anchor = locator.anchor(result)
-    case = ET.SubElement(suite, "testcase", classname=result.element, name=result.check_id,
-                         file=anchor.file, line=str(anchor.line), time="0")
+    case = ET.SubElement(suite, "testcase", classname=result.element, name=name,
+                         file=anchor.file, line=str(anchor.line), time=f"{seconds:.3f}")
     body = _body(result)
     if result.status is Status.ERROR:
         ET.SubElement(case, "error", message=result.found, type="check error").text = body
@@ -72,7 +109,22 @@ def _body(result: CheckResult) -> str:
 
 
 def render(report: Report, options: RenderOptions) -> str:
-    root = to_element(report, options)
+    return _serialise(to_element(report, options))
+
+
+def render_many(reports: list[Report], options: RenderOptions) -> str:
+    """One <testsuites> with a <testsuite> per report (several spec/model pairs)."""
+    roots = [to_element(report, options) for report in reports]
+    merged = roots[0]
+    for root in roots[1:]:
+        merged.extend(list(root))
+    for key in ("tests", "failures", "errors", "skipped"):
+        merged.set(key, str(sum(int(root.get(key)) for root in roots)))
+    merged.set("time", f"{sum(float(root.get('time')) for root in roots):.3f}")
+    return _serialise(merged)
+
+
+def _serialise(root: ET.Element) -> str:
     for node in root.iter():  # XML 1.0 cannot carry control characters a message might hold
         node.text = _NOT_XML.sub("?", node.text) if node.text else node.text
         for key, value in node.attrib.items():

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from alignguard import __version__
-from alignguard.report.anchors import Anchor, Locator, fingerprints, parse_where
+from alignguard.report.anchors import Anchor, Locator, fingerprints, parse_where, source_root
 from alignguard.report.options import RenderOptions
-from alignguard.results import CheckResult, Status
-from alignguard.results import Report
+from alignguard.results import CheckResult, Report, Status
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "alignguardFindingHash/v1"
@@ -52,7 +51,9 @@ def to_dict(report: Report, options: RenderOptions) -> dict[str, Any]:
                 "rules": [_rule(check_id) for check_id in rule_ids],
             }},
             "automationDetails": {"id": f"alignguard/{report.spec_name or Path(report.spec_path).stem}/"},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().resolve().as_uri() + "/"}},
+            # uris are relative to the repository root, so code scanning finds them from any folder
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": source_root().as_uri() + "/",
+                                                 "description": {"text": "the repository root"}}},
             "invocations": [invocation],
             "results": results,
             "properties": {"capture": report.capture, "captureNote": report.capture_note,
@@ -122,5 +123,15 @@ def _location(anchor: Anchor) -> dict[str, Any]:
     return {"physicalLocation": {"artifactLocation": artifact, "region": region}}
 
 
+def combined(reports: list[Report], options: RenderOptions) -> dict[str, Any]:
+    """One SARIF log holding one run per report (several spec/model pairs in one upload)."""
+    logs = [to_dict(report, options) for report in reports]
+    return {**logs[0], "runs": [run for log in logs for run in log["runs"]]}
+
+
 def render(report: Report, options: RenderOptions) -> str:
     return json.dumps(to_dict(report, options), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_many(reports: list[Report], options: RenderOptions) -> str:
+    return json.dumps(combined(reports, options), indent=2, ensure_ascii=False) + "\n"

@@ -52,6 +52,14 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
             where=f"{source}:1:1",
             fix="start the file with `version: 1` and `name: ...` (run `alignguard schema` for every key)",
         )
+    return validate_spec(data, source)
+
+
+def validate_spec(data: Any, source: str = "<dict>") -> Spec:
+    """Validate already-parsed data (YAML with positions, or a plain dict from Python)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec is a mapping of keys such as `version`, `name`, `inputs`, not a {type(data).__name__}",
+                        where=source, fix="pass a dict (or a Spec, or a YAML file path)")
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -128,6 +136,8 @@ def _explain(exc: ValidationError, data: Any, source: str) -> SpecError:
     more = len(exc.errors()) - 1
     if more:
         fix += f"; {more} more problem{'s' if more > 1 else ''} may follow once this is fixed"
+    if not hasattr(data, "lc"):  # a dict written in Python has no lines: name the key instead
+        return SpecError(what, where=f"{source} at {_dotted(loc) or 'the top level'}", fix=fix)
     line, column = _position(data, loc)
     return SpecError(what, where=f"{source}:{line}:{column}", fix=fix)
 

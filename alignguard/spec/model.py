@@ -81,6 +81,11 @@ class SymbolBinding(SpecModel):
         # `z_I: z_I` is short for `z_I: {output: z_I}`.
         return {"output": value} if isinstance(value, str) else value
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # the schema says what the validator accepts, so editors do not flag the `z_I: z_I` shorthand
+        return {"anyOf": [handler(core_schema), {"type": "string", "description": "Shorthand for {output: NAME}."}]}
+
     @model_validator(mode="after")
     def _exactly_one_place(self) -> "SymbolBinding":
         if (self.output is None) == (self.module is None):
@@ -411,6 +416,34 @@ class Spec(SpecModel):
             if probe is not None:
                 need([probe.context], inputs, ("probes", field, "context"), "input")
         return problems
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "Spec":
+        """Like `model_validate`, but a problem is one SpecError paragraph (what, where, fix)."""
+        from alignguard.spec.loader import validate_spec
+
+        return validate_spec(data, source)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<yaml>") -> "Spec":
+        from alignguard.spec.loader import parse_spec
+
+        return parse_spec(text, source)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML that loads back to an equal Spec (keys left at their defaults omitted)."""
+        import io
+
+        from ruamel.yaml import YAML
+
+        yaml = YAML()
+        yaml.default_flow_style = False
+        yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+        data = self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        data = {"version": self.version, **data}  # version has no default, but say it first anyway
+        stream = io.StringIO()
+        yaml.dump(data, stream)
+        return stream.getvalue()
 
     def severity_of(self, check_id: str, default: Severity = "error") -> Severity:
         from fnmatch import fnmatchcase

@@ -2,6 +2,9 @@
 
 Live view: a progress bar for the current epoch, a table of the latest metrics, the active
 alarms. Off when stdout is not a TTY or when CI is set (logs stay readable), or by config.
+Cells are `Text` objects, never markup strings: a line printed with markup off while the live
+view is up re-renders the view under the same options, and markup strings would then show as
+literal `[dim]step[/]`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 
 def live_enabled(setting: str, is_tty: bool, environ: Mapping[str, str] | None = None) -> bool:
@@ -47,12 +51,12 @@ class Display:
     def _render(self):
         table = Table(show_header=False, box=None, pad_edge=False)
         for key, value in self.metrics.items():
-            table.add_row(f"[dim]{escape(key)}[/]", escape(value))
+            table.add_row(Text(key, style="dim"), Text(value))
         parts = [self.progress, table]
         if self.alarms:
             alarm_table = Table(show_header=False, box=None)
             for message in self.alarms.values():
-                alarm_table.add_row("[bold yellow]ALARM[/]", escape(message))
+                alarm_table.add_row(Text("ALARM", style="bold yellow"), Text(message))
             parts.append(alarm_table)
         return Group(*parts)
 
@@ -91,7 +95,7 @@ class Display:
 
     def line(self, text: str) -> None:
         """A line that stays in the scroll-back (epoch summaries, stage changes)."""
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(Text(text))
 
     def close(self) -> None:
         if self.live is not None:

@@ -46,7 +46,7 @@ class MetricsLog:
     def __init__(self, path: Path, tensorboard_dir: Path | None):
         self.path = Path(path)
         self.handle = open(self.path, "a", encoding="utf-8")
-        self.board = _tensorboard(tensorboard_dir) if tensorboard_dir else None
+        self.board, self.tensorboard_problem = _tensorboard(tensorboard_dir) if tensorboard_dir else (None, None)
 
     @property
     def tensorboard_enabled(self) -> bool:
@@ -67,11 +67,12 @@ class MetricsLog:
 
 
 def _tensorboard(directory: Path):
+    """(writer, None), or (None, why not): tensorboard is optional, and its absence is said aloud."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard is optional: ImportError, or a broken install
-        return None
-    return SummaryWriter(log_dir=str(directory))
+    except Exception as exc:  # ImportError, or a broken install
+        return None, f"{type(exc).__name__}: {exc}"
+    return SummaryWriter(log_dir=str(directory)), None
 
 
 def _scalars(record: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, float]]:

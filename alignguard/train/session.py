@@ -38,9 +38,14 @@ class TrainRequest:
     hooks: dict[str, Callable] = field(default_factory=dict)  # tests: e.g. after_step
 
 
+def log_console() -> Console:
+    """Rich on a terminal; in a log file or CI, lines at full length instead of wrapped at 80 columns."""
+    return Console(soft_wrap=not sys.stdout.isatty())
+
+
 def train_run(request: TrainRequest, console: Console | None = None, datasets=None) -> int:
     """The whole `alignguard train` command. `datasets` (tests) replaces loading --data / the benchmark."""
-    console = console or Console()
+    console = console or log_console()
     dist = from_environment()
     from alignguard.modelfile.loader import load_model_file
     from alignguard.spec.loader import load_spec
@@ -166,6 +171,11 @@ def _fit(request, run_dir, config, gate, trainer, datasets, spec_sha, model_sha,
         if payload is not None:
             truncate_after(run_dir / rundir.METRICS_FILE, payload["progress"]["step"], payload["progress"]["epoch"])
         log = MetricsLog(run_dir / rundir.METRICS_FILE, run_dir / "tensorboard" if config.monitor.tensorboard else None)
+        if log.tensorboard_problem:
+            console.print(f"[yellow]note:[/] no TensorBoard events for this run: the tensorboard package "
+                          f"cannot be imported ({escape(log.tensorboard_problem)}). Every value is in "
+                          f"{rundir.METRICS_FILE}; pip install 'alignguard[tensorboard]' for TensorBoard, or set "
+                          "monitor.tensorboard: false to silence this note.")
         console.print(f"training on {trainer.device} ({trainer.precision.reason}); world size {dist.world}; "
                       f"stages: " + ", ".join(f"{s.name} ({s.epochs} ep.)" for s in trainer.stages)
                       + f"; {trainer.steps_per_epoch} steps/epoch; run directory {run_dir}")
@@ -347,7 +357,7 @@ def evaluate_run(run_dir: Path, data: Path | None, console: Console | None = Non
     from alignguard.spec.loader import load_spec
     from alignguard.train.sources import load_datasets
 
-    console = console or Console()
+    console = console or log_console()
     run_dir = Path(run_dir)
     run = rundir.read_run(run_dir)
     config = _stored_config(run_dir)

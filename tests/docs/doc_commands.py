@@ -30,6 +30,7 @@ SHELL_LANGUAGES = {"bash", "sh", "shell"}
 COMMAND_STARTS = ("alignguard ", "python -m alignguard", "python benchmarks/")
 SLOW_SUBCOMMANDS = {"train", "evaluate", "mutate"}  # evaluate needs a trained run
 WORKSPACE_FOLDERS = ("specs", "models", "benchmarks", "docs")  # docs/tutorial/ holds the tutorial's models
+WORKSPACE_FILES = ("pyproject.toml",)  # its [tool.alignguard] pairs, for `alignguard check` with no arguments
 EXIT_COMMENT = re.compile(r"\bexit\s+(\d+)\b")
 NOT_RUN_COMMENT = re.compile(r"^not run:\s*(.*)$")
 
@@ -102,6 +103,8 @@ def doc_commands(path: Path) -> list[DocCommand]:
 def make_workspace(folder: Path) -> Path:
     for name in WORKSPACE_FOLDERS:
         shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in WORKSPACE_FILES:
+        shutil.copy(ROOT / name, folder / name)
     return folder
 
 

@@ -109,21 +109,24 @@ def _cli(*args):
 
 def test_cli_json_and_markdown(tmp_path):
     markdown = tmp_path / "table.md"
-    result = _cli(SPECS / "tiny_strong.yaml", MODELS / "tiny_cmdn.py", "--operator", "loss.dropped", "--json",
-                  "--markdown", markdown)
+    result = _cli(SPECS / "tiny_strong.yaml", MODELS / "tiny_cmdn.py", "--operator", "loss.dropped", "--format",
+                  "json", "-o", markdown, "--output", f"json:{tmp_path / 'copy.out'}")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["schema_version"] == 1 and data["kill_rate"] == 1.0 and data["counts"]["killed"] == 2
     assert {m["id"] for m in data["mutants"]} == {"loss.dropped:loss bce", "loss.dropped:loss kl"}
     assert all(m["killed_by"] for m in data["mutants"])
     assert "| 1 | loss 'bce' dropped from the loss dict | `loss.dropped` | killed |" in markdown.read_text()
+    assert json.loads((tmp_path / "copy.out").read_text()) == data
 
 
 def test_cli_exit_codes(tmp_path):
-    weak = _cli(SPECS / "tiny_weak.yaml", MODELS / "tiny_cmdn.py", "-o", "loss.dropped")
+    weak = _cli(SPECS / "tiny_weak.yaml", MODELS / "tiny_cmdn.py", "--operator", "loss.dropped")
     assert weak.exit_code == 1 and "survived" in weak.stdout and "losses.bce" in weak.stdout
-    assert _cli(SPECS / "tiny_weak.yaml", MODELS / "tiny_cmdn.py", "-o", "loss.dropped", "--min-kill", "0").exit_code == 0
-    for bad in (["--min-kill", "1.5"], ["-o", "nope"], ["--fail-on", "info"]):
+    assert _cli(SPECS / "tiny_weak.yaml", MODELS / "tiny_cmdn.py", "--operator", "loss.dropped",
+                "--min-kill", "0").exit_code == 0
+    for bad in (["--min-kill", "1.5"], ["--operator", "nope"], ["--fail-on", "info"], ["-f", "sarif"],
+                ["-o", "mutants.xyz"]):
         result = _cli(SPECS / "tiny_weak.yaml", MODELS / "tiny_cmdn.py", *bad)
         assert result.exit_code == 2 and "Fix:" in result.output, bad
     missing = _cli(SPECS / "tiny_weak.yaml", tmp_path / "absent.py")
