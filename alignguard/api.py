@@ -181,16 +181,19 @@ def survey_model(model_path: str | Path) -> "Survey":
 
 def _survey_losses(survey: "Survey", context: "CheckContext") -> None:
     """Each term's first alive step among PROBE_STEPS, its share there and the components it reaches."""
-    from alignguard.checks.gradients.measurement import measurement
-    from alignguard.spec.model import LossSpec
+    from alignguard.checks.gradients.measurement import measurement_at
     from alignguard.spec.starter import PROBE_STEPS, LossSurvey
 
-    # one placeholder loss per probe step makes the shared measurement cover every step in one pass
-    context.spec = context.spec.model_copy(update={"losses": {f"at_{s}": LossSpec(step=s) for s in PROBE_STEPS}})
-    steps = measurement(context)
-    names = list(dict.fromkeys(n for m in steps.values() for n in m.names))
+    # Step 0 first, with the term names of every probe step from the same forwards: when every
+    # term is alive there, the later steps' backward passes (3 of 4) are never paid for.
+    first, seen = measurement_at(context, [PROBE_STEPS[0]], names_at=list(PROBE_STEPS[1:]))
+    steps = dict(first)
+    names = list(dict.fromkeys([*first[PROBE_STEPS[0]].names, *sorted(seen)]))
     if not names:
         return
+    if not all(n in steps[PROBE_STEPS[0]].names and steps[PROBE_STEPS[0]].status(n) == "alive" for n in names):
+        steps.update(measurement_at(context, list(PROBE_STEPS[1:]))[0])
+        names = list(dict.fromkeys(n for m in steps.values() for n in m.names))
     everyone = next((s for s in PROBE_STEPS if all(steps[s].status(n) == "alive" for n in names)), None)
     for name in names:
         step = everyone if everyone is not None else next(
@@ -204,9 +207,7 @@ def _survey_losses(survey: "Survey", context: "CheckContext") -> None:
     stats = final.stats()
     cosines = [c for c in stats.cosines.values() if c is not None]
     survey.conflict = {"min_cosine": min(cosines) if cosines else None, "net_ratio": stats.net_ratio}
-    total = sum(final.mean_grad(n).abs() for n in final.names)
-    survey.dead_params = [p for p, piece in zip(final.param_names, total.split(final.param_sizes))
-                          if not bool((piece != 0).any())]
+    survey.dead_params = [p for p in final.param_names if all(final.param_norms(n)[p] == 0 for n in final.names)]
 
 
 def check(spec: Spec | dict | str | Path, model, *, example_batch=None, loss_terms=None) -> Report:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import torch
 
-from alignguard.gradients.stats import GradientStats, gradient_stats
+from alignguard.gradients.stats import GradientStats, gradient_stats_from_gram
 
 TermStatus = Literal["alive", "detached", "unreached", "zero_value", "zero_gradient", "nonfinite", "absent"]
 # When batches disagree and none is alive or non-finite, report the most telling cause first.
@@ -40,16 +40,29 @@ def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Par
 
 @dataclass
 class TermGradients:
-    """The gradients of each term of one batch, flattened over the parameters (rows follow `names`)."""
+    """The gradients of each term of one batch, flattened over the parameters.
+
+    Only alive terms hold a row (`rows`); `grads` stacks them, with a zero row for the others, on
+    demand: a caller that reads a few rows never pays for the (K, P) matrix.
+    """
 
     names: list[str]
     values: dict[str, float]
     status: dict[str, TermStatus]
-    grads: torch.Tensor  # (K, P); a zero row where a term has no gradient or a non-finite one
+    rows: dict[str, torch.Tensor]  # name -> (P,) gradient, alive terms only
+    size: int = 0  # P
+
+    @property
+    def grads(self) -> torch.Tensor:
+        """(K, P), rows following `names`; a zero row where a term has no gradient or a non-finite one."""
+        device = next((r.device for r in self.rows.values()), None)
+        zeros = torch.zeros(self.size, dtype=torch.float32, device=device)
+        return torch.stack([self.rows.get(n, zeros) for n in self.names]) if self.names else zeros[None, :0]
 
     def stats(self) -> GradientStats:
-        keep = [i for i, n in enumerate(self.names) if self.status[n] != "nonfinite"]
-        return gradient_stats([self.names[i] for i in keep], self.grads[keep])
+        keep = [n for n in self.names if self.status[n] != "nonfinite"]
+        gram = _gram([self.rows.get(n) for n in keep])
+        return gradient_stats_from_gram(keep, gram)
 
 
 def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], batched: bool = False) -> TermGradients:
@@ -80,29 +93,54 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
             candidates.append(name)
     if batched and len(candidates) > 1:
         rows.update(_batched_rows({n: terms[n] for n in candidates}, params, sizes))
+    alive: dict[str, torch.Tensor] = {}
     for name in candidates:
-        row = rows.get(name)
-        if row is None or not bool((row != 0).any()):  # not measured yet, or zero: find out why
+        row = rows.pop(name, None)
+        if row is None or not bool(row.any()):  # not measured yet, or zero: find out why
             row = _single_row(terms[name], params, sizes)
         if row is None:
             status[name] = "unreached"
-        elif not bool(torch.isfinite(row).all()):
+        elif not _finite(row):
             status[name] = "nonfinite"
-        elif bool((row != 0).any()):
-            status[name], rows[name] = "alive", row
+        elif bool(row.any()):
+            status[name], alive[name] = "alive", row
         else:
             status[name] = "zero_value" if values[name] == 0.0 else "zero_gradient"
-    zeros = torch.zeros(sum(sizes), dtype=torch.float32, device=params[0].device if params else None)
-    grads = torch.stack([rows[n] if status[n] == "alive" else zeros for n in names]) if names else zeros[None, :0]
-    return TermGradients(names, values, status, grads)
+    return TermGradients(names, values, status, alive, sum(sizes))
+
+
+def _finite(row: torch.Tensor) -> bool:
+    """Every element finite; one reduction, no (P,) mask unless the sum itself is not finite."""
+    return bool(torch.isfinite(row.sum())) or bool(torch.isfinite(row).all())
+
+
+def _gram(rows: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    """(K, K) float64 dot products of the rows (None: a zero row), without stacking them."""
+    k = len(rows)
+    gram = torch.zeros(k, k, dtype=torch.float64)
+    for i in range(k):
+        for j in range(i, k):
+            if rows[i] is not None and rows[j] is not None:
+                gram[i, j] = gram[j, i] = float(_dot(rows[i], rows[j]))
+    return gram
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
+    """a·b accumulated in float64, in chunks so no full float64 copy of either is made."""
+    total = torch.zeros((), dtype=torch.float64)
+    for start in range(0, a.numel(), chunk):
+        total += (a[start:start + chunk].double() @ b[start:start + chunk].double()).cpu()
+    return total
 
 
 def _single_row(term: torch.Tensor, params: Sequence[torch.Tensor], sizes: list[int]) -> torch.Tensor | None:
     grads = torch.autograd.grad(term.reshape(()), params, retain_graph=True, allow_unused=True)
     if all(g is None for g in grads):
         return None
-    return torch.cat([(g.detach().reshape(-1).float() if g is not None else torch.zeros(n, device=p.device))
-                      for g, n, p in zip(grads, sizes, params)])
+    row = torch.cat([(g.detach().reshape(-1).float() if g is not None else torch.zeros(n, device=p.device))
+                     for g, n, p in zip(grads, sizes, params)])
+    del grads  # the per-parameter pieces: the flat row is all that is kept
+    return row
 
 
 def _batched_rows(terms: Mapping[str, torch.Tensor], params: Sequence[torch.Tensor],
@@ -129,7 +167,12 @@ def _batched_rows(terms: Mapping[str, torch.Tensor], params: Sequence[torch.Tens
 
 @dataclass
 class StepMeasurement:
-    """Every term at one training step, over several example batches (gradients averaged)."""
+    """Every term at one training step, over several example batches (gradients averaged).
+
+    Each term keeps one running sum of its gradient (float32, as autograd gives it; the dot
+    products that shares and cosines are made of are taken in float64); means and statistics are
+    computed once and reused by every check that reads them.
+    """
 
     step: int
     param_names: list[str]
@@ -137,21 +180,28 @@ class StepMeasurement:
     names: list[str] = field(default_factory=list)  # every term seen, in first-seen order
     values: dict[str, list[float | None]] = field(default_factory=dict)  # per batch (None: absent)
     statuses: dict[str, list[TermStatus]] = field(default_factory=dict)  # per batch
-    grad_sum: dict[str, torch.Tensor] = field(default_factory=dict)  # float64 sum over finite batches
+    grad_sum: dict[str, torch.Tensor] = field(default_factory=dict)  # sum over the batches where it is alive
     batches: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def add(self, batch: TermGradients) -> None:
+        self._cache.clear()
         for name in batch.names:
             if name not in self.names:
                 self.names.append(name)
                 self.values[name] = [None] * self.batches
                 self.statuses[name] = ["absent"] * self.batches
-                self.grad_sum[name] = torch.zeros(sum(self.param_sizes), dtype=torch.float64)
-        for i, name in enumerate(self.names):
+        for name in self.names:
             if name in batch.status:
                 self.values[name].append(batch.values[name])
                 self.statuses[name].append(batch.status[name])
-                self.grad_sum[name] += batch.grads[batch.names.index(name)].double().cpu()
+                row = batch.rows.get(name)
+                if row is not None:
+                    row = row.cpu()
+                    if name in self.grad_sum:
+                        self.grad_sum[name].add_(row)
+                    else:
+                        self.grad_sum[name] = row.clone() if row.dtype == torch.float32 else row.float()
             else:
                 self.values[name].append(None)
                 self.statuses[name].append("absent")
@@ -176,18 +226,38 @@ class StepMeasurement:
         return sum(values) / len(values) if values else None
 
     def mean_grad(self, name: str) -> torch.Tensor:
-        return self.grad_sum[name] / max(self.batches, 1)
+        """The term's gradient averaged over the batches (float64, a new tensor each call)."""
+        total = self.grad_sum.get(name)
+        if total is None:
+            return torch.zeros(sum(self.param_sizes), dtype=torch.float64)
+        return total.double() / max(self.batches, 1)
+
+    def grad_norm(self, name: str) -> float:
+        """|mean gradient| of the term."""
+        total = self.grad_sum.get(name)
+        return float(_dot(total, total).sqrt()) / max(self.batches, 1) if total is not None else 0.0
 
     def stats(self) -> GradientStats:
-        """Shares, norms and cosines of the mean gradients of every finite term."""
-        names = [n for n in self.names if self.status(n) != "nonfinite"]
-        grads = torch.stack([self.mean_grad(n) for n in names]) if names else torch.zeros(0, 1)
-        return gradient_stats(names, grads)
+        """Shares, norms and cosines of the mean gradients of every finite term (computed once)."""
+        if "stats" not in self._cache:
+            names = [n for n in self.names if self.status(n) != "nonfinite"]
+            gram = _gram([self.grad_sum.get(n) for n in names]) / max(self.batches, 1) ** 2
+            self._cache["stats"] = gradient_stats_from_gram(names, gram)
+        return self._cache["stats"]
 
     def param_norms(self, name: str) -> dict[str, float]:
-        """|mean gradient| of the term on each trainable parameter."""
-        pieces = torch.split(self.mean_grad(name), self.param_sizes)
-        return {p: float(piece.norm()) for p, piece in zip(self.param_names, pieces)}
+        """|mean gradient| of the term on each trainable parameter (computed once per term)."""
+        key = ("norms", name)
+        if key not in self._cache:
+            total = self.grad_sum.get(name)
+            if total is None:
+                self._cache[key] = {p: 0.0 for p in self.param_names}
+            else:
+                pieces = torch.split(total, self.param_sizes)
+                scale = max(self.batches, 1)
+                self._cache[key] = {p: float(_dot(piece, piece).sqrt()) / scale
+                                    for p, piece in zip(self.param_names, pieces)}
+        return self._cache[key]
 
 
 def measure_steps(

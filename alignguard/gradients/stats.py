@@ -75,8 +75,13 @@ def gradient_stats(names: Sequence[str], grads: torch.Tensor) -> GradientStats:
     Works on any device; only the K×K and K-sized results are moved to the CPU.
     """
     g = grads.double()
+    gram = (g @ g.T).cpu() if len(names) else torch.zeros(0, 0, dtype=torch.float64)
+    return gradient_stats_from_gram(names, gram)
+
+
+def gradient_stats_from_gram(names: Sequence[str], gram: torch.Tensor) -> GradientStats:
+    """The same statistics from the (K, K) float64 Gram matrix gram[i, j] = g_i·g_j alone."""
     k = len(names)
-    gram = (g @ g.T).cpu() if k else torch.zeros(0, 0, dtype=torch.float64)  # gram[i, j] = g_i·g_j
     norms = gram.diagonal().clamp(min=0).sqrt()
     along = gram.sum(dim=1)  # g_i·g with g = Σ g_j
     total_sq = float(along.sum()) if k else 0.0

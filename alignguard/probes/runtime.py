@@ -12,6 +12,14 @@ a leaf to differentiate through), the tensor is rewritten where it is produced:
 
 A tensor no torch call produced (an input returned as is) cannot be intervened on: that raises
 `SymbolError` saying why, and the probe fails rather than passes.
+
+A read-only eval run that varies only some inputs (positivity varies the context c) may run on a
+*slice*: the smallest submodule call, recorded in the discovery run, that takes forward inputs
+only (those it varies among them) and returns every observed symbol, e.g. CMDN's modulator(c) for
+M and T, so the probe never runs the encoder. The slice is kept only when it reproduces, bit for
+bit, the whole model's symbols on the example batch with the inputs it does not read moved (so
+state forward sets from them is caught); otherwise the whole model runs, and
+`plan(...).describe()` says which ran and why.
 """
 
 from __future__ import annotations
@@ -65,6 +73,25 @@ class Site:
 
     def location(self) -> str:
         return f"{self.file}:{self.line}" if self.file else ""
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What a read-only run executes: `module` ('' = the whole model) on `args`/`kwargs`, where an
+    entry ("input", name) is that forward input and ("value", v) a recorded constant; `picks` maps
+    each forward-output symbol to its element of the module's output. `why`: why the whole model."""
+
+    module: str = ""
+    args: tuple = ()
+    kwargs: tuple = ()
+    picks: tuple = ()  # ((symbol, element index or None), ...)
+    why: str = ""
+
+    def describe(self) -> str:
+        if self.module:
+            reads = ", ".join(dict.fromkeys(v for kind, v in (*self.args, *(a for _, a in self.kwargs)) if kind == "input"))
+            return f"sliced: module '{self.module}' on input(s) {reads} (the rest of the model is not run)"
+        return f"whole model: {self.why}" if self.why else "whole model"
 
 
 class _TorchCalls(TorchFunctionMode):
@@ -217,6 +244,7 @@ class SymbolRunner:
         self.bindings = dict(bindings)
         self._sites: dict[tuple, Site] = {}
         self._recorded: dict[tuple, tuple] = {}
+        self._slices: dict[tuple, Slice] = {}
 
     def extended(self, extra: Mapping[str, SymbolBinding]) -> "SymbolRunner":
         """A runner that also knows `extra` bindings and shares this one's located sites."""
@@ -238,12 +266,19 @@ class SymbolRunner:
     # ---- running ------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, train: bool = False, seed: int = 0,
             observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None,
-            whole: bool = False) -> dict[str, Any]:
+            whole: bool = False, vary: Iterable[str] | None = None) -> dict[str, Any]:
         """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
 
         A symbol bound to a chunk is returned as that chunk, or (`whole`) as the tensor it is a chunk
-        of: the one autograd differentiates (a fresh chunk view is on no path to the loss)."""
+        of: the one autograd differentiates (a fresh chunk view is on no path to the loss).
+        With `vary` (the inputs this run changes from the example batch), a read-only eval run may
+        execute the smallest validated slice instead (see `plan`); it then returns no '__outputs__'.
+        """
         observe, edits = list(observe), dict(edits or {})
+        if vary is not None and not edits and not whole:
+            part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
+            if part.module:
+                return self._run_slice(part, inputs, train, seed, observe)
         sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
         op_edits = {site.op: (site, edits[name]) for name, site in sites.items() if site.op is not None}
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
@@ -291,6 +326,84 @@ class SymbolRunner:
         seen["__outputs__"] = outputs
         return seen
 
+    # ---- slicing ------------------------------------------------------------------------
+    def plan(self, observe: Iterable[str], inputs: Mapping[str, Any], *, train: bool, seed: int,
+             vary: Iterable[str]) -> Slice:
+        """The smallest recorded module call that serves a read-only run of `observe` (memoised per
+        symbols, mode, varied inputs and input shapes), or the whole model and why."""
+        observe, vary = tuple(dict.fromkeys(observe)), tuple(sorted(set(vary)))
+        key = (observe, train, vary, _signature(inputs))
+        if key not in self._slices:
+            self._slices[key] = self._find_slice(observe, inputs, train, seed, vary)
+        return self._slices[key]
+
+    def _find_slice(self, observe, inputs, train, seed, vary) -> Slice:
+        if train:
+            return Slice(why="train mode runs the whole model (its noise and batch statistics are model-wide)")
+        if not observe:
+            return Slice(why="nothing observed")
+        try:
+            module_events, _, outputs = self._recording(inputs, train, seed)
+            targets = {n: forward_value(outputs, self.binding(n).output) for n in observe
+                       if self.binding(n).output is not None}
+        except (SymbolError, ForwardError):
+            return Slice(why="the symbols could not be located by running the model")
+        names = {id(v): k for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        sizes = {path: sum(p.numel() for p in m.parameters()) for path, m in self.model.named_modules()}
+        candidates = []
+        for path, number, output, args, kwargs in module_events:
+            arguments = _as_inputs(args, names), tuple((k, _as_input(v, names)) for k, v in kwargs.items())
+            if arguments[0] is None or any(a is None for _, a in arguments[1]):
+                continue  # an argument computed inside forward: this call is not a slice of the inputs
+            read = {v for kind, v in (*arguments[0], *(a for _, a in arguments[1])) if kind == "input"}
+            picks = {n: _positions(output, lambda a, t=t: a is t) for n, t in targets.items()}
+            inside = all(self.binding(n).module == path or (self.binding(n).module or "").startswith(path + ".")
+                         for n in observe if self.binding(n).module is not None)
+            if set(vary) <= read and all(picks.values()) and inside:
+                pick = tuple((n, picks[n][0]) for n in targets)
+                candidates.append((sizes.get(path, 0), path.count("."), Slice(path, arguments[0], arguments[1], pick)))
+        if not candidates:
+            return Slice(why=f"no submodule call takes forward inputs only (including {', '.join(vary) or 'none'}) "
+                         f"and returns {', '.join(observe)}")
+        best = min(candidates, key=lambda c: c[:2])[2]
+        read = {v for kind, v in (*best.args, *(a for _, a in best.kwargs)) if kind == "input"}
+        # The slice must reproduce the whole model's symbols bit for bit, and with the inputs it does
+        # not read moved: state forward sets from them (an attribute the module reads) shows there.
+        moved = {k: (_moved(v) if k not in read else v) for k, v in inputs.items()}
+        try:
+            sliced = self._run_slice(best, inputs, train, seed, observe)
+            whole = self.run(moved, train=train, seed=seed, observe=observe)
+        except (SymbolError, ForwardError):
+            return Slice(why=f"module '{best.module}' could not be run on its own")
+        if not all(_identical(sliced[n], whole[n]) for n in observe):
+            return Slice(why=f"module '{best.module}' run on its own does not reproduce {', '.join(observe)} "
+                         "(it reads state the rest of forward sets)")
+        return best
+
+    def _run_slice(self, part: Slice, inputs, train: bool, seed: int, observe: list[str]) -> dict[str, Any]:
+        module = self._module(part.module)
+        value = lambda entry: inputs[entry[1]] if entry[0] == "input" else entry[1]  # noqa: E731
+        call = lambda: module(*map(value, part.args), **{k: value(a) for k, a in part.kwargs})  # noqa: E731
+        hooked = [n for n in observe if self.binding(n).module is not None]
+        seen: dict[str, Any] = {}
+        with ExitStack() as stack:
+            for name in hooked:
+                binding = self.binding(name)
+
+                def hook(_module, _args, output, name=name, binding=binding):
+                    seen[name] = _select(output, binding.index, binding.describe())
+                stack.callback(self._module(binding.module).register_forward_hook(hook).remove)
+            output = self._forward(inputs, train, seed, call=call)
+        for name, index in part.picks:
+            seen[name] = _select(output, index, f"module '{part.module}'")
+        missing = [n for n in observe if n not in seen]
+        if missing:
+            raise SymbolError(f"module '{part.module}' did not produce {', '.join(missing)}")
+        for name in observe:  # a symbol bound to a chunk is that chunk, as in a whole-model run
+            if self.binding(name).chunk is not None:
+                seen[name] = self.binding(name).select(seen[name])
+        return seen
+
     # ---- locating -----------------------------------------------------------------------
     def site(self, name: str, inputs: Mapping[str, Any], *, train: bool, seed: int) -> Site:
         """Where the symbol's tensor is produced (memoised per symbol, mode and input shapes)."""
@@ -304,7 +417,7 @@ class SymbolRunner:
         if binding.module is not None:
             self._module(binding.module)
             module_events, _, _ = self._recording(inputs, train, seed)
-            calls = [output for path, _, output in module_events if path == binding.module]
+            calls = [output for path, _, output, *_ in module_events if path == binding.module]
             if not calls:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
             _select(calls[-1], binding.index, binding.describe())
@@ -314,9 +427,8 @@ class SymbolRunner:
         if not isinstance(target, torch.Tensor):
             raise SymbolError(f"forward output '{binding.output}' is a {type(target).__name__}, not a tensor")
         # Identity first: a view of the same storage (gradient reversal's view_as) is not the producer.
-        # Identity first: a view of the same storage (gradient reversal's view_as) is not the producer.
         for fallback, same in ((False, lambda a: a is target), (True, lambda a: _same_tensor(a, target))):
-            matches = [(path, number, positions) for path, number, output in module_events
+            matches = [(path, number, positions) for path, number, output, *_ in module_events
                        if (positions := _positions(output, same))]
             if matches:  # calls finish inner-first: the last identity match is the outermost wrapper;
                 path, number, positions = matches[0] if fallback else matches[-1]  # a view's earliest is its producer
@@ -339,31 +451,31 @@ class SymbolRunner:
         return self._recorded[key][:3]
 
     def _record_calls(self, inputs, train, seed):
-        events: list[tuple[str, int, Any]] = []
+        events: list[tuple[str, int, Any, tuple, dict]] = []  # path, call number, output, args, kwargs
         counts: dict[str, int] = {}
 
         def make_hook(path: str):
-            def hook(module, args, output):
+            def hook(module, args, kwargs, output):
                 counts[path] = counts.get(path, -1) + 1
-                events.append((path, counts[path], output))
+                events.append((path, counts[path], output, args, kwargs))  # args: what a slice re-runs
             return hook
 
         with ExitStack() as stack:
             for path, module in self.model.named_modules():
                 if path:
-                    stack.callback(module.register_forward_hook(make_hook(path)).remove)
+                    stack.callback(module.register_forward_hook(make_hook(path), with_kwargs=True).remove)
             calls_mode = stack.enter_context(_TorchCalls(record=True))
             outputs = self._forward(inputs, train, seed)
         return events, calls_mode.events, outputs
 
-    def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int) -> Any:
+    def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None) -> Any:
         was_training = self.model.training
         self.model.train(train)
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 try:
-                    return self.model(**inputs)
+                    return call() if call is not None else self.model(**inputs)
                 except SymbolError:
                     raise
                 except Exception as exc:
@@ -375,3 +487,31 @@ class SymbolRunner:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _as_input(value: Any, names: Mapping[int, str]) -> tuple | None:
+    """("input", name) for a forward input passed as is, ("value", v) for a constant, None otherwise."""
+    if isinstance(value, torch.Tensor):
+        return ("input", names[id(value)]) if id(value) in names else None
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return ("value", value)
+    return None  # a container may hold computed tensors: not a slice
+
+
+def _as_inputs(args: tuple, names: Mapping[int, str]) -> tuple | None:
+    entries = tuple(_as_input(a, names) for a in args)
+    return None if any(e is None for e in entries) else entries
+
+
+def _moved(value: Any) -> Any:
+    """Another value of the same shape and dtype: floats scaled and shifted, integers rolled by a row."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return value
+    return value * 1.5 + 0.5 if value.is_floating_point() else value.roll(1, 0)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return False
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.nan_to_num(0.5), b.nan_to_num(0.5))
+                                                                and torch.equal(a.isnan(), b.isnan()))

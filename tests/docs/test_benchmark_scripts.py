@@ -63,7 +63,37 @@ def test_quality_summaries():
     assert quality.mean_sd([None]) == "n/a" and quality.mean_sd([0.25]) == "0.250"
 
 
-@pytest.mark.parametrize("name", ["check_latency", "large_models", "model_quality"])
+def test_real_model_cases_load_and_the_deepsea_case_is_deepsea_sized(tmp_path):
+    real = _script("real_models")
+    cases = {c.name: c for c in real.all_cases(tmp_path, image=32, tokens=8, batch=2)}
+    assert {"cmdn", "resnet50", "transformer", "deepsea"} <= set(cases)
+    from alignguard.modelfile.loader import load_model_file
+    from alignguard.spec.loader import load_spec
+
+    deepsea = cases["deepsea"]
+    spec = load_spec(deepsea.spec)
+    model_file = load_model_file(deepsea.model, spec.entry_points)
+    model = model_file.build()
+    batch = model_file.batch(model, spec.entry_points.batch_size, 0)
+    outputs = model_file.forward(model, batch, on="the example batch")
+    assert spec.entry_points.batch_size == 16 and tuple(batch["x"].shape) == (16, 4, 1000)
+    assert tuple(outputs["logits"].shape) == (16, 919)
+
+
+def test_real_model_rows_print_ratios_and_name_each_missed_target():
+    real = _script("real_models")
+    run = lambda wall, rss: real.latency.Run(wall, rss, wall, 0, "", "")  # noqa: E731
+    figures = real.Figures(verdicts={1})
+    figures.runs = {"baseline": [run(2.0, 100.0)], "check": [run(3.0, 200.0)], "init": [run(4.0, 120.0)]}
+    line, missed = real.row(real.Case("cmdn", Path("s"), Path("m")), figures)
+    assert "1.50" in line and "2.00" in line
+    assert [m.split()[0] for m in missed] == ["wall", "RSS", "init"]  # 1.5x > CMDN's 1.3x; 2x RSS; init slower
+    figures.runs["check"] = [run(3.0, 140.0)]
+    figures.runs["init"] = [run(2.5, 120.0)]
+    assert real.row(real.Case("deepsea", Path("s"), Path("m")), figures)[1] == []
+
+
+@pytest.mark.parametrize("name", ["check_latency", "large_models", "model_quality", "real_models"])
 def test_scripts_say_how_to_run_them(name):
     module = _script(name)
     assert f"python benchmarks/{name}.py" in module.__doc__

@@ -117,10 +117,11 @@ class LossDescentCheck(Check):
                 if not mine:
                     continue
                 grads = term_gradients(mine, params)
-                for i, name in enumerate(grads.names):
+                for name in grads.names:
                     values[name] = grads.values[name]
                     if grads.status[name] == "alive":
-                        measured.append((name, step, grads.grads[i].double(), _roundoff(params, mine[name])))
+                        measured.append((name, step, grads.rows[name], _roundoff(params, mine[name])))
+                del grads
                 del outputs
             del shared
             measured = [(name, step, self._undeclared(context, name, named, g), u) for name, step, g, u in measured]
@@ -141,7 +142,7 @@ class LossDescentCheck(Check):
                 yield passed(ID, f"loss {name}", "the gradient is the slope, where the design does not say otherwise",
                              why, where=where)
                 continue
-            yield self._judge(context, name, step, float(grad.norm()), values[name], slopes, stop, where)
+            yield self._judge(context, name, step, float(grad.double().norm()), values[name], slopes, stop, where)
 
     # ---- measuring ----------------------------------------------------------------------
     def _undeclared(self, context, name, named, grad):
@@ -179,19 +180,21 @@ class LossDescentCheck(Check):
         """
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
-        direction = (grad / grad.norm()).split([p.numel() for p in params])
-        origin = [p.detach().double().reshape(-1).clone() for p in params]
+        # Per parameter, in the parameters' own dtype: no float64 copy of the whole model is made.
+        pieces = grad.split([p.numel() for p in params])
+        norm = sum(float(g[i:i + CHUNK].double().pow(2).sum())
+                   for g in pieces for i in range(0, g.numel(), CHUNK)) ** 0.5
+        origin = [p.detach().clone() for p in params]
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
-            held = {sign: _held(params, origin, direction, sign * epsilon / divisor) for sign in (1.0, -1.0)}
-            span = held[1.0] - held[-1.0]
-            predicted = float(grad.cpu() @ span)
+            held = {sign: _held(params, origin, pieces, sign * epsilon / divisor / norm) for sign in (1.0, -1.0)}
+            predicted, span = _along(pieces, held[1.0], held[-1.0])
             below = _rounding(epsilon / divisor, span, predicted, value, roundoff, tolerance)
             if below and divisor > 1:
                 return slopes, f"no shorter step: ε = {epsilon / divisor:g} {below}"
             stop = f"ε = {epsilon:g} itself {below}" if below else ""
             change = self._change(context, params, origin, held, name, step)
-            slopes.append(Slope(epsilon / divisor, change, predicted, float(span.norm())))
+            slopes.append(Slope(epsilon / divisor, change, predicted, span))
             if stop:  # the spec's own ε is already below the floor: say so
                 return slopes, stop
             miss = [abs(s.ratio - 1.0) for s in slopes]
@@ -210,15 +213,15 @@ class LossDescentCheck(Check):
         import torch
 
         value = {}
-        for sign, delta in held.items():
+        for sign, values in held.items():
             with torch.no_grad():
-                for p, start, d in zip(params, origin, delta.split([p.numel() for p in params])):
-                    p.copy_((start + d.to(start.device)).reshape(p.shape))
+                for p, v in zip(params, values):
+                    p.copy_(v)
                 with _buffers_kept(context.model):
                     value[sign] = self._value(context, name, step)
         with torch.no_grad():
             for p, start in zip(params, origin):
-                p.copy_(start.reshape(p.shape))
+                p.copy_(start)
         return value[1.0] - value[-1.0]
 
     def _value(self, context, name: str, step: int) -> float:
@@ -286,12 +289,34 @@ def _closer(miss: float, previous: float) -> bool:
     return math.isfinite(miss) and (not math.isfinite(previous) or miss <= CONVERGING * previous)
 
 
-def _held(params, origin, direction, step: float):
-    """The perturbation the parameters would hold at θ + step·ĝ, after rounding to their dtype (float64, flat)."""
+CHUNK = 1 << 22  # elements per float64 temporary: a 47M-weight layer never gets a whole float64 copy
+
+
+def _held(params, origin, pieces, step: float) -> list:
+    """The values the parameters would hold at θ + step·g (g unnormalised: `step` carries 1/|g|),
+    rounded to their dtype, computed in float64 a chunk at a time."""
     import torch
 
-    return torch.cat([((start + step * d.to(start.device)).to(p.dtype).double() - start).cpu()
-                      for p, start, d in zip(params, origin, direction)])
+    held = []
+    for p, start, g in zip(params, origin, pieces):
+        flat, out = start.reshape(-1), torch.empty_like(start).reshape(-1)
+        g = g.to(start.device)
+        for a in range(0, flat.numel(), CHUNK):
+            out[a:a + CHUNK] = (flat[a:a + CHUNK].double() + step * g[a:a + CHUNK].double()).to(p.dtype)
+        held.append(out.reshape(start.shape))
+    return held
+
+
+def _along(pieces, plus, minus) -> tuple[float, float]:
+    """(g·(δ₊ − δ₋), |δ₊ − δ₋|) in float64, where δ± are the perturbations the parameters hold."""
+    dot = sq = 0.0
+    for g, a, b in zip(pieces, plus, minus):
+        a, b = a.reshape(-1), b.reshape(-1)
+        for i in range(0, a.numel(), CHUNK):
+            span = a[i:i + CHUNK].double() - b[i:i + CHUNK].double()
+            dot += float(g[i:i + CHUNK].double().to(span.device) @ span)
+            sq += float(span.pow(2).sum())
+    return dot, sq ** 0.5
 
 
 def _roundoff(params, term) -> float:
@@ -302,7 +327,7 @@ def _roundoff(params, term) -> float:
     return max(torch.finfo(d).eps for d in dtypes if d.is_floating_point)
 
 
-def _rounding(epsilon, span, predicted, value, roundoff, tolerance) -> str:
+def _rounding(epsilon, span: float, predicted, value, roundoff, tolerance) -> str:
     """Why float rounding would dominate the central difference at this ε ("" if it would not).
 
     Two floors, both known before any forward. Rounding θ ± εĝ to the parameters' dtype must not
@@ -313,9 +338,9 @@ def _rounding(epsilon, span, predicted, value, roundoff, tolerance) -> str:
     to 180 (a term scaled by 1e-3: |L| understates the rounding of what it was computed from).
     """
     intended = 2 * epsilon
-    if abs(float(span.norm()) - intended) > ROUNDING_SHARE * intended:
+    if abs(span - intended) > ROUNDING_SHARE * intended:
         return (f"is below the parameters' float rounding (rounding θ ± εĝ to their dtype changes the step "
-                f"{float(span.norm()) / intended:.2f}x)")
+                f"{span / intended:.2f}x)")
     noise = roundoff * abs(value)
     if abs(predicted) < NOISE_MARGIN / tolerance * noise:
         return (f"is below the value's float rounding (the predicted change {abs(predicted):.2g} is under "

@@ -146,7 +146,7 @@ class LossCheck(Check):
         expected = f"a finite, non-zero gradient at step {step.step}"
         over = f"at step {step.step} over {batches_phrase(context)}"
         if status == "alive":
-            norm = float(step.mean_grad(name).norm())
+            norm = step.grad_norm(name)
             yield passed("loss.alive", element, expected,
                          f"value {step.mean_value(name):.4g}, |g_{name}| = {norm:.3g} {over}", where=where,
                          details={"step": step.step, "value": step.mean_value(name), "grad_norm": norm})

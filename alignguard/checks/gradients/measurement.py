@@ -31,7 +31,17 @@ def measured_steps(spec: "Spec") -> list[int]:
 
 def measurement(context: "CheckContext") -> dict[int, "StepMeasurement"]:
     """{step: StepMeasurement} over `gradients.batches` example batches (memoised)."""
-    return context.memo("gradients", lambda: _measure(context))
+    return context.memo("gradients", lambda: _measure(context, measured_steps(context.spec)))
+
+
+def measurement_at(context: "CheckContext", steps: list[int], names_at: list[int] = ()) -> tuple[dict, set]:
+    """({step: StepMeasurement} for `steps` only, the names of the terms `loss_terms` returns at the
+    `names_at` steps too): those names come from the same forward passes, with no backward."""
+    def both() -> tuple[dict, set]:
+        names: set = set()
+        return _measure(context, steps, names_at, names), names
+
+    return context.memo(f"gradients:{steps}:{list(names_at)}", both)
 
 
 def batches_phrase(context: "CheckContext") -> str:
@@ -51,7 +61,7 @@ def owning_module(param_name: str) -> str:
     return param_name.rpartition(".")[0] or "<root>"
 
 
-def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
+def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set | None = None) -> dict[int, "StepMeasurement"]:
     from alignguard.gradients.measure import LossTermTypeError, measure_steps
 
     spec, model_file, model = context.spec, context.model_file, context.model
@@ -63,16 +73,19 @@ def _measure(context: "CheckContext") -> dict[int, "StepMeasurement"]:
         return model_file.forward(model, batch, on="the example batch (train mode)")
 
     def terms_at(batch: dict, outputs: Any, step: int) -> dict:
+        if step == steps[0] and names is not None:
+            for other in names_at:
+                names.update(model_file.loss_terms_at(model, batch, outputs, other))
         return model_file.loss_terms_at(model, batch, outputs, step)
 
-    def at(steps: list[int]) -> dict:
-        batches = [context.batch(i, step=steps[0]) for i in range(count)]
-        return measure_steps(model, batches, run_forward, terms_at, steps, seeds=seeds)
+    def at(at_steps: list[int]) -> dict:
+        batches = [context.batch(i, step=at_steps[0]) for i in range(count)]
+        return measure_steps(model, batches, run_forward, terms_at, at_steps, seeds=seeds)
 
     try:
         if model_file.step_dependent:  # the batches change with the step: one forward per step
-            return {step: at([step])[step] for step in measured_steps(spec)}
-        return at(measured_steps(spec))
+            return {step: at([step])[step] for step in steps}
+        return at(steps)
     except LossTermTypeError as exc:
         raise ModelFileError(f"`{loss_name}` returned loss term '{exc.name}' as {exc.found}, not a scalar tensor",
                              where=str(loss_terms_where(context)),

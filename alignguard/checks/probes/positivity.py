@@ -14,7 +14,7 @@ from typing import Iterable
 
 from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, symbol_where, user_forward
+from alignguard.checks.probes.support import probe_inputs, probe_seed, ran_on, runner, symbol_where, user_forward
 from alignguard.results import CheckResult, failed, passed
 
 
@@ -61,9 +61,11 @@ class PositivityProbeCheck(Check):
                 except SymbolError as exc:
                     failures[symbol] = str(exc)
             readable = [s for s in probe.symbols if s not in failures]
+            ran = ran_on(context, readable, inputs, vary=names)  # the contexts feed only the slice that reads them
             values: dict[str, list] = {s: [] for s in readable}
             for batch in batches:
-                run = runner(context).run(batch, seed=probe_seed(context), observe=readable) if readable else {}
+                run = (runner(context).run(batch, seed=probe_seed(context), observe=readable, vary=names)
+                       if readable else {})
                 rows = len(batch[names[0]])
                 for symbol in readable:
                     value = run[symbol].detach().double()
@@ -81,8 +83,9 @@ class PositivityProbeCheck(Check):
                 yield failed("probe.positivity", element, expected, failures[symbol],
                              fix=f"bind {symbol} to a forward output or module output that exists", where=where)
                 continue
-            yield self._judge(symbol, element, expected, sampled[symbol], contexts, inputs, names, where,
-                              searched.get(symbol))
+            result = self._judge(symbol, element, expected, sampled[symbol], contexts, inputs, names, where,
+                                 searched.get(symbol))
+            yield result.with_(details={**result.details, "ran_on": ran})
 
     def _contexts(self, context, probe, inputs, names):
         """The drawn contexts per input, and forward inputs in chunks of at most the batch size."""
@@ -132,7 +135,7 @@ class PositivityProbeCheck(Check):
         with torch.enable_grad(), user_forward(context):
             for step in range(probe.search_steps + 1):
                 leaves = {n: boxes[n].from_z(z[n], base[n].dtype).requires_grad_(True) for n in floats}
-                run = runner(context).run({**base, **leaves}, seed=seed, observe=symbols)
+                run = runner(context).run({**base, **leaves}, seed=seed, observe=symbols, vary=names)
                 objective = 0.0
                 for s in symbols:
                     value = _per_row(run[s], len(index))[groups[s]]

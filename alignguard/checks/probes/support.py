@@ -15,6 +15,17 @@ if TYPE_CHECKING:
     from alignguard.checks.context import CheckContext
 
 
+def ran_on(context: "CheckContext", symbols, inputs: dict, vary) -> str:
+    """What a read-only eval run of `symbols` varying `vary` executes: a validated slice (the
+    smallest submodule that computes them from the inputs) or the whole model, and why."""
+    from alignguard.probes.runtime import ForwardError, SymbolError
+
+    try:
+        return runner(context).plan(symbols, inputs, train=False, seed=probe_seed(context), vary=vary).describe()
+    except (SymbolError, ForwardError):
+        return "whole model"
+
+
 def symbol_where(context: "CheckContext", name: str, inputs: dict) -> Where:
     """The module that produces a symbol, found by running the model (never captures a graph)."""
     from alignguard.probes.runtime import ForwardError, SymbolError
