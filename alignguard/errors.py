@@ -35,12 +35,7 @@ class AlignguardError(Exception):
         return (_rebuild, (type(self), dict(self.__dict__)))
 
     def paragraph(self) -> str:
-        text = f"{self.kind}: {self.what}."
-        if self.where:
-            text += f" Where: {self.where}."
-        if self.fix:
-            text += f" Fix: {self.fix.rstrip('.')}."
-        return text
+        return paragraph(self.kind, self.what, self.where, self.fix)
 
 
 class UsageError(AlignguardError):
@@ -75,6 +70,16 @@ class NonFiniteLossError(TrainingError):
 class CheckpointError(AlignguardError):
     kind = "checkpoint error"
     exit_code = ExitCode.CHECKPOINT
+
+
+def paragraph(kind: str, what: str, where: object = None, fix: str | None = None) -> str:
+    """One error paragraph: what went wrong, where, and how to fix it."""
+    text = f"{kind}: {what}."
+    if where:
+        text += f" Where: {where}."
+    if fix:
+        text += f" Fix: {fix.rstrip('.')}."
+    return text
 
 
 def _rebuild(cls: type[AlignguardError], state: dict) -> AlignguardError:

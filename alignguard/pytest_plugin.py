@@ -158,13 +158,7 @@ class CheckItem(pytest.Item):
 def _describe(problems: list, check_id: str, report, fail_on: str) -> str:
     lines = [f"{report.model_path} fails {check_id} of spec '{report.spec_name}' at --fail-on {fail_on}:"]
     for result in problems:
-        lines.append(f"  - [{result.element}] ({result.status.value})")
-        lines.append(f"      expected: {result.expected}")
-        lines.append(f"      found:    {result.found}")
-        if str(result.where):
-            lines.append(f"      where:    {result.where}")
-        if result.fix:
-            lines.append(f"      fix:      {result.fix}")
+        lines.extend(result.outline(f"[{result.element}]"))
     lines.append(f"`alignguard explain {check_id}` says what the check proves")
     return "\n".join(lines)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
-from alignguard.errors import AlignguardError, ExitCode
+from alignguard.errors import AlignguardError, ExitCode, paragraph
 
 FailOn = Literal["error", "warning"]
 FAIL_ON_CHOICES: tuple[str, ...] = ("error", "warning")
@@ -60,6 +60,15 @@ class CheckResult:
     def failed(self) -> bool:
         return self.status is Status.FAIL
 
+    def outline(self, label: str) -> list[str]:
+        """The finding as indented lines (`- label (status)`, expected, found, where, fix) for plain-text failures."""
+        lines = [f"  - {label} ({self.status.value})", f"      expected: {self.expected}", f"      found:    {self.found}"]
+        if str(self.where):
+            lines.append(f"      where:    {self.where}")
+        if self.fix:
+            lines.append(f"      fix:      {self.fix}")
+        return lines
+
     def with_(self, **changes: Any) -> "CheckResult":
         return replace(self, **changes)
 
@@ -88,12 +97,7 @@ class ToolError:
         return cls(error.kind, error.what, error.where, error.fix, int(error.exit_code))
 
     def paragraph(self) -> str:
-        text = f"{self.kind}: {self.what}."
-        if self.where:
-            text += f" Where: {self.where}."
-        if self.fix:
-            text += f" Fix: {self.fix.rstrip('.')}."
-        return text
+        return paragraph(self.kind, self.what, self.where, self.fix)
 
 
 @dataclass

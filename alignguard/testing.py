@@ -42,12 +42,6 @@ def failure_message(report: Report, fail_on: FailOn = "error") -> str:
     if not report.results:
         lines.append("  the spec selects no check, so it proves nothing: add components, flow, formulas or losses")
     for result in problems:
-        lines.append(f"  - {result.check_id} [{result.element}] ({result.status.value})")
-        lines.append(f"      expected: {result.expected}")
-        lines.append(f"      found:    {result.found}")
-        if str(result.where):
-            lines.append(f"      where:    {result.where}")
-        if result.fix:
-            lines.append(f"      fix:      {result.fix}")
+        lines.extend(result.outline(f"{result.check_id} [{result.element}]"))
     lines.append("run `alignguard check` for the full report, `alignguard explain CHECK_ID` for a check")
     return "\n".join(lines)
