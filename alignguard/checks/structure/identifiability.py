@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+import numpy as np
+
 from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
 from alignguard.checks.structure.symbols import Resolution, design_names, element_nodes, resolve_symbol, symbol_where
@@ -352,7 +354,8 @@ def confirm(context: CheckContext, item: Analysed, symmetry: Symmetry, per_examp
         with torch.no_grad(), user_forward(context):
             base = runner.run(inputs, seed=seed, observe=[*needed, item.lhs])
             values = {name: base[name].detach() for name in needed}
-            shape = torch.broadcast_shapes(*(v.shape for v in values.values()))
+            # numpy's rule is torch's; torch.broadcast_shapes would import sympy (~0.9 s) on first use
+            shape = torch.Size(np.broadcast_shapes(*(tuple(v.shape) for v in values.values())))
             rows = int(torch.Size(shape).numel())
             varying = per_example and all(v.shape == shape for v in values.values()) and rows > 1
             parameter = (torch.linspace(-GAUGE_STEP, GAUGE_STEP, rows) if varying
