@@ -22,9 +22,10 @@ import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from alignguard.errors import UsageError
+from alignguard.strict import StrictModel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,10 +35,10 @@ else:  # pragma: no cover - Python 3.10
 FILE_NAME = "pyproject.toml"
 
 
-class Pair(BaseModel):
+class Pair(StrictModel):
     """One design spec and the model file that must implement it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     spec: Path = Field(description="Design spec, relative to the pyproject.toml's folder.")
     model: Path = Field(description="Model file, relative to the pyproject.toml's folder.")
@@ -48,10 +49,10 @@ class Pair(BaseModel):
         return self.name or self.spec.stem
 
 
-class ProjectConfig(BaseModel):
+class ProjectConfig(StrictModel):
     """The `[tool.alignguard]` table. Every key is optional."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)  # keys as written in TOML (fail-on)
+    model_config = ConfigDict(frozen=True)  # keys as written in TOML (fail-on)
 
     pairs: list[Pair] = Field(default_factory=list, description="Spec/model pairs `alignguard check` runs.")
     format: Optional[list[str]] = Field(None, description="Default --format (a name or a list of names).")

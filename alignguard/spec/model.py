@@ -11,20 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from alignguard.spec.formula import Equation, FormulaSyntaxError, parse_equation
 from alignguard.spec.rules import (DependenceRule, PairBound, RangeRule, StraightThrough, SymbolNoise,
                                    WeightConstraint)
-from alignguard.strict import StrictModel
+from alignguard.spec.base import SpecModel
 
 Severity = Literal["error", "warning"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-
-class SpecModel(StrictModel):
-    # allow_inf_nan=False: `tolerance: .inf` would make a probe that can never fail
-    model_config = ConfigDict(frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class SpecReferenceError(ValueError):

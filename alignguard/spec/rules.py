@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from alignguard.strict import StrictModel
-
-
-class RuleModel(StrictModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+from alignguard.spec.base import SpecModel
 
 
-class SymbolNoise(RuleModel):
+class SymbolNoise(SpecModel):
     """The symbol is a sample drawn while training, wherever the draw happens (a submodule, a method of
     the root module, a plain function, `torch.distributions`)."""
 
@@ -40,7 +36,7 @@ class SymbolNoise(RuleModel):
     )
 
 
-class StraightThrough(RuleModel):
+class StraightThrough(SpecModel):
     """`output` passes the loss's gradient to `input` unchanged (a straight-through estimator:
     forward computes something non-differentiable, backward is the identity)."""
 
@@ -49,7 +45,7 @@ class StraightThrough(RuleModel):
     tolerance: float = Field(1e-5, ge=0, description="Relative tolerance of |dL/d input - dL/d output|.")
 
 
-class PairBound(RuleModel):
+class PairBound(SpecModel):
     """Bounds on cos(g_a, g_b) for one pair of loss terms, replacing the global `min_cosine` for it."""
 
     terms: tuple[str, str] = Field(description="The two loss terms, e.g. [label, domain].")
@@ -66,7 +62,7 @@ class PairBound(RuleModel):
         return self
 
 
-class WeightConstraint(RuleModel):
+class WeightConstraint(SpecModel):
     """A constraint the model itself keeps on parameter tensors, whatever the raw values become:
     probed by pushing the raw parameters far out and reading the effective weights back."""
 
@@ -81,7 +77,7 @@ class WeightConstraint(RuleModel):
     )
 
 
-class RangeRule(RuleModel):
+class RangeRule(SpecModel):
     """A symbol stays within [min, max] (inclusive) on the example batch and far-out inputs."""
 
     symbol: str
@@ -97,7 +93,7 @@ class RangeRule(RuleModel):
         return self
 
 
-class DependenceRule(RuleModel):
+class DependenceRule(SpecModel):
     """Index-level dependence of a symbol on an input, probed by perturbing input positions.
 
     `causal`: position t of `symbol` along `dim` must not change when positions > t of `input` change

@@ -113,6 +113,13 @@ def test_thresholds_must_be_finite_and_in_range(value, expected):
     assert "tolerance" in error.what and expected in error.what
 
 
+@pytest.mark.parametrize("rule", ["ranges:\n  - symbol: z\n    max: {value}\n",
+                                  "weights:\n  - params: encoder.weight\n    max_norm: {value}\n"])
+def test_design_rule_numbers_must_be_finite_too(rule):
+    error = parse_spec_error(VALID + rule.format(value=".inf"))
+    assert "finite" in error.what
+
+
 def test_a_huge_integer_is_a_located_error_not_a_crash():
     error = parse_spec_error(VALID + "seed: " + "9" * 5000 + "\n")
     assert "cannot be read" in error.what and len(str(error)) < 600
