@@ -5,7 +5,7 @@ import pytest
 
 from alignguard.spec.formula import FormulaSyntaxError, parse_equation
 from alignguard.spec.model import Spec
-from zoo_helpers import REPO, verdicts
+from zoo_helpers import REPO, results, verdicts, zoo_spec
 
 MODEL = REPO / "tests" / "zoo" / "models" / "counts_forms.py"
 SPEC = Spec.model_validate({"version": 1, "name": "counts", "inputs": {"x": {"role": "invariant"}},
@@ -23,3 +23,11 @@ def test_logsumexp_forms(combine, verdict, tmp_path):
 def test_logsumexp_needs_two_terms():
     with pytest.raises(FormulaSyntaxError, match="two or more"):
         parse_equation("total = logsumexp(a)")
+
+
+def test_identifiability_on_film_whose_symbols_do_not_broadcast_as_written_is_a_note_not_an_error():
+    # FiLM's gamma and beta are per channel (B, C) against features (B, C, L): the formula's symmetry
+    # cannot be applied in those shapes, so it stays unconfirmed instead of crashing the check.
+    found = results(zoo_spec("film", "formulas"), "film/film.py", "identifiability")
+    assert found and all(r.status.value == "pass" for r in found)
+    assert all("do not broadcast" in r.details["evidence"] for r in found)

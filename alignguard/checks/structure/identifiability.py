@@ -354,8 +354,12 @@ def confirm(context: CheckContext, item: Analysed, symmetry: Symmetry, per_examp
         with torch.no_grad(), user_forward(context):
             base = runner.run(inputs, seed=seed, observe=[*needed, item.lhs])
             values = {name: base[name].detach() for name in needed}
-            # numpy's rule is torch's; torch.broadcast_shapes would import sympy (~0.9 s) on first use
-            shape = torch.Size(np.broadcast_shapes(*(tuple(v.shape) for v in values.values())))
+            shapes = [tuple(v.shape) for v in values.values()]
+            try:  # numpy's rule is torch's; torch.broadcast_shapes would import sympy (~0.9 s) on first use
+                shape = torch.Size(np.broadcast_shapes(*shapes))
+            except ValueError:  # e.g. a per-channel FiLM gamma (B, C) against features (B, C, L)
+                return None, (f"the shapes of {_list(needed)} ({', '.join(map(str, shapes))}) do not broadcast "
+                              "against each other as written, so the gauge could not be applied")
             rows = int(torch.Size(shape).numel())
             varying = per_example and all(v.shape == shape for v in values.values()) and rows > 1
             parameter = (torch.linspace(-GAUGE_STEP, GAUGE_STEP, rows) if varying
