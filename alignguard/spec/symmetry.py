@@ -129,7 +129,8 @@ def to_torch(expr: Expr, values: dict):
     args = [to_torch(a, values) for a in expr.args]
     functions = {"sigmoid": torch.sigmoid, "softplus": F.softplus, "exp": torch.exp, "log": torch.log,
                  "tanh": torch.tanh, "relu": torch.relu, "abs": torch.abs, "sqrt": torch.sqrt,
-                 "logsigmoid": F.logsigmoid, "square": torch.square}
+                 "logsigmoid": F.logsigmoid, "square": torch.square,
+                 "logsumexp": lambda *terms: torch.logsumexp(torch.stack(torch.broadcast_tensors(*terms)), dim=0)}
     return functions[expr.func](*args)
 
 

@@ -10,7 +10,7 @@ from identifiability_zoo import LeakyEncoderCMDN, cmdn, example_batch, whole_con
 from structural_helpers import run_checks
 
 from alignguard.results import Status
-from alignguard.spec.formula import parse_equation
+from alignguard.spec.formula import FUNCTIONS, parse_equation
 from alignguard.spec.loader import load_spec
 from alignguard.spec.symmetry import find_symmetries
 
@@ -32,6 +32,18 @@ def test_symmetries_of_the_cmdn_formula():
     found = {s.describe(""): s for s in find_symmetries(parse_equation("logit = (M * U_I + B) / T").rhs)}
     assert set(found) == {"(M, B, T) -> k·(M, B, T)", "(U_I, B, T) -> k·(U_I, B, T)", "(k·M, k^-1·U_I)",
                           "(U_I+δ, B−M·δ)", "(M+δ, B−U_I·δ)"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_formula_function_can_be_analysed(function):
+    # the symmetry search evaluates the formula itself, so every function the parser admits must evaluate
+    args = "a, b" if function == "logsumexp" else "a"
+    assert isinstance(find_symmetries(parse_equation(f"y = {function}({args})").rhs), list)
+
+
+def test_a_logsumexp_of_two_terms_has_no_shift_of_one_alone():
+    found = [s.describe("") for s in find_symmetries(parse_equation("y = logsumexp(a, b)").rhs)]
+    assert not any("a+δ" in text and "b" not in text for text in found)
 
 
 def test_symmetries_of_the_legacy_head_and_of_a_formula_without_any():
