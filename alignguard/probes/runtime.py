@@ -266,19 +266,30 @@ class SymbolRunner:
     # ---- running ------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, train: bool = False, seed: int = 0,
             observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None,
-            whole: bool = False, vary: Iterable[str] | None = None) -> dict[str, Any]:
+            whole: bool = False, vary: Iterable[str] | None = None, param_grads: bool = True) -> dict[str, Any]:
         """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
 
         A symbol bound to a chunk is returned as that chunk, or (`whole`) as the tensor it is a chunk
         of: the one autograd differentiates (a fresh chunk view is on no path to the loss).
         With `vary` (the inputs this run changes from the example batch), a read-only eval run may
         execute the smallest validated slice instead (see `plan`); it then returns no '__outputs__'.
+        A run that differentiates only with respect to its own leaves (inputs, or a symbol an edit makes a
+        leaf) passes `param_grads=False`: no autograd graph is built through the parameters upstream.
         """
+        try:
+            return self._run(inputs, train, seed, observe, edits, whole, vary, param_grads)
+        except ForwardError:
+            if param_grads:
+                raise
+            # A forward that fails with its parameters frozen (one differentiating them itself) runs as it is.
+            return self._run(inputs, train, seed, observe, edits, whole, vary, True)
+
+    def _run(self, inputs, train, seed, observe, edits, whole, vary, param_grads) -> dict[str, Any]:
         observe, edits = list(observe), dict(edits or {})
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
             if part.module:
-                return self._run_slice(part, inputs, train, seed, observe)
+                return self._run_slice(part, inputs, train, seed, observe, param_grads)
         sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
         op_edits = {site.op: (site, edits[name]) for name, site in sites.items() if site.op is not None}
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
@@ -309,6 +320,7 @@ class SymbolRunner:
         with ExitStack() as stack:
             for path in by_module:
                 stack.callback(self._module(path).register_forward_hook(make_hook(path)).remove)
+            stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             if calls_mode is not None:
                 stack.enter_context(calls_mode)
             outputs = self._forward(inputs, train, seed)
@@ -380,7 +392,8 @@ class SymbolRunner:
                          "(it reads state the rest of forward sets)")
         return best
 
-    def _run_slice(self, part: Slice, inputs, train: bool, seed: int, observe: list[str]) -> dict[str, Any]:
+    def _run_slice(self, part: Slice, inputs, train: bool, seed: int, observe: list[str],
+                   param_grads: bool = True) -> dict[str, Any]:
         module = self._module(part.module)
         value = lambda entry: inputs[entry[1]] if entry[0] == "input" else entry[1]  # noqa: E731
         call = lambda: module(*map(value, part.args), **{k: value(a) for k, a in part.kwargs})  # noqa: E731
@@ -393,6 +406,7 @@ class SymbolRunner:
                 def hook(_module, _args, output, name=name, binding=binding):
                     seen[name] = _select(output, binding.index, binding.describe())
                 stack.callback(self._module(binding.module).register_forward_hook(hook).remove)
+            stack.enter_context(_frozen(self.model, not param_grads))
             output = self._forward(inputs, train, seed, call=call)
         for name, index in part.picks:
             seen[name] = _select(output, index, f"module '{part.module}'")
@@ -444,13 +458,25 @@ class SymbolRunner:
             "produces it (`module: PATH`)")
 
     def _recording(self, inputs, train, seed):
-        """(module events, torch-call events, outputs) of one forward; cached per inputs and mode."""
+        """(module events, torch-call events, outputs) of one forward, for the latest inputs and mode only.
+
+        A recording holds every module output and torch-call result of a forward (the transformer's
+        were most of its check's memory), and it is read only while sites and slices are located,
+        which are memoised: so one recording is kept, the previous one is dropped, and it is taken
+        with the parameters frozen, so it holds no autograd graph through the model."""
         key = (train, seed, tuple((k, id(v)) for k, v in inputs.items()))
         if key not in self._recorded:  # the entry keeps `inputs` alive, so their ids stay unique
+            self._recorded.clear()
             self._recorded[key] = (*self._record_calls(inputs, train, seed), inputs)
         return self._recorded[key][:3]
 
     def _record_calls(self, inputs, train, seed):
+        try:
+            return self._record(inputs, train, seed, param_grads=False)
+        except ForwardError:  # a forward that fails with its parameters frozen is recorded as it is
+            return self._record(inputs, train, seed, param_grads=True)
+
+    def _record(self, inputs, train, seed, param_grads: bool):
         events: list[tuple[str, int, Any, tuple, dict]] = []  # path, call number, output, args, kwargs
         counts: dict[str, int] = {}
 
@@ -464,6 +490,7 @@ class SymbolRunner:
             for path, module in self.model.named_modules():
                 if path:
                     stack.callback(module.register_forward_hook(make_hook(path), with_kwargs=True).remove)
+            stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             calls_mode = stack.enter_context(_TorchCalls(record=True))
             outputs = self._forward(inputs, train, seed)
         return events, calls_mode.events, outputs
@@ -487,6 +514,20 @@ class SymbolRunner:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+@contextmanager
+def _frozen(model: torch.nn.Module, freeze: bool = True) -> Iterator[None]:
+    """With `freeze`, the parameters' requires_grad off for the block, restored afterwards whatever
+    happens, so autograd records only what depends on the run's own leaves."""
+    trainable = [p for p in model.parameters() if p.requires_grad] if freeze else []
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def _as_input(value: Any, names: Mapping[int, str]) -> tuple | None:

@@ -132,7 +132,8 @@ class BatchIndependenceProbeCheck(Check):
                       "gradient form cannot run")
             return {n: reason for n in readable}
         with torch.enable_grad():
-            run = runner(context).run({**inputs, **leaves}, seed=probe_seed(context), observe=readable)
+            run = runner(context).run({**inputs, **leaves}, seed=probe_seed(context), observe=readable,
+                                      param_grads=False)
             per_row = [n for n in readable if run[n].dim() > 0 and len(run[n]) == rows and run[n].requires_grad]
             if per_row and not _any_cross_rows([run[n] for n in per_row], list(leaves.values()), rows):
                 zeros = {k: torch.zeros(rows, rows, dtype=torch.float64) for k in leaves}
