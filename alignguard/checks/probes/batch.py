@@ -71,10 +71,10 @@ class BatchIndependenceProbeCheck(Check):
                              fix="pass batched tensors to forward (first dimension = examples)")
             return
         with user_forward(context):
-            values, broken = self._read(context, probe.symbols, inputs)
-            readable = [n for n in probe.symbols if n not in broken]
             views = self._views(context, inputs, rows)
-            with torch.no_grad():
+            with torch.no_grad():  # the value form compares values: no autograd graph through the model
+                values, broken = self._read(context, probe.symbols, inputs)
+                readable = [n for n in probe.symbols if n not in broken]
                 runs = {label: self._read(context, readable, _take(inputs, index, rows))[0]
                         for label, index in views.items()}
                 reseeded = self._read(context, readable, inputs, offset=1)[0]
