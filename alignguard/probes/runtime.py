@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import torch
 from torch.overrides import TorchFunctionMode
 
+from alignguard.probes.replay import Replays
 from alignguard.spec.model import SymbolBinding
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
@@ -245,11 +246,14 @@ class SymbolRunner:
         self._sites: dict[tuple, Site] = {}
         self._recorded: dict[tuple, tuple] = {}
         self._slices: dict[tuple, Slice] = {}
+        self._replays = Replays(model)
+        self._refused: set[tuple] = set()  # replay keys whose replayed run did not reproduce the whole one
 
     def extended(self, extra: Mapping[str, SymbolBinding]) -> "SymbolRunner":
         """A runner that also knows `extra` bindings and shares this one's located sites."""
         other = SymbolRunner(self.model, {**self.bindings, **extra})
         other._sites, other._recorded = self._sites, self._recorded
+        other._replays, other._refused = self._replays, self._refused
         return other
 
     def binding(self, name: str) -> SymbolBinding:
@@ -293,6 +297,9 @@ class SymbolRunner:
         sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
         op_edits = {site.op: (site, edits[name]) for name, site in sites.items() if site.op is not None}
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
+        replay, capture = self._replay_plan(inputs, train, seed, edits)
+        if capture:
+            calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
         by_module: dict[str, list[str]] = {}
         for name in observe:
             if self.binding(name).module is not None:
@@ -321,9 +328,14 @@ class SymbolRunner:
             for path in by_module:
                 stack.callback(self._module(path).register_forward_hook(make_hook(path)).remove)
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
-            if calls_mode is not None:
-                stack.enter_context(calls_mode)
-            outputs = self._forward(inputs, train, seed)
+            if replay:
+                stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
+                    call, sites, [n for n in observe if self.binding(n).module is not None])))
+            if capture:
+                outputs = self._replays.capture(inputs, calls_mode,
+                                                lambda: self._forward(inputs, train, seed, mode=calls_mode))
+            else:
+                outputs = self._forward(inputs, train, seed, mode=calls_mode)
         for name in observe:
             binding = self.binding(name)
             if binding.output is not None:
@@ -336,7 +348,41 @@ class SymbolRunner:
             if binding.chunk is not None and not whole:
                 seen[name] = binding.select(seen[name])
         seen["__outputs__"] = outputs
+        if capture:
+            self._confirm(inputs, seed, observe, seen)
         return seen
+
+    # ---- replaying (see replay.py) ------------------------------------------------------
+    def _replay_plan(self, inputs, train: bool, seed: int, edits) -> tuple[bool, bool]:
+        """(replay captured calls, capture them in this run): eval runs under no_grad only."""
+        if train or torch.is_grad_enabled():
+            return False, False
+        key = self._replays.key_of(inputs, seed)
+        if self._replays.ready(key):
+            return True, False
+        return False, not edits and key not in self._refused
+
+    def _touches(self, call, sites: Mapping[str, Site], hooked: list[str]) -> bool:
+        """Whether the run edits, or reads by a hook, something inside the captured call."""
+        return (any(call.holds(op=site.op) if site.op is not None else call.holds(path=site.module)
+                    for site in sites.values())
+                or any(call.holds(path=self.binding(n).module) for n in hooked))
+
+    def _confirm(self, inputs, seed: int, observe: list[str], whole: dict[str, Any]) -> None:
+        """Keep the capture only if a replayed run reproduces this whole run bit for bit."""
+        replays = self._replays
+        replays.key, replays.valid = replays.key_of(inputs, seed), True
+        replays.watch()
+        key = replays.key
+        try:
+            again = self._run(inputs, False, seed, observe, {}, False, None, True)
+            same = all(_identical(again[n], whole[n]) for n in observe) and _same_outputs(
+                again["__outputs__"], whole["__outputs__"])
+        except (SymbolError, ForwardError):
+            same = False
+        if not same:
+            replays.drop()
+            self._refused.add(key)
 
     # ---- slicing ------------------------------------------------------------------------
     def plan(self, observe: Iterable[str], inputs: Mapping[str, Any], *, train: bool, seed: int,
@@ -491,18 +537,24 @@ class SymbolRunner:
                 if path:
                     stack.callback(module.register_forward_hook(make_hook(path), with_kwargs=True).remove)
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
-            calls_mode = stack.enter_context(_TorchCalls(record=True))
-            outputs = self._forward(inputs, train, seed)
+            calls_mode = _TorchCalls(record=True)
+            outputs = self._forward(inputs, train, seed, mode=calls_mode)
         return events, calls_mode.events, outputs
 
-    def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None) -> Any:
+    def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None,
+                 mode: "_TorchCalls | None" = None) -> Any:
+        """forward (or `call`) in the mode under the seed; `mode` counts only the model's own torch calls
+        (entered inside the RNG fork, whose own torch calls vary with the process's history)."""
+        if self._replays.key is not None and (train or self._replays.key_of(inputs, seed) != self._replays.key):
+            self._replays.drop()  # another forward may change state a replayed call would have set
         was_training = self.model.training
         self.model.train(train)
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), self._replays.own():
                 torch.manual_seed(seed)
                 try:
-                    return call() if call is not None else self.model(**inputs)
+                    with mode if mode is not None else _nothing():
+                        return call() if call is not None else self.model(**inputs)
                 except SymbolError:
                     raise
                 except Exception as exc:
@@ -549,6 +601,12 @@ def _moved(value: Any) -> Any:
     if not isinstance(value, torch.Tensor) or value.dim() == 0:
         return value
     return value * 1.5 + 0.5 if value.is_floating_point() else value.roll(1, 0)
+
+
+def _same_outputs(a: Any, b: Any) -> bool:
+    """Every tensor forward returned identical in both runs."""
+    left, right = output_tensors(a), output_tensors(b)
+    return left.keys() == right.keys() and all(_identical(left[k], right[k]) for k in left)
 
 
 def _identical(a: Any, b: Any) -> bool:
