@@ -116,12 +116,13 @@ class LossDescentCheck(Check):
                 mine = {k: v for k, v in terms.items() if terms_step.get(k, conflict_step(spec)) == step}
                 if not mine:
                     continue
-                grads = term_gradients(mine, params)
+                rows: dict = {}  # filled piece by piece: no (P,) concatenation besides autograd's own pieces
+                grads = term_gradients(mine, params, into=rows)
                 for name in grads.names:
                     values[name] = grads.values[name]
                     if grads.status[name] == "alive":
-                        measured.append((name, step, grads.rows[name], _roundoff(params, mine[name])))
-                del grads
+                        measured.append((name, step, rows[name], _roundoff(params, mine[name])))
+                del grads, rows
                 del outputs
             del shared
             measured = [(name, step, self._undeclared(context, name, named, g), u) for name, step, g, u in measured]
