@@ -598,6 +598,10 @@ class Spec(SpecModel):
         for i, rule in enumerate(self.probes.dependence):
             need([rule.symbol], symbols, ("probes", "dependence", i, "symbol"), "symbol")
             need([rule.input], inputs, ("probes", "dependence", i, "input"), "input")
+            if rule.rule == "causal" and rule.input in parts:
+                problems.append((("probes", "dependence", i, "input"), f"a causal rule replaces positions of a whole "
+                                 f"input, and '{rule.input}' is a part of '{parts[rule.input][0]}': name the input, or "
+                                 "use `rule: none` to require that the part does not affect the symbol"))
         probes = self.probes
         for field, names in (
             ("noise", [probes.noise.symbol] if probes.noise else []),
