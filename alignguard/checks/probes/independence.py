@@ -62,7 +62,8 @@ def independence(context: CheckContext, rule) -> CheckResult:
     try:
         base = value(inputs)
     except (SymbolError, ForwardError) as exc:
-        return failed(ID, element, expected, f"matched nothing: {exc}", fix=f"bind {rule.symbol} to a tensor forward computes")
+        found = str(exc) if str(exc).startswith("matched nothing") else f"matched nothing: {exc}"
+        return failed(ID, element, expected, found, fix=f"bind {rule.symbol} to a tensor forward computes")
     scale = max(1.0, float(base.abs().nan_to_num(0.0).max())) if base.numel() else 1.0
     worst: tuple[float, str] = (0.0, "")
     tried = 0
