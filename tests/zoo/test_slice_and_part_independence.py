@@ -87,6 +87,26 @@ def test_runner_edit_of_a_slice_leaves_the_rest_of_the_output():
     assert not both["mu"].any() and bool((both["s"] == 2).all())
 
 
+def test_two_slices_of_one_torch_call_result_are_edited_together():
+    from alignguard.probes.runtime import SymbolRunner
+
+    class Net(torch.nn.Module):  # `both` is made by a torch call in forward, not returned by a submodule
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 4)
+
+        def forward(self, x):
+            both = self.lin(x) * 2.0
+            return {"both": both, "out": both[:, :2].sum(-1) - both[:, 2:].sum(-1)}
+
+    bindings = {name: SymbolBinding(output="both", slice=text) for name, text in (("a", "[:, :2]"), ("b", "[:, 2:]"))}
+    bindings["out"] = SymbolBinding(output="out")
+    runner, inputs = SymbolRunner(Net().eval(), bindings), {"x": torch.randn(5, 3)}
+    assert runner.site("a", inputs, train=False, seed=0).op is not None
+    edited = runner.run(inputs, observe=["out"], edits={"a": lambda t: t * 0 + 1.0, "b": lambda t: t * 0})
+    assert torch.allclose(edited["out"], torch.full((5,), 2.0))  # both edits landed on the one result
+
+
 # ---- every check honours the slice ------------------------------------------------------------------------
 def test_slice_bound_halves_pass_on_the_correct_model():
     spec = halves_spec()
