@@ -65,8 +65,9 @@ class InputSpec(SpecModel):
 
     `parts` names slices of the input, e.g. `c: {role: context, parts: {descriptor: "[:, :-1]",
     accessibility: "[:, -1]"}}`. Each part is then a design element like the input itself: a flow
-    endpoint (`{from: accessibility, to: M}` in `flow.forbidden`), a pattern operand, and a dependency
-    the identifiability check reports. A graph node reads a part when it reads the input through
+    endpoint (`{from: accessibility, to: M}` in `flow.forbidden`), a pattern operand, a dependency
+    the identifiability check reports, and an input a symbol must not depend on
+    (`probes.dependence: [{symbol: M, input: accessibility, rule: none}]`, measured on the real model). A graph node reads a part when it reads the input through
     layout-keeping casts and is not a selection (`c[:, :8]`, `narrow`, `select`) disjoint from the
     part; a layer that reads the input whole reads every part. Slices use basic indexing only
     (integers, `:` slices with negative bounds allowed, one `...`), judged against the example

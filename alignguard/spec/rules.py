@@ -109,5 +109,5 @@ class DependenceRule(SpecModel):
                      "(0 is the batch).")
     trials: int = Field(4, ge=1, description="causal: random replacements per probed position; none: replacements "
                         "of each kind (other rows' values, Gaussian, far out).")
-    tolerance: float = Field(1e-6, ge=0, description="causal: largest |change| of an earlier position; none: largest "
-                             "|change| relative to max(1, max|symbol|).")
+    tolerance: float = Field(1e-6, ge=0, description="causal: the largest change allowed at an earlier position; "
+                             "none: the largest change allowed, times max(1, the symbol's largest magnitude).")
