@@ -152,9 +152,14 @@ class SymbolCheck(Check):
         "symbol.bound": (
             "Every design symbol (z_I, U_I, M, B, T, logit, ...) is bound in the spec to a place in the "
             "implementation: a key of the dict forward returns, or the output of a module (an element of "
-            "its tuple output with `index`). The check fails when that place does not exist in the "
-            "captured graph, which usually means the design element was never implemented. Fix: return "
-            "the tensor from forward under that key, or correct the binding."
+            "its tuple output with `index`), optionally a part of that tensor: `slice: \"[:, :8]\"` (the "
+            "indexing language of input parts) or its sugar `chunk: [i, n]`. A part is the graph node that "
+            "takes those elements of the tensor, however the model takes them (`t[:, :8]`, `narrow`, "
+            "`t.chunk(2, -1)[0]`, `t.split(8, -1)[0]`), judged on the tensor's real shape; every other check "
+            "reads, differentiates and edits only those elements. The check fails when that place does not "
+            "exist in the captured graph, which usually means the design element was never implemented; a "
+            "slice that does not fit the real tensor (too many indices, out of range, empty) is a spec error "
+            "(exit 2) at its line. Fix: return the tensor from forward under that key, or correct the binding."
         )
     }
 
