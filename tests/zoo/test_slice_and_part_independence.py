@@ -108,9 +108,11 @@ def test_two_slices_of_one_torch_call_result_are_edited_together():
 
 
 # ---- every check honours the slice ------------------------------------------------------------------------
-def test_slice_bound_halves_pass_on_the_correct_model():
-    spec = halves_spec()
-    path = str(MODELS / "slice_halves.py")
+@pytest.mark.parametrize("method", ["fx", "eager"])
+@pytest.mark.parametrize("model", ["slice_halves.py", "slice_halves_split.py"])
+def test_slice_bound_halves_pass_on_the_correct_model(model, method):
+    spec = halves_spec(capture={"method": method})
+    path = str(MODELS / model)
     for check_id in ("symbol.bound", "formula", "loss.reaches", "noise.reparameterised"):
         assert set(verdicts(spec, path, check_id)) == {"pass"}, check_id
 
