@@ -200,6 +200,26 @@ def test_junit_names_are_unique_times_measured_and_stamped():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp")) and suite.get("time") == "2.000"
 
 
+def test_junit_times_are_each_results_own_and_add_up_to_the_checks_wall_time():
+    import time
+
+    from alignguard.api import load, open_context, run_checks
+    from alignguard.report import junit
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    spec, model_file = load(fixtures / "tiny_spec.yaml", fixtures / "tiny_model.py")
+    context = open_context(spec, model_file)
+    start = time.perf_counter()
+    report = run_checks(context, spec_path=str(fixtures / "tiny_spec.yaml"))
+    wall = time.perf_counter() - start
+    seconds = [result.seconds for result in report.results]
+    assert all(s is not None and s >= 0 for s in seconds) and len(set(seconds)) > 1
+    assert 0.8 * wall <= sum(seconds) <= wall  # only severities and waivers run outside the timed checks
+    root = ET.fromstring(junit.render(report, RenderOptions()).split("\n", 1)[1])
+    times = [float(case.get("time")) for case in root.iter("testcase")]
+    assert times == [round(s, 3) for s in seconds] and len(set(times)) > 1
+
+
 def test_progress_shows_on_a_terminal_after_a_delay_only():
     import io
     import time
