@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from alignguard.cli.errors import reports_errors
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 from alignguard.errors import ExitCode
 
 
@@ -48,6 +49,7 @@ def train_command(
     skip_check: bool = typer.Option(
         False, "--skip-check-i-know",
         help="Train even though the design check fails (loud, and recorded in run.json)."),
+    timeout: Optional[float] = timeout_option("the design check before training (not the training)"),
 ) -> None:
     """Check MODEL against SPEC, then train it (curriculum, monitoring, early stopping on validation AUPR)."""
     from alignguard.cli.heap import import_torch_and_freeze_heap
@@ -62,7 +64,7 @@ def train_command(
         if value is not None:
             overrides[key] = value
     request = TrainRequest(spec=spec, model=model, data=data, config_file=config, out=out, overrides=overrides,
-                           resume=resume, skip_check=skip_check)
+                           resume=resume, skip_check=skip_check, gate_timeout=resolve_timeout(timeout))
     import_torch_and_freeze_heap()
     try:  # the gate and the training run the model file in a worker: its exits cannot pass for a verdict
         code = run_isolated(train_run, request, activity="training", passes=(TrainingInterrupted,))
