@@ -83,11 +83,26 @@ def train_command(
 def evaluate_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `alignguard train`."),
     data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this dataset. [default: the run's own dataset]"),
+    output_format: str = typer.Option(
+        "text", "--format", "-f", metavar="text|json",
+        help="Standard output: text (tables) or json (the document also written to RUN_DIR/evaluation.json; "
+        "tables, notes and the model file's prints go to standard error)."),
 ) -> None:
     """Test-set metrics of the run's best checkpoint per held-out cell line, beside the Bayes ceiling."""
+    from rich.console import Console
+
     from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.errors import UsageError
     from alignguard.isolation import run_isolated
+    from alignguard.report.evaluation import FORMATS, render_json
     from alignguard.train.session import evaluate_run
 
+    fmt = output_format.lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"evaluate has no format '{output_format}'", fix=f"use one of {', '.join(FORMATS)}")
+    document = fmt == "json"
     import_torch_and_freeze_heap()
-    run_isolated(evaluate_run, run_dir, data, activity="the evaluation")
+    result = run_isolated(evaluate_run, run_dir, data, Console(stderr=True, soft_wrap=True) if document else None,
+                          activity="the evaluation", stdout_to_stderr=document)
+    if document:
+        typer.echo(render_json(result), nl=False)

@@ -394,7 +394,8 @@ def evaluate_run(run_dir: Path, data: Path | None, console: Console | None = Non
                                  title=f"{name.capitalize()} split (held-out cell lines), best checkpoint",
                                  model_file=model_file, spec=spec, config=config)
     result["split"], result["data"] = name, datasets.description.get("path")
-    (run_dir / "evaluation.json").write_text(json.dumps(_clean(result), indent=1) + "\n")
+    result = _clean(result)  # what evaluation.json holds is what the caller gets (evaluate --format json)
+    (run_dir / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
