@@ -261,3 +261,16 @@ def test_the_configured_timeout_stops_a_hanging_model_and_the_command_line_wins(
     stopped = invoke("check", "specs/good.yaml", "models/slow.py")
     assert stopped.exit_code == 2 and "Traceback" not in stopped.output, stopped.output
     assert invoke("check", "--timeout", "0", "specs/good.yaml", "models/slow.py").exit_code == 0  # 0: no limit
+
+
+def test_every_command_that_prints_a_result_has_format_json():
+    printing = {("check",), ("mutate",), ("evaluate",), ("data", "synth"), ("data", "convert"), ("data", "inspect")}
+    found = set()
+    for path, command in commands():
+        if tuple(path) in printing:
+            option = next(p for p in command.params if "--format" in p.opts)
+            assert "-f" in option.opts
+            help_text = " ".join(invoke(*path, "--help").stdout.split())
+            assert re.search(r"-f, --format [^ ]*json", help_text) or "json" in (option.help or ""), path
+            found.add(tuple(path))
+    assert found == printing
