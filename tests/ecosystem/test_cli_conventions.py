@@ -70,7 +70,10 @@ def test_version():
         assert result.exit_code == 0 and result.output == f"alignguard {__version__}\n"
 
 
-def test_completion_script_for_bash():
+def test_completion_script_for_bash(monkeypatch):
+    # typer reads SHELL from the process tree unless told not to; a test run with no shell among its
+    # ancestors (a detached job, some CI runners) would ignore "bash" and fail to detect one
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     result = invoke("--show-completion", "bash")
     assert result.exit_code == 0 and "_ALIGNGUARD_COMPLETE=complete_bash" in result.output
 
