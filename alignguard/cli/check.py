@@ -21,7 +21,8 @@ import typer
 
 from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 from alignguard.cli.heap import import_torch_and_freeze_heap
-from alignguard.cli.timeout import CHECK_TIMEOUT_S, resolve_timeout, timeout_option  # noqa: F401 (CHECK_TIMEOUT_S: its old home)
+from alignguard.cli.timeout import CHECK_TIMEOUT_S  # noqa: F401  (its old home: imported from here)
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 
 FORMAT_HELP = ("Report on standard output, repeatable: text|concise|json|junit|sarif|github|markdown. "
                "[default: text, or [tool.alignguard] format]")

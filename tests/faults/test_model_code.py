@@ -108,9 +108,8 @@ def test_the_timeout_of_tool_alignguard_applies_beyond_check(tmp_path, monkeypat
 def test_mutate_bounds_each_mutant_and_names_the_one_that_hung(tmp_path):
     # hangs only when a mutant makes the head's score constant (component.constant:encoder or :head)
     code = "if score.numel() > 1 and float(score.std()) == 0: time.sleep(1000)"
-    model = model_variant(tmp_path, "hang_when_mutated", {
-        "        score = self.head(h).squeeze(-1)\n": "        score = self.head(h).squeeze(-1)\n        " + code + "\n"},
-        prefix="import time\n")
+    score = "        score = self.head(h).squeeze(-1)\n"
+    model = model_variant(tmp_path, "hang_when_mutated", {score: f"{score}        {code}\n"}, prefix="import time\n")
     outcome = run_cli("mutate", TINY_SPEC, model, "--format", "json", "--timeout", 15)
     assert outcome.code == 2, outcome.text
     assert re.search(r"mutant \d+/\d+ \(component\.constant:(encoder|head)\) did not finish within --timeout 15 s",
