@@ -20,7 +20,7 @@ from typing import Iterable
 
 from alignguard.checks.probes.support import max_abs_diff, probe_inputs, probe_seed, runner, user_forward
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, Where, failed, passed
+from alignguard.results import CheckResult, Where, failed, matched_nothing, passed
 from alignguard.checks.context import CheckContext
 
 
@@ -165,7 +165,7 @@ class ConstraintProbeCheck(Check):
                         value = runner(context).run(values, train=train, seed=probe_seed(context),
                                                     observe=[rule.symbol])[rule.symbol]
                 except (SymbolError, ForwardError) as exc:
-                    return failed("probe.range", element, expected, f"matched nothing: {exc}",
+                    return failed("probe.range", element, expected, matched_nothing(exc),
                                   fix=f"bind {rule.symbol} to a tensor forward computes")
                 seen_any = True
                 mode = "train" if train else "eval"
@@ -215,7 +215,7 @@ class ConstraintProbeCheck(Check):
         try:
             base = value(inputs)
         except (SymbolError, ForwardError) as exc:
-            return failed("probe.dependence", element, expected, f"matched nothing: {exc}",
+            return failed("probe.dependence", element, expected, matched_nothing(exc),
                           fix=f"bind {rule.symbol} to a tensor forward computes")
         if base.dim() <= rule.dim:
             return failed("probe.dependence", element, expected,

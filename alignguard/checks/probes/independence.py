@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, symbol_where, user_forward
 from alignguard.checks.context import CheckContext
-from alignguard.results import CheckResult, failed, passed
+from alignguard.results import CheckResult, failed, matched_nothing, passed
 
 ID = "probe.dependence"
 FAR = 10.0  # far-out replacements sit this many spreads from the mean
@@ -62,8 +62,7 @@ def independence(context: CheckContext, rule) -> CheckResult:
     try:
         base = value(inputs)
     except (SymbolError, ForwardError) as exc:
-        found = str(exc) if str(exc).startswith("matched nothing") else f"matched nothing: {exc}"
-        return failed(ID, element, expected, found, fix=f"bind {rule.symbol} to a tensor forward computes")
+        return failed(ID, element, expected, matched_nothing(exc), fix=f"bind {rule.symbol} to a tensor forward computes")
     scale = max(1.0, float(base.abs().nan_to_num(0.0).max())) if base.numel() else 1.0
     worst: tuple[float, str] = (0.0, "")
     tried = 0
