@@ -107,14 +107,43 @@ def test_identifiable_fails_on_a_global_gauge():
     assert gauge(results, ["U_I", "B"]).status is Status.PASS  # T does not move there
 
 
-def test_the_legacy_head_is_the_forbidden_additive_mix():
+def legacy_checks(model):
+    return run_checks(model, "identifiability", "pattern.forbidden", spec=load_spec(SPEC), batch_fn=example_batch)
+
+
+def test_the_legacy_head_is_reported_once_as_the_forbidden_additive_mix():
     legacy = pytest.importorskip("identifiability_zoo").load_reference("legacy_energy.py")
-    results = identifiability(legacy.build_model())
-    shift = gauge(results, ["U_I", "R_E"])
-    assert shift.status is Status.FAIL and shift.element == "formula logit (as implemented)"
-    assert "logit = (U_I - R_E) / T is translation-symmetric: (U_I+δ, R_E+δ)" in shift.found
-    assert "translation_symmetric_head" in shift.expected and shift.details["confirmed"] is True
+    results = legacy_checks(legacy.build_model())
+    findings = [r for r in results if r.failed]
+    assert [r.check_id for r in findings] == ["pattern.forbidden"], [(r.check_id, r.found) for r in findings]
+    assert "(U_I+δ, R_E+δ) gives the same prediction" in findings[0].found
+    shift = gauge([r for r in results if r.check_id == "identifiability"], ["U_I", "R_E"])
+    assert shift.status is Status.PASS and shift.element == "formula logit (as implemented)"
+    assert "logit = (U_I - R_E) / T is translation-symmetric, (U_I+δ, R_E+δ)" in shift.found
+    assert "reported once, by pattern.forbidden" in shift.found and shift.details["confirmed"] is True
     assert gauge(results, ["U_I", "R_E", "T"]).status is Status.PASS  # a global scale: a note
+
+
+def test_a_translation_the_pattern_scan_cannot_see_is_identifiabilitys_finding():
+    import torch
+
+    legacy = pytest.importorskip("identifiability_zoo").load_reference("legacy_energy.py")
+
+    class RatioHead(torch.nn.Module):  # log(e^U_I / e^R_E) / T: the same shift, with no add/sub to find
+        def __init__(self):
+            super().__init__()
+            self.inner = legacy.build_model()
+
+        def forward(self, x, c):
+            out = dict(self.inner(x, c))
+            out["logit"] = torch.log(torch.exp(out["U_I"]) / torch.exp(out["R_E"])) / out["T"]
+            return out
+
+    results = legacy_checks(RatioHead())
+    assert [r.status for r in results if r.check_id == "pattern.forbidden"] == [Status.PASS]
+    shift = gauge([r for r in results if r.check_id == "identifiability"], ["U_I", "R_E"])
+    assert shift.status is Status.FAIL and "translation_symmetric_head" in shift.expected
+    assert "(U_I+δ, R_E+δ) gives the same prediction" in shift.found and shift.details["confirmed"] is True
 
 
 @pytest.mark.slow
