@@ -103,3 +103,24 @@ def test_a_pinned_symbol_leaves_the_symmetry_among_the_others_live():
     results = run_checks(ThreeBranch(), "identifiability", spec=spec, batch_fn=batch)
     verdicts = {tuple(r.details["moved"]): r.status for r in results if "moved" in r.details}
     assert verdicts == {("a", "b"): Status.FAIL, ("a", "c"): Status.PASS, ("b", "c"): Status.PASS}
+
+
+class ExpTimes(nn.Module):
+    """y = exp(a(x))·b(x): (a+δ(x), e^(−δ(x))·b) predicts the same, a log-scale shift."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Linear(4, 1), nn.Linear(4, 1)
+
+    def forward(self, x):
+        a, b = self.left(x).squeeze(-1), self.right(x).squeeze(-1)
+        return {"a": a, "b": b, "y": torch.exp(a) * b}
+
+
+def test_a_log_scale_shift_on_the_model():
+    spec = SPEC.replace("y = a + b", "y = exp(a) * b")
+    result = shift(ExpTimes(), spec)
+    assert result.status is Status.FAIL
+    assert "(a+δ(x), e^(−δ(x))·b) predicts the same" in result.found
+    assert result.details["confirmed"] is True
+    assert shift(ExpTimes(), spec + "gradients:\n  frozen: [right]\n").status is Status.PASS

@@ -52,6 +52,20 @@ def test_symmetries_of_the_legacy_head_and_of_a_formula_without_any():
     assert find_symmetries(parse_equation("y = exp(a) + b * b").rhs) == []
 
 
+def test_a_log_scale_shift_is_found_and_flows_exactly():
+    import torch
+
+    (shift,) = find_symmetries(parse_equation("y = exp(a) * b").rhs)
+    assert shift.describe("") == "(a+δ, e^(−δ)·b)" and not shift.is_scaling and not shift.is_shift
+    values = {"a": torch.tensor([0.0, 1.0]), "b": torch.tensor([2.0, 3.0])}
+    moved = shift.flow(values, torch.tensor([0.5, -1.0]))
+    assert torch.allclose(torch.exp(moved["a"]) * moved["b"], torch.exp(values["a"]) * values["b"])
+    # inside a function, and never reported again as what an earlier family found
+    assert [s.describe("") for s in find_symmetries(parse_equation("p = sigmoid(exp(a) * b + c)").rhs)] == [
+        "(a+δ, e^(−δ)·b)"]
+    assert find_symmetries(parse_equation("y = softplus(a) * b").rhs) == []
+
+
 def test_the_flow_is_the_finite_symmetry():
     import torch
 
