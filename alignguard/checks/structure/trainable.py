@@ -47,13 +47,10 @@ def trainability(context: CheckContext) -> Trainability:
 
 
 def _trainability(context: CheckContext) -> Trainability:
-    from alignguard.checks.gradients.rules import resolve_target
+    from alignguard.checks.modules import frozen_parameters
 
     graph, model = context.graph, context.model
-    frozen_by: dict[str, str] = {}
-    for entry in context.spec.gradients.frozen:
-        for name in resolve_target(context, entry).params:
-            frozen_by.setdefault(name, entry)
+    frozen_by = frozen_parameters(context.spec, model)
     parameters = dict(model.named_parameters())
     for name, parameter in parameters.items():
         if not parameter.requires_grad:
