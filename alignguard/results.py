@@ -55,6 +55,7 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)  # tables, numbers for machine-readable reports
     note: str = ""  # e.g. the waiver's reason
     spec_line: int | None = None  # 1-based line of the judged element in the spec file, when it has one
+    seconds: float | None = None  # wall time spent producing this result (JUnit's testcase time); None: unmeasured
 
     @property
     def failed(self) -> bool:
@@ -71,6 +72,12 @@ class CheckResult:
 
     def with_(self, **changes: Any) -> "CheckResult":
         return replace(self, **changes)
+
+
+def matched_nothing(reason: object) -> str:
+    """A finding's text for a rule that found nothing to judge, said once even when the reason says it already."""
+    text = str(reason)
+    return text if "matched nothing" in text else f"matched nothing: {text}"
 
 
 def passed(check_id: str, element: str, expected: str, found: str, **kw: Any) -> CheckResult:
