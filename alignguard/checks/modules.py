@@ -20,18 +20,26 @@ def suggest_module(model, path: str) -> str:
     return hint + f"modules: {', '.join(names[:15])}{' ...' if len(names) > 15 else ''}"
 
 
-def frozen_parameters(spec, model) -> dict[str, str]:
-    """Parameter name -> the `gradients.frozen` entry naming it: a component (its module's parameters)
-    or a parameter-name glob, resolved as params.frozen resolves them."""
+def parameters_named(spec, model, entry: str) -> tuple[str, tuple[str, ...], str]:
+    """The parameters a spec entry names: a component (its module's parameters) or a parameter-name
+    glob; with how a report calls them and why they match nothing ("" when they match)."""
     from alignguard.gradients.targets import parameters_of
 
+    if entry in spec.components:
+        path = spec.components[entry].module
+        label = f"'{path}' ({entry})"
+        if not module_exists(model, path):
+            return label, (), f"no module '{path}'"
+        params = tuple(parameters_of(model, module_path=path))
+        return label, params, "" if params else f"'{path}' has no parameters"
+    params = tuple(parameters_of(model, pattern=entry))
+    return f"parameters '{entry}'", params, "" if params else f"no parameter name matches '{entry}'"
+
+
+def frozen_parameters(spec, model) -> dict[str, str]:
+    """Parameter name -> the `gradients.frozen` entry naming it, resolved as params.frozen resolves them."""
     frozen: dict[str, str] = {}
     for entry in spec.gradients.frozen:
-        if entry in spec.components:
-            path = spec.components[entry].module
-            names = parameters_of(model, module_path=path) if module_exists(model, path) else []
-        else:
-            names = parameters_of(model, pattern=entry)
-        for name in names:
+        for name in parameters_named(spec, model, entry)[1]:
             frozen.setdefault(name, entry)
     return frozen
