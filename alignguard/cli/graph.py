@@ -33,7 +33,7 @@ def graph_command(
     refuse_overwriting_inputs([output], [spec, model], "--output")
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
-    import_torch_and_freeze_heap()
+    import_torch_and_freeze_heap(sleeping_threads=True)
     view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", stdout_to_stderr=True)
     count = view.graph.number_of_nodes()
     patterns = sum(1 for _, data in view.graph.nodes(data=True) if data["forbidden"])

@@ -48,7 +48,7 @@ def mutate_command(
         raise UsageError(f"--min-kill must be between 0 and 1, not {min_kill}", fix="e.g. --min-kill 0.9")
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
-    import_torch_and_freeze_heap()
+    import_torch_and_freeze_heap(sleeping_threads=True)
     live = Console(stderr=True).is_terminal
     report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, activity="mutation testing",
                           stdout_to_stderr=True)
