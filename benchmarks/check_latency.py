@@ -9,11 +9,16 @@ Also times `alignguard --help` and `alignguard schema` and proves, with `python 
 that neither imports torch.
 
     python benchmarks/check_latency.py [--repeats 5] [--spec specs/cmdn.yaml] [--model models/cmdn.py]
-                                      [--quick] [--strict] [--compare OTHER_CHECKOUT]
+                                      [--quick] [--strict] [--compare OTHER_CHECKOUT] [--no-compile]
 
 --compare times a third arm in the same alternation: the `check` of another checkout of alignguard
 (PYTHONPATH=OTHER_CHECKOUT), e.g. main before a change, so that a change's own cost is measured
 side by side under the same load (the model worker's cost was measured this way).
+
+Before timing, the alignguard package (and --compare's) is compiled to bytecode with compileall,
+as `pip install` does: where PYTHONDONTWRITEBYTECODE is set (this project's sandbox sets it) and
+the package is an editable checkout, every alignguard module would otherwise be compiled from
+source in every run (0.2-0.3 s of CPU, which no installed copy pays). --no-compile skips it.
 
 Exits 0 (with --strict: 1 when the check exceeds 1.5x the baseline's time or --help/schema imports
 torch or takes a second or more); 2 when a command fails to run (exit code other than 0/1).
@@ -113,6 +118,12 @@ def torch_imported(argv_tail: list[str]) -> bool:
     return any(name == "torch" or name.startswith("torch.") for name in modules)
 
 
+def compile_package(checkout: Path) -> None:
+    """Write checkout/alignguard's bytecode (__pycache__, ignored by git), as an install would."""
+    result = run([sys.executable, "-m", "compileall", "-q", str(checkout / "alignguard")])
+    require(result, (0,), f"compileall {checkout / 'alignguard'}")
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
@@ -126,6 +137,8 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="Exit 1 when a target is missed.")
     parser.add_argument("--compare", type=Path, default=None,
                         help="Another alignguard checkout whose check runs in the same alternation.")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="Do not compile the package(s) to bytecode first (see the module docstring).")
     args = parser.parse_args()
     repeats = 2 if args.quick else max(1, args.repeats)
     spec, model = args.spec.resolve(), args.model.resolve()
@@ -136,6 +149,11 @@ def main() -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} CPU cores (nproc), {platform.machine()}, "
           f"Python {platform.python_version()}, torch {torch.__version__}, "
           f"CUDA {'available' if torch.cuda.is_available() else 'not available'}")
+    if not args.no_compile:
+        for checkout in (ROOT, *([args.compare.resolve()] if args.compare else [])):
+            compile_package(checkout)
+    print(f"bytecode: {'as found (--no-compile)' if args.no_compile else 'alignguard compiled first (compileall)'}; "
+          f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     check_argv = cli("check", str(spec), str(model))
     print(f"check:    {' '.join([Path(check_argv[0]).name, *check_argv[1:]])}")

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import torch
 from torch.overrides import TorchFunctionMode
 
+from alignguard.seeding import manual_seed
 from alignguard.spec.model import SymbolBinding
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
@@ -473,7 +474,7 @@ class SymbolRunner:
         self.model.train(train)
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                manual_seed(seed)
                 try:
                     return call() if call is not None else self.model(**inputs)
                 except SymbolError:
