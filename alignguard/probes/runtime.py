@@ -34,6 +34,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from alignguard.errors import SpecError
+from alignguard.seeding import manual_seed
 from alignguard.spec.model import SliceFitError, SymbolBinding
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
@@ -511,7 +512,7 @@ class SymbolRunner:
         self.model.train(train)
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                manual_seed(seed)
                 try:
                     return call() if call is not None else self.model(**inputs)
                 except SymbolError:
