@@ -107,8 +107,18 @@ def run_checks(context: "CheckContext", spec_path: str = "<spec>",
 
 
 def _run_one(check: "Check", context: "CheckContext") -> list[CheckResult]:
+    """The check's results, each carrying the wall time from the previous one (checks yield as they judge,
+    so this is the time spent on that element, including any capture or measurement it was first to need)."""
+    results: list[CheckResult] = []
     try:
-        return list(check.run(context))
+        clock = time.perf_counter()
+        for result in check.run(context):
+            now = time.perf_counter()
+            results.append(result.with_(seconds=now - clock))
+            clock = now
+        if results:  # what the check did after its last result (closing a probe, a summary) is still its time
+            results[-1] = results[-1].with_(seconds=results[-1].seconds + time.perf_counter() - clock)
+        return results
     except AlignguardError:
         raise
     except Exception as exc:  # a bug in a check must not hide the other results

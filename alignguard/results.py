@@ -55,6 +55,7 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)  # tables, numbers for machine-readable reports
     note: str = ""  # e.g. the waiver's reason
     spec_line: int | None = None  # 1-based line of the judged element in the spec file, when it has one
+    seconds: float | None = None  # wall time spent producing this result (JUnit's testcase time); None: unmeasured
 
     @property
     def failed(self) -> bool:

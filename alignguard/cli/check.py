@@ -21,10 +21,11 @@ import typer
 
 from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
 from alignguard.cli.heap import import_torch_and_freeze_heap
+from alignguard.cli.timeout import CHECK_TIMEOUT_S  # noqa: F401  (its old home: imported from here)
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 
 FORMAT_HELP = ("Report on standard output, repeatable: text|concise|json|junit|sarif|github|markdown. "
                "[default: text, or [tool.alignguard] format]")
-CHECK_TIMEOUT_S = 600.0  # a check takes seconds; ten minutes means a hang, not a large model
 OUTPUT_HELP = ("Also write a report to FILE, repeatable. FORMAT is one of the --format names; without it the "
                "extension decides (.json .sarif .xml .md .txt).")
 FROM_CONFIG = "or [tool.alignguard] {key}"
@@ -56,10 +57,7 @@ def check_command(
                                help="Print only the findings, one line each (nothing when aligned), and no "
                                "progress indicator."),
     timings: bool = typer.Option(False, "--timings", help="Show the time spent in each phase."),
-    timeout: Optional[float] = typer.Option(
-        None, "--timeout", min=0, metavar="SECONDS",
-        help="Stop a check still running after this long (exit 2, naming where it hung); 0: no limit. "
-        f"[default: {CHECK_TIMEOUT_S:g}, " + FROM_CONFIG.format(key="timeout") + "]", show_default=False),
+    timeout: Optional[float] = timeout_option("a check"),
 ) -> None:
     """Check that MODEL implements the design in SPEC (or every configured pair)."""
     from alignguard.config import load_config
@@ -70,7 +68,7 @@ def check_command(
                             timings, output_format=output_format or config.output_format or "full",
                             statistics=statistics, quiet=quiet, pairs=len(pairs))
     refuse_overwriting_inputs([path for _, path in plan.files], [path for pair in pairs for path in pair], "--output")
-    limit = timeout if timeout is not None else config.timeout if config.timeout is not None else CHECK_TIMEOUT_S
+    limit = resolve_timeout(timeout, config)
     reports = []
     codes = []
     for pair_spec, pair_model in pairs:
@@ -112,7 +110,7 @@ def _shown(path: Path, cwd: Path) -> Path:
         return path
 
 
-def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "ReportPlan", timeout: float):
+def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "ReportPlan", timeout: float | None):
     """(Report, exit code) of one pair; a pair that cannot be judged is reported, and with one pair re-raised."""
     from alignguard.api import run_check
     from alignguard.cli.progress import progress
@@ -126,7 +124,7 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
     try:
         with progress(f"alignguard: checking {model} against {spec}", enabled=not quiet):
             # the model file runs in a worker: its exits, prints and hangs cannot stand in for a verdict
-            report = run_isolated(run_check, spec, model, spec_path=str(spec), timeout=timeout or None,
+            report = run_isolated(run_check, spec, model, spec_path=str(spec), timeout=timeout,
                                   stdout_to_stderr=True)
     except AlignguardError as error:
         if single:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from alignguard.cli.errors import reports_errors
 from alignguard.errors import UsageError
@@ -25,6 +24,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # help is plain text: "[default: 0]" prints as written
 )
 console = Console()
+err_console = Console(stderr=True)
 
 
 class Mechanism(str, Enum):
@@ -35,6 +35,18 @@ class Mechanism(str, Enum):
 class Background(str, Enum):
     iid = "iid"
     markov = "markov"
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+FORMAT_HELP = "Summary on standard output: text (tables) or json (one document; progress goes to standard error)."
+
+
+def _format_option():
+    return typer.Option(Format.text, "--format", "-f", help=FORMAT_HELP)
 
 
 class AccessTransform(str, Enum):
@@ -98,6 +110,7 @@ def synth(
     ),
     shard_loci: int | None = typer.Option(None, help=f"Loci per shard [default: {_default('shard_loci')}]."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),
+    fmt: Format = _format_option(),
 ) -> None:
     """Generate the planted-ground-truth benchmark (deterministic from the seed) and print its summary."""
     from pydantic import ValidationError
@@ -122,18 +135,20 @@ def synth(
     from alignguard.data.synth import cached_generate, generate
 
     started = time.perf_counter()
+    status = _status(fmt)
+
+    def progress(done: int, total: int) -> None:
+        if total > 1:
+            status.print(f"shard {done}/{total}", style="dim")
+
     if out is None:
-        path = cached_generate(config, progress=_progress)
+        path = cached_generate(config, progress=progress)
     else:
-        path = generate(config, out, overwrite=force, progress=_progress)
+        path = generate(config, out, overwrite=force, progress=progress)
     manifest = load_manifest(path, verify="size")
-    console.print(f"wrote [bold]{path}[/] in {time.perf_counter() - started:.2f} s")
-    _print_summary(manifest, per_cell=True)
-
-
-def _progress(done: int, total: int) -> None:
-    if total > 1:
-        console.print(f"shard {done}/{total}", style="dim")
+    seconds = time.perf_counter() - started
+    status.print(f"wrote [bold]{path}[/] in {seconds:.2f} s")
+    _show(manifest, path, fmt, per_cell=True, checksums="sizes only", seconds=round(seconds, 3))
 
 
 def _split_list(text: str | None) -> list[str]:
@@ -174,6 +189,7 @@ def convert(
     access_transform: AccessTransform = typer.Option(AccessTransform.log1p, help="Transform of mean signal."),
     shard_rows: int = typer.Option(200_000, help="Label rows per shard."),
     force: bool = typer.Option(False, "--force", help="Replace an existing dataset at --out."),
+    fmt: Format = _format_option(),
 ) -> None:
     """Import ENCODE-DREAM-style data (FASTA, labels, accessibility, descriptors) into the dataset format."""
     from pydantic import ValidationError
@@ -196,8 +212,9 @@ def convert(
         raise _config_error(error, "import settings") from error
     path = convert_real(config, out, overwrite=force)
     manifest = load_manifest(path, verify="size")
-    console.print(f"wrote [bold]{path}[/] in {time.perf_counter() - started:.2f} s")
-    _print_summary(manifest, per_cell=True)
+    seconds = time.perf_counter() - started
+    _status(fmt).print(f"wrote [bold]{path}[/] in {seconds:.2f} s")
+    _show(manifest, path, fmt, per_cell=True, checksums="sizes only", seconds=round(seconds, 3))
 
 
 @app.command()
@@ -206,75 +223,30 @@ def inspect(
     path: Path = typer.Argument(..., help="Dataset directory (holds manifest.json)."),
     fast: bool = typer.Option(False, "--fast", help="Check shard sizes only, not SHA-256 checksums."),
     per_cell: bool = typer.Option(True, "--per-cell/--no-per-cell", help="Also show one row per cell line."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+    fmt: Format = _format_option(),
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Old spelling of --format json."),
 ) -> None:
     """Verify a dataset and show sizes, positive rates and Bayes AUPR per split and cell line."""
     from alignguard.data.store import load_manifest
 
+    fmt = Format.json if as_json else fmt
     manifest = load_manifest(path, verify="size" if fast else "full")
-    if as_json:
-        summary = {
-            "path": str(path),
-            "kind": manifest.kind,
-            "window": manifest.window,
-            "descriptor_dim": manifest.descriptor_dim,
-            "loci": manifest.loci.total,
-            "splits": {
-                name: {
-                    "cells": [manifest.cell_lines[i] for i in split.cells],
-                    "loci": split.loci,
-                    "metrics": split.metrics.model_dump(),
-                    "per_cell": {cell: m.model_dump() for cell, m in split.per_cell.items()},
-                }
-                for name, split in manifest.splits.items()
-            },
-        }
-        typer.echo(json.dumps(summary, indent=1))
+    checksums = "sizes only" if fast else "verified"
+    if fmt is Format.text:
+        console.print(f"[bold]{path}[/]: checksums {'not checked (--fast)' if fast else 'OK'}")
+    _show(manifest, path, fmt, per_cell=per_cell, checksums=checksums)
+
+
+def _status(fmt: Format) -> Console:
+    """Where progress and 'wrote ...' lines go: standard error when standard output carries a document."""
+    return err_console if fmt is Format.json else console
+
+
+def _show(manifest, path: Path, fmt: Format, *, per_cell: bool, checksums: str, **extra) -> None:
+    from alignguard.report.dataset import render_json, summary_document, summary_renderables
+
+    if fmt is Format.json:
+        typer.echo(render_json(summary_document(manifest, path, checksums, **extra)), nl=False)
         return
-    console.print(f"[bold]{path}[/]: checksums {'not checked (--fast)' if fast else 'OK'}")
-    _print_summary(manifest, per_cell=per_cell)
-
-
-def _number(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _print_summary(manifest, *, per_cell: bool) -> None:
-    disk = sum(entry.bytes for entry in manifest.files.values())
-    console.print(
-        f"{manifest.kind} dataset, format v{manifest.version}: {manifest.loci.total} loci x L={manifest.window}, "
-        f"{len(manifest.cell_lines)} cell lines, c has D+1={manifest.descriptor_dim + 1} columns, "
-        f"{len(manifest.files)} files, {disk / 1e6:.1f} MB"
-    )
-    if manifest.truth:
-        console.print(f"ground truth: {manifest.truth['formula']}", style="dim")
-    table = Table(
-        title="Splits",
-        caption="rate = positive rate = a random ranker's AUPR; Bayes AUPR and log-loss rank by p_true "
-        "(pooled over cell lines); cell AUPR = mean per-cell Bayes AUPR; seq AUPR = ranking by U*(x) alone",
-    )
-    for column in ("split", "cells", "loci", "examples", "pos", "rate", "Bayes AUPR", "cell AUPR",
-                   "log-loss", "seq AUPR"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for name, split in manifest.splits.items():
-        m = split.metrics
-        table.add_row(
-            name, str(len(split.cells)), str(split.loci), str(m.examples), str(m.positives),
-            _number(m.positive_rate), _number(m.bayes_aupr), _number(m.per_cell_bayes_aupr_mean),
-            _number(m.bayes_log_loss), _number(m.sequence_only_aupr),
-        )  # fmt: skip
-    console.print(table)
-    if not per_cell:
-        return
-    cells_truth = (manifest.truth or {}).get("cells", {})
-    table = Table(title="Per cell line")
-    for column in ("split", "cell line", "examples", "rate", "Bayes AUPR", "log-loss", "M*", "T*(a=.5)"):
-        table.add_column(column, justify="left" if column in ("split", "cell line") else "right")
-    for name, split in manifest.splits.items():
-        for cell, m in split.per_cell.items():
-            truth = cells_truth.get(cell, {})
-            table.add_row(
-                name, cell, str(m.examples), _number(m.positive_rate), _number(m.bayes_aupr),
-                _number(m.bayes_log_loss), _number(truth.get("M"), 2), _number(truth.get("T_at_half_access"), 2),
-            )  # fmt: skip
-    console.print(table)
+    for renderable in summary_renderables(manifest, per_cell=per_cell):
+        console.print(renderable)

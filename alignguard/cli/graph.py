@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 
 LARGE = 400  # nodes; past this, suggest --depth
 
@@ -23,6 +24,7 @@ def graph_command(
                                 help="File to write: .html (self-contained page), .svg, .dot/.gv or .mmd (Mermaid)."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1,
                                         help="Fold modules nested this deep into one node each (1: top-level). [default: no folding]"),
+    timeout: Optional[float] = timeout_option("drawing the graph"),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
     from alignguard.cli.heap import import_torch_and_freeze_heap
@@ -33,8 +35,10 @@ def graph_command(
     refuse_overwriting_inputs([output], [spec, model], "--output")
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
+    limit = resolve_timeout(timeout)
     import_torch_and_freeze_heap()
-    view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", stdout_to_stderr=True)
+    view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", timeout=limit,
+                        stdout_to_stderr=True)
     count = view.graph.number_of_nodes()
     patterns = sum(1 for _, data in view.graph.nodes(data=True) if data["forbidden"])
     typer.echo(f"wrote {output} ({count} nodes, {len(view.red)} forbidden-path edges and {patterns} "

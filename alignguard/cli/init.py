@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 
 SCHEMA_FILE = "alignguard-spec.schema.json"  # written beside the spec; `alignguard schema` prints the same
 
@@ -17,6 +19,7 @@ def init_command(
     model: Path = typer.Argument(..., help="Model file defining build_model, example_batch, loss_terms."),
     output: Path = typer.Option(Path("spec.yaml"), "--output", "-o", help="Where to write the starter spec."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUTPUT if it exists."),
+    timeout: Optional[float] = timeout_option("the survey of MODEL"),
 ) -> None:
     """Inspect MODEL and write a starter design spec for you to tighten."""
     from alignguard.errors import UsageError
@@ -28,8 +31,10 @@ def init_command(
     from alignguard.cli.heap import import_torch_and_freeze_heap
     from alignguard.isolation import run_isolated
 
+    limit = resolve_timeout(timeout)
     import_torch_and_freeze_heap()
-    survey, text = run_isolated(infer_starter_spec, model, activity="the survey", stdout_to_stderr=True)
+    survey, text = run_isolated(infer_starter_spec, model, activity="the survey", timeout=limit,
+                                stdout_to_stderr=True)
     # editors with the YAML language server validate and complete the spec from the schema beside it
     schema = output.parent / SCHEMA_FILE
     text = f"# yaml-language-server: $schema={SCHEMA_FILE}\n" + text

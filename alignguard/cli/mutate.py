@@ -15,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from alignguard.cli.errors import refuse_overwriting_inputs, reports_errors
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 
 
 @reports_errors
@@ -30,6 +31,7 @@ def mutate_command(
     operators: Optional[List[str]] = typer.Option(
         None, "--operator", help="Only these operators (id or glob, repeatable), e.g. 'noise.*'. [default: all]"),
     fail_on: str = typer.Option("error", "--fail-on", help="Lowest finding severity that kills: error|warning."),
+    timeout: Optional[float] = timeout_option("the unmutated check, or any one mutant,"),
     json_output: bool = typer.Option(False, "--json", hidden=True, help="Old spelling of --format json."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", hidden=True,
                                             help="Old spelling of --output markdown:FILE."),
@@ -48,10 +50,12 @@ def mutate_command(
         raise UsageError(f"--min-kill must be between 0 and 1, not {min_kill}", fix="e.g. --min-kill 0.9")
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
+    limit = resolve_timeout(timeout)
     import_torch_and_freeze_heap()
     live = Console(stderr=True).is_terminal
-    report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, activity="mutation testing",
-                          stdout_to_stderr=True)
+    # the clock restarts for each mutant: the limit bounds one check, not the whole run
+    report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, limit,
+                          activity="mutation testing", timeout=limit, stdout_to_stderr=True)
     for name, path in files:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -111,17 +115,19 @@ def _render(report, name: str) -> str:
     return buffer.getvalue()
 
 
-def _mutate(spec: Path, model: Path, operators, min_kill: float, fail_on: str, live: bool):
+def _mutate(spec: Path, model: Path, operators, min_kill: float, fail_on: str, live: bool, timeout: float | None):
     """In the model worker: every mutant runs the user's code; only the report comes back."""
     from rich.console import Console
 
     from alignguard.api import load
+    from alignguard.isolation import set_deadline
     from alignguard.mutate.runner import run_mutation
 
     loaded, model_file = load(spec, model)
     status = Console(stderr=True, force_terminal=live or None)
 
     def progress(index: int, total: int, mutant) -> None:
+        set_deadline(timeout, f"mutant {index + 1}/{total} ({mutant.id})")
         if live:
             status.print(f"[dim]mutant {index + 1}/{total}: {mutant.id}[/]")
 

@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from alignguard.cli.errors import reports_errors
+from alignguard.cli.timeout import resolve_timeout, timeout_option
 from alignguard.errors import ExitCode
 
 
@@ -48,6 +49,7 @@ def train_command(
     skip_check: bool = typer.Option(
         False, "--skip-check-i-know",
         help="Train even though the design check fails (loud, and recorded in run.json)."),
+    timeout: Optional[float] = timeout_option("the design check before training (not the training)"),
 ) -> None:
     """Check MODEL against SPEC, then train it (curriculum, monitoring, early stopping on validation AUPR)."""
     from alignguard.cli.heap import import_torch_and_freeze_heap
@@ -62,7 +64,7 @@ def train_command(
         if value is not None:
             overrides[key] = value
     request = TrainRequest(spec=spec, model=model, data=data, config_file=config, out=out, overrides=overrides,
-                           resume=resume, skip_check=skip_check)
+                           resume=resume, skip_check=skip_check, gate_timeout=resolve_timeout(timeout))
     import_torch_and_freeze_heap()
     try:  # the gate and the training run the model file in a worker: its exits cannot pass for a verdict
         code = run_isolated(train_run, request, activity="training", passes=(TrainingInterrupted,))
@@ -81,11 +83,26 @@ def train_command(
 def evaluate_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `alignguard train`."),
     data: Optional[Path] = typer.Option(None, "--data", help="Evaluate on this dataset. [default: the run's own dataset]"),
+    output_format: str = typer.Option(
+        "text", "--format", "-f", metavar="text|json",
+        help="Standard output: text (tables) or json (the document also written to RUN_DIR/evaluation.json; "
+        "tables, notes and the model file's prints go to standard error)."),
 ) -> None:
     """Test-set metrics of the run's best checkpoint per held-out cell line, beside the Bayes ceiling."""
+    from rich.console import Console
+
     from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.errors import UsageError
     from alignguard.isolation import run_isolated
+    from alignguard.report.evaluation import FORMATS, render_json
     from alignguard.train.session import evaluate_run
 
+    fmt = output_format.lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"evaluate has no format '{output_format}'", fix=f"use one of {', '.join(FORMATS)}")
+    document = fmt == "json"
     import_torch_and_freeze_heap()
-    run_isolated(evaluate_run, run_dir, data, activity="the evaluation")
+    result = run_isolated(evaluate_run, run_dir, data, Console(stderr=True, soft_wrap=True) if document else None,
+                          activity="the evaluation", stdout_to_stderr=document)
+    if document:
+        typer.echo(render_json(result), nl=False)

@@ -37,6 +37,15 @@ HEADER = struct.Struct("!Q")
 DUMP_WAIT_S = 1.0  # how long a hung worker gets to write its stack before it is killed
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _fresh = False
+_channel: tuple[int, int] | None = None  # in a worker: (its pid, the result pipe), for set_deadline
+
+
+def set_deadline(seconds: float | None, activity: str) -> None:
+    """Called by code running in a worker: from now on the parent stops the worker `seconds` later (None
+    or 0: never), naming `activity` in the message. A command bounds its model-running phases this way
+    (train's gate, but not the training after it; each mutant afresh). Outside a worker: nothing."""
+    if _channel is not None and _channel[0] == os.getpid():
+        _send(_channel[1], ("deadline", seconds or None, activity))
 
 
 def mark_fresh_process() -> None:
@@ -85,13 +94,13 @@ def run_isolated(function: Callable, *args: Any, activity: str = "the check", ti
         os.close(relay.write_fd)
     try:
         with _forwarding_signals(pid):
-            data, status, hung = _collect(pid, result_r, relays, timeout)
+            inbox, status, hung = _collect(pid, result_r, relays, _Deadline(timeout, activity))
         dump.seek(0)
         frames = locate.frames_of_dump(dump.read().decode("utf-8", "replace"))
     finally:
         os.close(result_r)
         dump.close()
-    return _verdict(data, status, hung, frames, activity, timeout)
+    return _verdict(inbox.messages, status, hung, frames, activity)
 
 
 # --- the parent ------------------------------------------------------------------------------
@@ -140,36 +149,86 @@ def _forwarding_signals(pid: int):
             signal.signal(sig, handler)
 
 
-def _collect(pid: int, result_r: int, relays: list[_Relay], timeout: float | None):
+class _Deadline:
+    """When the worker is stopped, and what it was doing: set by run_isolated, moved by set_deadline."""
+
+    def __init__(self, seconds: float | None, activity: str) -> None:
+        self.move(seconds, activity)
+
+    def move(self, seconds: float | None, activity: str) -> None:
+        self.seconds, self.activity = seconds, activity
+        self.at = None if seconds is None else time.monotonic() + seconds
+
+    def wait(self) -> float:
+        return 0.2 if self.at is None else max(0.0, min(0.2, self.at - time.monotonic()))
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+
+class _Inbox:
+    """Messages from the result pipe, decoded as soon as each is complete (a deadline acts at once)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.offset = 0
+        self.messages: list[tuple] = []
+        self.broken = False
+
+    def feed(self, chunk: bytes) -> list[tuple]:
+        self.data.extend(chunk)
+        new: list[tuple] = []
+        while not self.broken and self.offset + HEADER.size <= len(self.data):
+            (size,) = HEADER.unpack_from(self.data, self.offset)
+            start, end = self.offset + HEADER.size, self.offset + HEADER.size + size
+            if end > len(self.data):
+                break  # the rest is still on its way (or cut short: the worker died while writing)
+            try:
+                new.append(pickle.loads(bytes(self.data[start:end])))
+            except Exception:
+                self.broken = True  # damaged: trust nothing after it
+                break
+            self.offset = end
+        self.messages.extend(message for message in new if message[0] != "deadline")
+        return new
+
+
+def _messages(data: bytes) -> list[tuple]:
+    """The verdict-bearing messages of a whole pipe's bytes."""
+    inbox = _Inbox()
+    inbox.feed(data)
+    return inbox.messages
+
+
+def _collect(pid: int, result_r: int, relays: list[_Relay], deadline: _Deadline):
     """Read the result pipe and relay output until the worker ends; kill it at the deadline."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    data = bytearray()
+    inbox = _Inbox()
     relay_by_fd = {relay.read_fd: relay for relay in relays}
     open_fds = {result_r, *relay_by_fd}
-    status, hung = None, False
+    status, hung = None, None
     while status is None:
-        wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-        _pump(open_fds, result_r, data, relay_by_fd, wait)
+        _pump(open_fds, result_r, inbox, relay_by_fd, deadline.wait(), deadline)
         reaped, raw = os.waitpid(pid, os.WNOHANG)
         if reaped:
             status = os.waitstatus_to_exitcode(raw)
-        elif deadline is not None and time.monotonic() >= deadline:
-            hung = True
+        elif deadline.passed():
+            hung = deadline
             _signal_group(pid, signal.SIGUSR1)  # faulthandler writes the stack
             time.sleep(DUMP_WAIT_S)
             _signal_group(pid, signal.SIGKILL)
             status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     drain_until = time.monotonic() + DUMP_WAIT_S  # a process the worker forked may keep a pipe open
-    while _pump(open_fds, result_r, data, relay_by_fd, 0.0) and time.monotonic() < drain_until:
+    while _pump(open_fds, result_r, inbox, relay_by_fd, 0.0, None) and time.monotonic() < drain_until:
         pass  # what the worker wrote before it ended
     for fd in relay_by_fd:
         os.close(fd)
     for relay in relays:
         relay.stream.write(relay.decoder.decode(b"", final=True))
-    return bytes(data), status, hung
+    return inbox, status, hung
 
 
-def _pump(open_fds: set[int], result_r: int, data: bytearray, relays: dict[int, _Relay], wait: float) -> bool:
+def _pump(open_fds: set[int], result_r: int, inbox: _Inbox, relays: dict[int, _Relay], wait: float,
+          deadline: _Deadline | None) -> bool:
     """One select round; True when something was read."""
     if not open_fds:
         time.sleep(wait)
@@ -180,7 +239,9 @@ def _pump(open_fds: set[int], result_r: int, data: bytearray, relays: dict[int, 
         if not chunk:
             open_fds.discard(fd)
         elif fd == result_r:
-            data.extend(chunk)
+            for message in inbox.feed(chunk):
+                if message[0] == "deadline" and deadline is not None:
+                    deadline.move(message[1], message[2])
         else:
             relay = relays[fd]
             relay.stream.write(relay.decoder.decode(chunk))
@@ -198,27 +259,12 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
-def _messages(data: bytes) -> list[tuple]:
-    messages, offset = [], 0
-    while offset + HEADER.size <= len(data):
-        (size,) = HEADER.unpack_from(data, offset)
-        start, offset = offset + HEADER.size, offset + HEADER.size + size
-        if offset > len(data):
-            break  # cut short: the worker died while writing
-        try:
-            messages.append(pickle.loads(data[start:offset]))
-        except Exception:
-            break  # damaged: trust nothing after it
-    return messages
-
-
-def _verdict(data: bytes, status: int, hung: bool, frames, activity: str, timeout: float | None):
-    messages = _messages(data)
+def _verdict(messages: list[tuple], status: int, hung: _Deadline | None, frames, activity: str):
     final = messages[-1] if messages else None
-    if hung:
+    if hung is not None:
         where = locate.describe(frames) if frames else "at an unknown place (no stack could be read)"
         raise ModelFileError(
-            f"{activity} did not finish within --timeout {timeout:g} s; it was stopped {where}",
+            f"{hung.activity} did not finish within --timeout {hung.seconds:g} s; it was stopped {where}",
             fix="make that code return (a loop without end, a wait on input or a lock?), or raise --timeout "
             "if the model really needs longer")
     kind = final[0] if final else None
@@ -287,8 +333,10 @@ def _worker(function, args, kwargs, result_fd: int, dump_fd: int, targets: dict[
 def _settle(result_fd: int, dump_fd: int, targets: dict[int, int], parent: int, real_exit) -> None:
     import io
 
+    global _channel
     os.setpgid(0, 0)
     _die_with_parent(parent, real_exit)
+    _channel = (os.getpid(), result_fd)
     devnull = os.open(os.devnull, os.O_RDONLY)  # input() fails at once instead of stopping a background job
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -2,9 +2,11 @@
 
 Used when graphviz's `dot` is not installed, so `alignguard graph -o graph.html` always gives a
 self-contained page: no script, no network, nothing a strict Content-Security-Policy blocks.
-Layers are longest paths from the inputs (back edges of a cycle are set aside first); each layer
-is ordered by the barycentre of its neighbours, a few sweeps down and up, with the nodes of one
-component kept together so its dashed box encloses them.
+Components are laid out as blocks: a component's nodes (and the components inside it) form a
+small layered graph of their own, and the whole block is one item in its parent's layers, so the
+dashed boxes never overlap each other or a node outside them. Within each block, layers are
+longest paths from the inputs (back edges of a cycle are set aside first), each layer ordered by
+the barycentre of its neighbours, a few sweeps down and up.
 """
 
 from __future__ import annotations
@@ -69,31 +71,144 @@ def order_layers(graph: nx.DiGraph, layer: dict[str, int], cluster_of: dict[str,
     return rows
 
 
-def layout(view: View, label_of) -> tuple[dict[str, Box], float, float]:
+@dataclass
+class Frame:
+    """A component's dashed box: left, top, width, height, and its label."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    label: str
+
+
+FRAME_PAD, LABEL_H = 10, LINE_H + 6  # inside a component's box: margin, and the band its label sits in
+
+
+class _Blocks:
+    """Components laid out as blocks: each component's nodes (and the components inside it) are laid out
+    as a small layered graph of their own; the whole block is then one item in its parent's layers. Items
+    of a row sit side by side and rows stack, so no two boxes can overlap and no node can fall inside a
+    box it does not belong to, whatever the graph."""
+
+    def __init__(self, view: View, boxes: dict[str, Box]) -> None:
+        self.view, self.boxes = view, boxes
+        self.parent, self.owner = _component_tree(view)
+        self.children: dict[str | None, list[str]] = {}
+        for name, parent in self.parent.items():
+            self.children.setdefault(parent, []).append(name)
+        self.frames: dict[str, Frame] = {}
+        self._sizes: dict = {}
+        self._rows: dict = {}
+
+    def chain(self, node: str) -> list[str]:
+        """The components holding `node`, outermost first."""
+        chain, component = [], self.owner.get(node)
+        while component is not None:
+            chain.append(component)
+            component = self.parent[component]
+        return chain[::-1]
+
+    def item_of(self, node: str, scope: str | None):
+        """What stands for `node` among `scope`'s items: the node itself, a child component, or None (outside)."""
+        chain = self.chain(node)
+        depth = 0 if scope is None else (chain.index(scope) + 1 if scope in chain else -1)
+        if depth < 0:
+            return None
+        return ("component", chain[depth]) if depth < len(chain) else node
+
+    def rows(self, scope: str | None) -> list[list]:
+        if scope not in self._rows:
+            self._rows[scope] = self._order(scope)
+        return self._rows[scope]
+
+    def _order(self, scope: str | None) -> list[list]:
+        items = nx.DiGraph()
+        for node in self.view.graph.nodes:  # capture order: the ordering's first guess
+            item = self.item_of(node, scope)
+            if item is not None:
+                items.add_node(item)
+        for a, b in self.view.graph.edges:
+            ia, ib = self.item_of(a, scope), self.item_of(b, scope)
+            if ia is not None and ib is not None and ia != ib:
+                items.add_edge(ia, ib)
+        return order_layers(items, layers_of(items), {})
+
+    def size(self, item) -> tuple[float, float]:
+        if not isinstance(item, tuple):
+            return self.boxes[item].w, self.boxes[item].h
+        if item not in self._sizes:
+            name = item[1]
+            inner_w, inner_h = self.extent(name)
+            label_w = len(self.label(name)) * CHAR_W + 2 * PAD
+            self._sizes[item] = (max(inner_w + 2 * FRAME_PAD, label_w), inner_h + LABEL_H + FRAME_PAD)
+        return self._sizes[item]
+
+    def label(self, name: str) -> str:
+        return f"component {name} ({self.view.clusters[name]})"
+
+    def extent(self, scope: str | None) -> tuple[float, float]:
+        rows = self.rows(scope)
+        widths = [sum(self.size(i)[0] for i in row) + GAP_X * (len(row) - 1) for row in rows]
+        heights = [max(self.size(i)[1] for i in row) for row in rows]
+        return max(widths, default=0.0), sum(heights) + GAP_Y * max(len(rows) - 1, 0)
+
+    def place(self, scope: str | None, left: float, top: float) -> None:
+        rows = self.rows(scope)
+        width, _ = self.extent(scope)
+        y = top
+        for row in rows:
+            row_width = sum(self.size(i)[0] for i in row) + GAP_X * (len(row) - 1)
+            height = max(self.size(i)[1] for i in row)
+            x = left + (width - row_width) / 2
+            for item in row:
+                w, h = self.size(item)
+                item_top = y  # top-aligned: a block beside a tall one starts level with it, not halfway down
+                if isinstance(item, tuple):
+                    name = item[1]
+                    self.frames[name] = Frame(x, item_top, w, h, self.label(name))
+                    inner_w, _ = self.extent(name)
+                    self.place(name, x + (w - inner_w) / 2, item_top + LABEL_H)
+                else:
+                    box = self.boxes[item]
+                    box.x, box.y = x + w / 2, item_top
+                x += w + GAP_X
+            y += height + GAP_Y
+
+
+def _component_tree(view: View) -> tuple[dict[str, str | None], dict[str, str]]:
+    """(parent of each component that has nodes, the innermost component owning each node), by member
+    sets: a component inside another (by module path) is its child; equal sets nest in listing order."""
+    inside = _nesting(view)
+    order = list(view.clusters)
+    members = {name: frozenset(n for n, d in view.graph.nodes(data=True) if d["cluster"] in inside[name])
+               for name in order}
+    ranked = sorted((name for name in order if members[name]), key=lambda c: (-len(members[c]), order.index(c)))
+    parent: dict[str, str | None] = {}
+    for index, name in enumerate(ranked):
+        holders = [other for other in ranked[:index] if members[name] <= members[other]]
+        parent[name] = holders[-1] if holders else None  # the smallest (latest ranked) holder
+    owner = {}
+    for name in ranked:  # later ranked = smaller: the innermost holder wins
+        for node in members[name]:
+            owner[node] = name
+    return parent, owner
+
+
+def layout(view: View, label_of) -> tuple[dict[str, Box], float, float, dict[str, Frame]]:
+    """Every node's box and every component's frame, and the drawing's width and height."""
     graph = view.graph
     if graph.number_of_nodes() == 0:
-        return {}, 200.0, 40.0
-    layer = layers_of(graph)
-    inside = _nesting(view)
-    outermost = {c: min((o for o in inside if c in inside[o]), key=lambda o: len(view.clusters[o])) for c in inside}
-    rows = order_layers(graph, layer, {n: outermost.get(d["cluster"]) for n, d in graph.nodes(data=True)})
+        return {}, 200.0, 40.0, {}
     boxes: dict[str, Box] = {}
     for node in graph.nodes:
         lines = [piece for part in label_of(graph.nodes[node]).split("\n")
                  for piece in (textwrap.wrap(part, WRAP) or [""])]
         boxes[node] = Box(0, 0, max(len(s) for s in lines) * CHAR_W + 2 * PAD, len(lines) * LINE_H + PAD, lines)
-    widths = [sum(boxes[n].w for n in row) + GAP_X * (len(row) - 1) for row in rows]
-    width = max(widths) + 2 * GAP_X
-    y = 2 * GAP_X
-    for row, row_width in zip(rows, widths):
-        x = (width - row_width) / 2
-        height = max(boxes[n].h for n in row)
-        for node in row:
-            box = boxes[node]
-            box.x, box.y = x + box.w / 2, y + (height - box.h) / 2
-            x += box.w + GAP_X
-        y += height + GAP_Y
-    return boxes, width, y
+    blocks = _Blocks(view, boxes)
+    width, height = blocks.extent(None)
+    blocks.place(None, GAP_X, 2 * GAP_X)
+    return boxes, width + 2 * GAP_X, height + 2 * GAP_X + GAP_Y, blocks.frames
 
 
 def _nesting(view: View) -> dict[str, set[str]]:
@@ -104,16 +219,10 @@ def _nesting(view: View) -> dict[str, set[str]]:
             for name in modules}
 
 
-def _depth_below(name: str, inside: dict[str, set[str]]) -> int:
-    inner = inside[name] - {name}
-    return 1 + max((_depth_below(other, inside) for other in inner if inside[other] < inside[name]), default=0) \
-        if inner else 0
-
-
 def to_layout_svg(view: View, label_of, style) -> str:
     """SVG of `view`; `label_of(node data)` gives a node's text, `style(node data)` its fill, stroke,
     stroke width, text colour and shape (as graph_render decides for graphviz too)."""
-    boxes, width, height = layout(view, label_of)
+    boxes, width, height, frames = layout(view, label_of)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="alignguard-graph" width="{width:.0f}" '
            f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" font-family="Helvetica, Arial, sans-serif" '
            'font-size="11">',
@@ -121,20 +230,14 @@ def to_layout_svg(view: View, label_of, style) -> str:
                f'<marker id="arrow-{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
                f'markerUnits="userSpaceOnUse" orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="{colour}"/></marker>'
                for name, colour in ARROWS.items()) + '</defs>']
-    inside = _nesting(view)
-    for index, (name, module) in enumerate(view.clusters.items()):
-        members = [boxes[n] for n, d in view.graph.nodes(data=True) if d["cluster"] in inside[name]]
-        if not members:
+    for index, name in enumerate(view.clusters):
+        frame = frames.get(name)
+        if frame is None:  # a component with no node in the graph (the page's notes say so)
             continue
-        levels = _depth_below(name, inside)  # an enclosing box is drawn wider, its label above the inner ones
-        left = min(b.x - b.w / 2 for b in members) - PAD - 6 * levels
-        right = max(b.x + b.w / 2 for b in members) + PAD + 6 * levels
-        top = min(b.y for b in members) - PAD - LINE_H * (1 + levels)
-        bottom = max(b.y + b.h for b in members) + PAD + 6 * levels
-        label = html.escape(f"component {name} ({module})")
-        out.append(f'<g class="cluster" id="c{index}"><rect x="{left:.1f}" y="{top:.1f}" width="{right - left:.1f}" '
-                   f'height="{bottom - top:.1f}" rx="6" fill="none" stroke="#1f5fbf" stroke-dasharray="5,3"/>'
-                   f'<text x="{left + 4:.1f}" y="{top + LINE_H - 3:.1f}" fill="#1f5fbf">{label}</text></g>')
+        out.append(f'<g class="cluster" id="c{index}"><rect x="{frame.x:.1f}" y="{frame.y:.1f}" '
+                   f'width="{frame.w:.1f}" height="{frame.h:.1f}" rx="6" fill="none" stroke="#1f5fbf" '
+                   f'stroke-dasharray="5,3"/><text x="{frame.x + 4:.1f}" y="{frame.y + LINE_H:.1f}" '
+                   f'fill="#1f5fbf">{html.escape(frame.label)}</text></g>')
     for a, b in view.graph.edges:
         source, target = boxes[a], boxes[b]
         kind, stroke, rule = "plain", 1.0, ""

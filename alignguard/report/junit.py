@@ -6,9 +6,10 @@ component), the name gains what tells them apart (the module or graph node, else
 every (classname, name) pair is unique, as dashboards that key on it need. A failure that
 counts at --fail-on is a <failure>; one that does not (a warning) passes with the warning in
 <system-out>; a waived finding is <skipped> with its reason; a check that could not run is an
-<error>. Times are measured: a testcase carries its check family's time (the `timings` phase of
-that name) shared evenly among the family's results; the suite carries the whole run's time
-and a timestamp of when the report was written.
+<error>. Times are measured: a testcase carries the wall time its check spent producing that
+result (`CheckResult.seconds`, timed where checks run, including a capture or measurement that
+result was the first to need); the suite carries the whole run's time and a timestamp of when
+the report was written.
 """
 
 from __future__ import annotations
@@ -59,10 +60,17 @@ FAMILY_OF_PREFIX = {"params": "gradient"}  # params.dead is measured with the gr
 
 
 def result_seconds(report: Report) -> list[float]:
-    """Each result's share of its check family's measured time."""
+    """Each result's measured wall time; a result without one (built by hand, a waiver rule's) gets an
+    even share of what its check family's time leaves after the measured results of that family."""
     families = [FAMILY_OF_PREFIX.get(r.check_id.split(".")[0], r.check_id.split(".")[0]) for r in report.results]
-    sizes = Counter(families)
-    return [report.timings.get(family, 0.0) / sizes[family] for family in families]
+    unmeasured = Counter(family for family, r in zip(families, report.results) if r.seconds is None)
+    measured: Counter = Counter()
+    for family, result in zip(families, report.results):
+        if result.seconds is not None:
+            measured[family] += result.seconds
+    return [result.seconds if result.seconds is not None
+            else max(0.0, report.timings.get(family, 0.0) - measured[family]) / unmeasured[family]
+            for family, result in zip(families, report.results)]
 
 
 def unique_names(results: list[CheckResult]) -> list[str]:

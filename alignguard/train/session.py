@@ -35,6 +35,7 @@ class TrainRequest:
     overrides: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
     skip_check: bool = False
+    gate_timeout: float | None = None  # seconds the model file's import and the gate may take (None: no limit)
     hooks: dict[str, Callable] = field(default_factory=dict)  # tests: e.g. after_step
 
 
@@ -45,6 +46,10 @@ def log_console() -> Console:
 
 def train_run(request: TrainRequest, console: Console | None = None, datasets=None) -> int:
     """The whole `alignguard train` command. `datasets` (tests) replaces loading --data / the benchmark."""
+    from alignguard.isolation import set_deadline
+
+    # in the CLI's worker, a hung import or forward before the verdict ends the run; training itself is unbounded
+    set_deadline(request.gate_timeout, "the design check before training")
     console = console or log_console()
     dist = from_environment()
     from alignguard.modelfile.loader import load_model_file
@@ -62,6 +67,7 @@ def train_run(request: TrainRequest, console: Console | None = None, datasets=No
     init_process_group(dist, choose_device(config.device, runtime_facts(), dist.local_rank))
     try:
         gate = _gate(request, spec, model_file, dist, console)
+        set_deadline(None, "training")
         if gate is None:
             return 1
         run_dir = broadcast_object(dist, _run_dir(request, spec.name))
@@ -392,7 +398,8 @@ def evaluate_run(run_dir: Path, data: Path | None, console: Console | None = Non
                                  title=f"{name.capitalize()} split (held-out cell lines), best checkpoint",
                                  model_file=model_file, spec=spec, config=config)
     result["split"], result["data"] = name, datasets.description.get("path")
-    (run_dir / "evaluation.json").write_text(json.dumps(_clean(result), indent=1) + "\n")
+    result = _clean(result)  # what evaluation.json holds is what the caller gets (evaluate --format json)
+    (run_dir / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 

@@ -45,6 +45,29 @@ def test_synth_then_inspect(run, tmp_path):
     assert run("synth", "--out", out, *SMALL_ARGS, "--force").exit_code == 0
 
 
+def test_format_json_puts_one_document_on_stdout_and_progress_on_stderr(tmp_path, small_dataset):
+    from alignguard.cli.app import app as root
+
+    runner = CliRunner()
+    out = tmp_path / "bench"
+    synth = runner.invoke(root, ["data", "synth", "--out", str(out), *SMALL_ARGS, "--shard-loci", "100",
+                                 "--format", "json"])
+    assert synth.exit_code == 0, synth.output
+    written = json.loads(synth.stdout)  # stdout is the document alone
+    assert written["path"] == str(out) and written["seconds"] >= 0 and written["checksums"] == "sizes only"
+    assert "wrote" in synth.stderr and "shard 1/" in synth.stderr
+
+    inspected = runner.invoke(root, ["data", "inspect", str(small_dataset), "-f", "json"])
+    assert inspected.exit_code == 0, inspected.output
+    summary = json.loads(inspected.stdout)
+    manifest = json.loads((small_dataset / "manifest.json").read_text())
+    assert summary["checksums"] == "verified" and summary["loci"] == sum(manifest["loci"]["rows"])
+    assert summary["cell_lines"] == manifest["cell_lines"] and set(summary["splits"]) == set(manifest["splits"])
+    assert runner.invoke(root, ["data", "inspect", str(small_dataset), "--json"]).stdout == inspected.stdout
+    wrong = runner.invoke(root, ["data", "inspect", str(small_dataset), "--format", "yaml"])
+    assert wrong.exit_code == 2 and "yaml" in wrong.output
+
+
 def test_synth_without_out_uses_the_cache(run, tmp_path, monkeypatch):
     monkeypatch.setenv("ALIGNGUARD_CACHE", str(tmp_path))
     first = run("synth", *SMALL_ARGS)

@@ -70,7 +70,10 @@ def test_version():
         assert result.exit_code == 0 and result.output == f"alignguard {__version__}\n"
 
 
-def test_completion_script_for_bash():
+def test_completion_script_for_bash(monkeypatch):
+    # typer reads SHELL from the process tree unless told not to; a test run with no shell among its
+    # ancestors (a detached job, some CI runners) would ignore "bash" and fail to detect one
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     result = invoke("--show-completion", "bash")
     assert result.exit_code == 0 and "_ALIGNGUARD_COMPLETE=complete_bash" in result.output
 
@@ -200,6 +203,26 @@ def test_junit_names_are_unique_times_measured_and_stamped():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp")) and suite.get("time") == "2.000"
 
 
+def test_junit_times_are_each_results_own_and_add_up_to_the_checks_wall_time():
+    import time
+
+    from alignguard.api import load, open_context, run_checks
+    from alignguard.report import junit
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    spec, model_file = load(fixtures / "tiny_spec.yaml", fixtures / "tiny_model.py")
+    context = open_context(spec, model_file)
+    start = time.perf_counter()
+    report = run_checks(context, spec_path=str(fixtures / "tiny_spec.yaml"))
+    wall = time.perf_counter() - start
+    seconds = [result.seconds for result in report.results]
+    assert all(s is not None and s >= 0 for s in seconds) and len(set(seconds)) > 1
+    assert 0.8 * wall <= sum(seconds) <= wall  # only severities and waivers run outside the timed checks
+    root = ET.fromstring(junit.render(report, RenderOptions()).split("\n", 1)[1])
+    times = [float(case.get("time")) for case in root.iter("testcase")]
+    assert times == [round(s, 3) for s in seconds] and len(set(times)) > 1
+
+
 def test_progress_shows_on_a_terminal_after_a_delay_only():
     import io
     import time
@@ -241,3 +264,16 @@ def test_the_configured_timeout_stops_a_hanging_model_and_the_command_line_wins(
     stopped = invoke("check", "specs/good.yaml", "models/slow.py")
     assert stopped.exit_code == 2 and "Traceback" not in stopped.output, stopped.output
     assert invoke("check", "--timeout", "0", "specs/good.yaml", "models/slow.py").exit_code == 0  # 0: no limit
+
+
+def test_every_command_that_prints_a_result_has_format_json():
+    printing = {("check",), ("mutate",), ("evaluate",), ("data", "synth"), ("data", "convert"), ("data", "inspect")}
+    found = set()
+    for path, command in commands():
+        if tuple(path) in printing:
+            option = next(p for p in command.params if "--format" in p.opts)
+            assert "-f" in option.opts
+            help_text = " ".join(invoke(*path, "--help").stdout.split())
+            assert re.search(r"-f, --format [^ ]*json", help_text) or "json" in (option.help or ""), path
+            found.add(tuple(path))
+    assert found == printing

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import time
 
 import pytest
 
 from alignguard.errors import ModelFileError, SpecError
 from alignguard.isolation import locate, worker
-from alignguard.isolation.worker import HEADER, _messages, run_isolated
+from alignguard.isolation.worker import HEADER, _messages, run_isolated, set_deadline
 
 PACKAGE = locate.PACKAGE
 
@@ -44,7 +45,7 @@ def test_a_cut_or_damaged_reply_is_no_verdict():
     assert _messages(framed[:-1]) == []  # the worker died mid-write
     assert _messages(HEADER.pack(5) + b"\x80junk") == []
     with pytest.raises(ModelFileError, match="ended before the check finished"):
-        worker._verdict(framed[:-1], 0, False, [], "the check", None)
+        worker._verdict(_messages(framed[:-1]), 0, None, [], "the check")
 
 
 def _returns(value):
@@ -71,3 +72,22 @@ def test_values_and_alignguard_errors_cross_back_intact():
 def test_an_exit_anywhere_is_a_model_file_error_never_the_code():
     with pytest.raises(ModelFileError, match=r"os\._exit\(7\)"):
         run_isolated(_exits)
+
+
+def _bounded_then_free(pause: float):
+    set_deadline(None, "the free part")  # lifts the deadline run_isolated started with
+    time.sleep(pause)
+    set_deadline(0.3, "the bounded part")
+    time.sleep(30)
+
+
+def test_the_worker_moves_its_own_deadline_and_the_message_names_the_phase():
+    start = time.monotonic()
+    with pytest.raises(ModelFileError, match=r"^.*the bounded part did not finish within --timeout 0\.3 s"):
+        run_isolated(_bounded_then_free, 1.0, timeout=0.5)  # the free second outlives the first deadline
+    assert 1.0 <= time.monotonic() - start < 15
+
+
+def test_set_deadline_outside_a_worker_does_nothing():
+    set_deadline(0.01, "nothing")
+    time.sleep(0.05)  # no one to stop this process

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from tests.faults.conftest import TINY_SPEC, assert_no_traceback, model_variant, run_cli
+from tests.faults.conftest import TINY_SPEC, TRAIN_MODEL, TRAIN_SPEC, assert_no_traceback, model_variant, run_cli
 
 FORWARD = "        h = self.encoder(x)\n"
 BUILD = "def build_model():\n"
@@ -75,10 +76,64 @@ def test_a_hung_forward_ends_at_the_timeout_naming_phase_and_line(tmp_path, code
     assert f"{model}:{line_of(model, code)}" in outcome.stderr
 
 
-def test_the_timeout_has_a_documented_default():
-    from alignguard.cli.check import CHECK_TIMEOUT_S
+HANG = "import time; time.sleep(1000)"
+SHORT = 10  # seconds: enough to reach forward on a loaded machine, short enough for the fast suite
 
-    assert run_cli("check", "--help").stdout.count("--timeout") == 1 and CHECK_TIMEOUT_S > 0
+
+@pytest.mark.parametrize("command, activity", [
+    (("init", "{model}", "--output", "{tmp}/spec.yaml"), "the survey"),
+    (("graph", "{spec}", "{model}", "--output", "{tmp}/g.dot"), "drawing the graph"),
+    (("mutate", "{spec}", "{model}", "--format", "json"), "mutation testing"),
+])
+def test_every_command_that_runs_model_code_ends_a_hung_forward(tmp_path, command, activity):
+    model = forward_doing(tmp_path, "hang", HANG)
+    args = [part.format(model=model, spec=TINY_SPEC, tmp=tmp_path) for part in command]
+    outcome = run_cli(*args, "--timeout", SHORT)
+    assert outcome.code == 2, outcome.text
+    assert f"{activity} did not finish within --timeout {SHORT} s" in outcome.stderr
+    assert f"{model}:{line_of(model, HANG)}" in outcome.stderr and "(in forward)" in outcome.stderr
+    assert not (tmp_path / "spec.yaml").exists() and not (tmp_path / "g.dot").exists()
+    assert outcome.stdout == ""  # no half report
+    assert_no_traceback(outcome)
+
+
+def test_the_timeout_of_tool_alignguard_applies_beyond_check(tmp_path, monkeypatch):
+    model = forward_doing(tmp_path, "hang", HANG)
+    (tmp_path / "pyproject.toml").write_text("[tool.alignguard]\ntimeout = 2\n")  # wherever it is stopped
+    monkeypatch.chdir(tmp_path)
+    outcome = run_cli("graph", TINY_SPEC, model, "--output", tmp_path / "g.dot")
+    assert outcome.code == 2 and "drawing the graph did not finish within --timeout 2 s" in outcome.stderr
+
+
+def test_mutate_bounds_each_mutant_and_names_the_one_that_hung(tmp_path):
+    # hangs only when a mutant makes the head's score constant (component.constant:encoder or :head)
+    code = "if score.numel() > 1 and float(score.std()) == 0: time.sleep(1000)"
+    score = "        score = self.head(h).squeeze(-1)\n"
+    model = model_variant(tmp_path, "hang_when_mutated", {score: f"{score}        {code}\n"}, prefix="import time\n")
+    outcome = run_cli("mutate", TINY_SPEC, model, "--format", "json", "--timeout", 15)
+    assert outcome.code == 2, outcome.text
+    assert re.search(r"mutant \d+/\d+ \(component\.constant:(encoder|head)\) did not finish within --timeout 15 s",
+                     outcome.stderr), outcome.stderr
+    assert f"{model}:{line_of(model, code)}" in outcome.stderr
+
+
+def test_train_bounds_its_gate_and_leaves_no_run_behind(tmp_path, train_config):
+    forward = "    def forward(self, x):\n"
+    model = model_variant(tmp_path, "hang_train", {forward: forward + f"        {HANG}\n"}, base=TRAIN_MODEL)
+    run_dir = tmp_path / "run"
+    outcome = run_cli("train", TRAIN_SPEC, model, "--config", train_config, "--out", run_dir, "--timeout", SHORT)
+    assert outcome.code == 2, outcome.text
+    assert f"the design check before training did not finish within --timeout {SHORT} s" in outcome.stderr
+    assert f"{model}:{line_of(model, HANG)}" in outcome.stderr
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("command", ["check", "init", "graph", "mutate", "train"])
+def test_the_timeout_has_a_documented_default(command):
+    from alignguard.cli.timeout import CHECK_TIMEOUT_S
+
+    help_text = " ".join(run_cli(command, "--help").stdout.split())
+    assert help_text.count("--timeout") == 1 and f"[default: {CHECK_TIMEOUT_S:g}" in help_text
 
 
 @pytest.mark.parametrize("fmt", ["json", "sarif"])

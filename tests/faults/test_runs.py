@@ -227,6 +227,40 @@ def test_evaluate_names_what_the_run_lacks(run_copy):
     assert outcome.code == 2 and "not an alignguard run directory" in outcome.stderr
 
 
+CHATTY_MODEL = '''
+import importlib.util
+import os
+import sys
+
+_spec = importlib.util.spec_from_file_location("tiny_cmdn_base", {base!r})
+_base = sys.modules["tiny_cmdn_base"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_base)
+globals().update({{k: v for k, v in vars(_base).items() if not k.startswith("__")}})
+print("hello at import")
+
+
+def build_model():
+    print("hello from build_model")
+    os.write(1, b"raw fd write\\n")
+    return _base.build_model()
+'''
+
+
+def test_evaluate_format_json_is_one_clean_document_even_when_the_model_prints(tmp_path, train_config):
+    model = tmp_path / "chatty.py"
+    model.write_text(CHATTY_MODEL.format(base=str(TRAIN_MODEL)))
+    run = tmp_path / "run"
+    assert train(train_config, run, "--max-steps", "3", model=model).code == 0
+    outcome = run_cli("evaluate", run, "--format", "json")
+    assert outcome.code == 0, outcome.text
+    document = json.loads(outcome.stdout)  # stdout is the document alone
+    assert document == json.loads((run / "evaluation.json").read_text())
+    assert document["split"] == "test" and document["metrics"]["pooled"]["bayes_aupr"] is not None
+    assert "hello from build_model" in outcome.stderr and "raw fd write" in outcome.stderr
+    assert "AUPR" in outcome.stderr  # the tables still show, on stderr
+    assert run_cli("evaluate", run, "--format", "xml").code == 2
+
+
 @pytest.mark.parametrize("setting, expected", [("optim.betas=[1.5,0.999]", "optim.betas"),
                                                ("optim.lr=.inf", "optim.lr"), ("epochs=-1", "epochs")])
 def test_impossible_settings_are_exit_2_before_anything_runs(tmp_path, train_config, setting, expected):
