@@ -139,7 +139,10 @@ def graph_view(spec: Spec | str | Path, model_path: str | Path) -> "View":
     loaded, model_file = load(spec, model_path)
     context = open_context(loaded, model_file)
     report = run_checks(context, checks=(FlowCheck, FormulaCheck, PatternCheck))
-    return build_view(loaded, context.graph, report.results)
+    from alignguard.checks.structure.symbols import binding_shape
+
+    shapes = {name: binding_shape(context, name) for name in loaded.symbols}
+    return build_view(loaded, context.graph, report.results, shapes)
 
 
 def infer_starter_spec(model_path: str | Path, name: str | None = None) -> tuple["Survey", str]:

@@ -74,6 +74,12 @@ class CheckResult:
         return replace(self, **changes)
 
 
+def matched_nothing(reason: object) -> str:
+    """A finding's text for a rule that found nothing to judge, said once even when the reason says it already."""
+    text = str(reason)
+    return text if "matched nothing" in text else f"matched nothing: {text}"
+
+
 def passed(check_id: str, element: str, expected: str, found: str, **kw: Any) -> CheckResult:
     return CheckResult(check_id, element, Status.PASS, expected, found, **kw)
 

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 def runner(context: "CheckContext") -> "SymbolRunner":
     from alignguard.probes.runtime import SymbolRunner
 
-    return context.memo("probes:runner", lambda: SymbolRunner(context.model, context.spec.symbols))
+    spec = context.spec
+    return context.memo("probes:runner", lambda: SymbolRunner(
+        context.model, spec.symbols, locate=lambda name, key: spec.location(("symbols", name, key))))
 
 
 def probe_inputs(context: "CheckContext", index: int = 0) -> dict:

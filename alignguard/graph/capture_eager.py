@@ -31,7 +31,7 @@ from alignguard.graph.model_graph import ModelGraph, Ref
 from alignguard.graph.sources import param_scopes, source_of_frame
 from alignguard.graph.vocabulary import call_traits, normalise_module
 from alignguard.modelfile.loader import forward_inputs
-from alignguard.spec.selection import selection_of
+from alignguard.spec.selection import selection_of, split_of
 
 _LEAF_TEST = fx.Tracer()  # fx's own rule for which modules stay leaves
 
@@ -212,8 +212,9 @@ class _Session:
         if op == "getitem":
             op = "getitem_key" if isinstance(args[1] if len(args) > 1 else None, str) else "getitem"
         kind, op = op_kind(op, random_active=_dropout_active(op, args, kwargs))
-        selection = selection_of(op, args, kwargs)
-        node_id = self.node(op, kind, operands, name, **({"selection": selection} if selection else {}))
+        selection, split = selection_of(op, args, kwargs), split_of(op, args, kwargs)
+        extra = {**({"selection": selection} if selection else {}), **({"split": split} if split else {})}
+        node_id = self.node(op, kind, operands, name, **extra)
         if op == "setitem" or (inplace and args and isinstance(args[0], torch.Tensor)):
             self.bind(args[0], node_id)  # later reads of the mutated tensor see this node
             base = args[0]._base

@@ -27,7 +27,7 @@ from alignguard.graph.capture_context import autograd_function_boundaries, uncom
 from alignguard.graph.model_graph import ModelGraph, Ref
 from alignguard.graph.sources import param_scopes, source_of_frame, source_of_trace
 from alignguard.graph.vocabulary import TUPLE_OPS, VIEW_OPS, VIEW_TUPLE_OPS, call_traits, normalise_module
-from alignguard.spec.selection import selection_of
+from alignguard.spec.selection import selection_of, split_of
 
 _BAKED_PREFIX = "_tensor_constant"
 _SCOPE_SUFFIX = re.compile(r"@\d+$")  # fx names the second call of a module `path@1`
@@ -292,6 +292,9 @@ def _add_call(builder: GraphBuilder, node: fx.Node, model, training: bool) -> No
     selection = selection_of(op, node.args, node.kwargs)
     if selection is not None:
         common["selection"] = selection
+    split = split_of(op, node.args, node.kwargs)
+    if split is not None:
+        common["split"] = split  # which slice each element is: a symbol bound by `slice:` may be one
     builder.add(node.name, kind=kind, op=op, operands=operands, target=name, **common)
     if (inplace or op == "setitem") and operands and isinstance(operands[0], Ref):
         builder.mutated(operands[0].node, node.name)

@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import torch
 from torch.overrides import TorchFunctionMode
 
-from alignguard.spec.model import SymbolBinding
+from alignguard.errors import SpecError
+from alignguard.spec.model import SliceFitError, SymbolBinding
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -97,7 +98,7 @@ class Slice:
 class _TorchCalls(TorchFunctionMode):
     """Counts forward's torch calls; records their tensor results, or rewrites chosen ones."""
 
-    def __init__(self, record: bool = False, edits: Mapping[int, tuple[int | None, Edit]] | None = None):
+    def __init__(self, record: bool = False, edits: Mapping[int, list[tuple["Site", Edit]]] | None = None):
         super().__init__()
         self.count, self.paused = -1, False
         self.record = record
@@ -111,8 +112,8 @@ class _TorchCalls(TorchFunctionMode):
         self.count += 1
         if self.record and any(isinstance(e, torch.Tensor) for _, e in _elements(result)):
             self.events.append((self.count, result, getattr(func, "__name__", str(func)), *_caller()))
-        if self.count in self.edits:
-            result = _edit(result, self.edits[self.count], "a torch call")
+        for site_edit in self.edits.get(self.count, ()):  # two symbols may be slices of one result
+            result = _edit(result, site_edit, "a torch call")
         return result
 
     @contextmanager
@@ -239,16 +240,18 @@ def _signature(inputs: Mapping[str, Any]) -> tuple:
 class SymbolRunner:
     """Runs the model on given inputs, reading and editing symbols by their spec bindings."""
 
-    def __init__(self, model: torch.nn.Module, bindings: Mapping[str, SymbolBinding]):
+    def __init__(self, model: torch.nn.Module, bindings: Mapping[str, SymbolBinding],
+                 locate: Callable[[str, str], str] | None = None):
         self.model = model
         self.bindings = dict(bindings)
+        self.locate = locate  # (symbol, binding key) -> where the spec says it, for a slice that does not fit
         self._sites: dict[tuple, Site] = {}
         self._recorded: dict[tuple, tuple] = {}
         self._slices: dict[tuple, Slice] = {}
 
     def extended(self, extra: Mapping[str, SymbolBinding]) -> "SymbolRunner":
         """A runner that also knows `extra` bindings and shares this one's located sites."""
-        other = SymbolRunner(self.model, {**self.bindings, **extra})
+        other = SymbolRunner(self.model, {**self.bindings, **extra}, self.locate)
         other._sites, other._recorded = self._sites, self._recorded
         return other
 
@@ -256,6 +259,39 @@ class SymbolRunner:
         if name not in self.bindings:
             raise SymbolError(f"matched nothing: '{name}' is not a bound symbol")
         return self.bindings[name]
+
+    def part(self, name: str, value: torch.Tensor, whole: bool = False) -> torch.Tensor:
+        """The symbol's part of the tensor read at its place (`whole`: the tensor, its fit checked)."""
+        binding = self.binding(name)
+        if binding.part_key is None:
+            return value
+        self._fits(name, value)
+        return value if whole else binding.select(value)
+
+    def _fits(self, name: str, value: Any) -> None:
+        """A slice/chunk that cannot be taken of the real tensor is a spec error (exit 2), located."""
+        binding = self.binding(name)
+        if binding.part_key is None or not isinstance(value, torch.Tensor):
+            return
+        try:
+            binding.selection(value.shape)
+        except SliceFitError as exc:
+            where = self.locate(name, binding.part_key) if self.locate else f"symbols.{name}.{binding.part_key}"
+            raise SpecError(f"symbol '{name}': {exc}", where=where,
+                            fix=f"write a slice that fits shape {list(value.shape)} (dimension 0 is usually the "
+                            "batch), e.g. \"[:, :k]\" and \"[:, k:]\" for two halves of the last dimension, or bind "
+                            f"{name} to the tensor that holds it") from None
+
+    def _edit_of(self, name: str, edit: Edit) -> Edit:
+        """An edit of the symbol as an edit of the tensor it is read from: only its slice changes."""
+        binding = self.binding(name)
+        if binding.part_key is None:
+            return edit
+
+        def spliced(whole: torch.Tensor) -> torch.Tensor:
+            self._fits(name, whole)
+            return binding.splice(whole, edit(binding.select(whole)))
+        return spliced
 
     def _module(self, path: str) -> torch.nn.Module:
         try:
@@ -269,18 +305,22 @@ class SymbolRunner:
             whole: bool = False, vary: Iterable[str] | None = None) -> dict[str, Any]:
         """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
 
-        A symbol bound to a chunk is returned as that chunk, or (`whole`) as the tensor it is a chunk
-        of: the one autograd differentiates (a fresh chunk view is on no path to the loss).
+        A symbol bound to a slice (or chunk) is returned as that slice, or (`whole`) as the tensor it is a
+        slice of: the one autograd differentiates (a fresh view is on no path to the loss). An edit of
+        such a symbol receives its slice and returns the new slice; the rest of the tensor is kept.
         With `vary` (the inputs this run changes from the example batch), a read-only eval run may
         execute the smallest validated slice instead (see `plan`); it then returns no '__outputs__'.
         """
-        observe, edits = list(observe), dict(edits or {})
+        observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (edits or {}).items()}
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
             if part.module:
                 return self._run_slice(part, inputs, train, seed, observe)
         sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
-        op_edits = {site.op: (site, edits[name]) for name, site in sites.items() if site.op is not None}
+        op_edits: dict[int, list] = {}
+        for name, site in sites.items():
+            if site.op is not None:
+                op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
         by_module: dict[str, list[str]] = {}
         for name in observe:
@@ -321,8 +361,7 @@ class SymbolRunner:
                 seen[name] = value
             elif name not in seen:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
-            if binding.chunk is not None and not whole:
-                seen[name] = binding.select(seen[name])
+            seen[name] = self.part(name, seen[name], whole)
         seen["__outputs__"] = outputs
         return seen
 
@@ -399,9 +438,8 @@ class SymbolRunner:
         missing = [n for n in observe if n not in seen]
         if missing:
             raise SymbolError(f"module '{part.module}' did not produce {', '.join(missing)}")
-        for name in observe:  # a symbol bound to a chunk is that chunk, as in a whole-model run
-            if self.binding(name).chunk is not None:
-                seen[name] = self.binding(name).select(seen[name])
+        for name in observe:  # a symbol bound to a slice is that slice, as in a whole-model run
+            seen[name] = self.part(name, seen[name])
         return seen
 
     # ---- locating -----------------------------------------------------------------------

@@ -56,7 +56,8 @@ def node_label(node_id: str, data: dict) -> str:
     return str(data.get("op") or node_id)
 
 
-def build_view(spec: Spec, model_graph: ModelGraph, results: list[CheckResult]) -> View:
+def build_view(spec: Spec, model_graph: ModelGraph, results: list[CheckResult],
+               shapes: dict | None = None) -> View:
     """The view of the captured graph, marked with what the flow, formula and pattern checks found
     (`results`: theirs, in the order they ran)."""
     g = nx.DiGraph()
@@ -67,7 +68,7 @@ def build_view(spec: Spec, model_graph: ModelGraph, results: list[CheckResult]) 
     g.add_edges_from(model_graph.graph.edges)
     view = View(g, {name: c.module for name, c in spec.components.items()},
                 title=f"{spec.name}: {model_graph.capture}")
-    places = _symbol_nodes(spec, model_graph, view)
+    places = _symbol_nodes(spec, model_graph, view, shapes or {})
     _assign_clusters(view)
     of = lambda prefix: [r for r in results if r.check_id.split(".")[0] == prefix]  # noqa: E731
     for index, (formula, result) in enumerate(zip(spec.formulas, of("formula"))):
@@ -80,10 +81,11 @@ def build_view(spec: Spec, model_graph: ModelGraph, results: list[CheckResult]) 
     return view
 
 
-def _symbol_nodes(spec: Spec, model_graph: ModelGraph, view: View) -> dict[str, str]:
+def _symbol_nodes(spec: Spec, model_graph: ModelGraph, view: View, shapes: dict) -> dict[str, str]:
+    """`shapes`: the real shapes of slice-bound symbols' tensors, so a slice finds a chunk of the same elements."""
     places = {}
     for name, binding in spec.symbols.items():
-        resolution = resolve_binding(model_graph, binding)
+        resolution = resolve_binding(model_graph, binding, shapes.get(name))
         if resolution.node is None or resolution.node not in view.graph:
             view.notes.append(f"symbol {name} is not in the graph ({resolution.found})")
             continue

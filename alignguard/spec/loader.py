@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from alignguard.errors import SpecError
 from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_flow_depth, check_size, read_text_file
 from alignguard.spec.model import Spec, SpecReferenceError
-from alignguard.spec.positions import yaml_lines
+from alignguard.spec.positions import yaml_columns, yaml_lines
 
 Loc = tuple[str | int, ...]
 
@@ -65,6 +65,7 @@ def validate_spec(data: Any, source: str = "<dict>") -> Spec:
     except ValidationError as exc:
         raise _explain(exc, data, source) from None
     spec._lines = yaml_lines(data)  # so results can point at the entry they judge
+    spec._columns, spec._source = yaml_columns(data), source  # and check-time spec errors at file:line:col
     return spec
 
 

@@ -65,8 +65,9 @@ class InputSpec(SpecModel):
 
     `parts` names slices of the input, e.g. `c: {role: context, parts: {descriptor: "[:, :-1]",
     accessibility: "[:, -1]"}}`. Each part is then a design element like the input itself: a flow
-    endpoint (`{from: accessibility, to: M}` in `flow.forbidden`), a pattern operand, and a dependency
-    the identifiability check reports. A graph node reads a part when it reads the input through
+    endpoint (`{from: accessibility, to: M}` in `flow.forbidden`), a pattern operand, a dependency
+    the identifiability check reports, and an input a symbol must not depend on
+    (`probes.dependence: [{symbol: M, input: accessibility, rule: none}]`, measured on the real model). A graph node reads a part when it reads the input through
     layout-keeping casts and is not a selection (`c[:, :8]`, `narrow`, `select`) disjoint from the
     part; a layer that reads the input whole reads every part. Slices use basic indexing only
     (integers, `:` slices with negative bounds allowed, one `...`), judged against the example
@@ -104,14 +105,23 @@ class InputSpec(SpecModel):
 
 
 class SymbolBinding(SpecModel):
-    """Where a design symbol lives in the implementation: exactly one of `output` or `module`."""
+    """Where a design symbol lives in the implementation: exactly one of `output` or `module`, and
+    optionally a part of that tensor: `slice` (Python indexing, the language of input `parts`) or its
+    sugar `chunk: [i, n]`. Every check reads, differentiates and intervenes on that part only."""
 
     output: str | None = Field(None, description="Key of the dict (or attribute) that forward returns.")
     module: str | None = Field(None, description="Dotted module path whose output is the symbol.")
     index: int | None = Field(None, ge=0, description="Element of the module's tuple output.")
     chunk: tuple[int, int] | None = Field(
-        None, description="[i, n]: the i-th of n equal chunks along the last dimension, as "
-        "`tensor.chunk(n, dim=-1)[i]` (e.g. gamma, beta = film(c).chunk(2)): gamma is `chunk: [0, 2]`."
+        None, description="[i, n]: the i-th of n chunks along the last dimension, as "
+        "`tensor.chunk(n, dim=-1)[i]` (e.g. gamma, beta = film(c).chunk(2)): gamma is `chunk: [0, 2]`. "
+        "Sugar for the `slice` it stands for on the tensor's real shape."
+    )
+    slice: str | None = Field(
+        None, description="A slice of the bound tensor in Python indexing, the language of input `parts` "
+        "(integers, `:` slices, one `...`), e.g. `\"[:, :8]\"` for mu and `\"[:, 8:]\"` for sigma of one "
+        "Linear's output. The symbol is those elements only: probes that shift, scale or replace it change "
+        "them and leave the rest of the tensor as computed."
     )
     stochastic: SymbolNoise | None = Field(
         None, description="The symbol is a reparameterised sample while training, wherever it is drawn."
@@ -129,6 +139,18 @@ class SymbolBinding(SpecModel):
         # the schema says what the validator accepts, so editors do not flag the `z_I: z_I` shorthand
         return {"anyOf": [handler(core_schema), {"type": "string", "description": "Shorthand for {output: NAME}."}]}
 
+    @field_validator("slice")
+    @classmethod
+    def _slice_parses(cls, text: str | None) -> str | None:
+        from alignguard.spec.selection import SelectionSyntaxError, parse_selection
+
+        if text is not None:
+            try:
+                parse_selection(text, of="tensor")
+            except SelectionSyntaxError as exc:
+                raise ValueError(str(exc)) from None
+        return text
+
     @model_validator(mode="after")
     def _exactly_one_place(self) -> "SymbolBinding":
         if (self.output is None) == (self.module is None):
@@ -137,6 +159,8 @@ class SymbolBinding(SpecModel):
             raise ValueError("`index` selects an element of a module's tuple output; add `module:`")
         if self.chunk is not None and not 0 <= self.chunk[0] < self.chunk[1]:
             raise ValueError("`chunk: [i, n]` needs 0 <= i < n")
+        if self.chunk is not None and self.slice is not None:
+            raise ValueError("give `slice` or `chunk`, not both (`chunk: [i, n]` is a slice of the last dimension)")
         return self
 
     def describe(self) -> str:
@@ -146,13 +170,63 @@ class SymbolBinding(SpecModel):
         return f"output of module '{self.module}'{suffix}{self.chunk_text()}"
 
     def chunk_text(self) -> str:
+        if self.slice is not None:
+            return f", slice {self.slice.strip()}"
         return f", chunk {self.chunk[0]} of {self.chunk[1]}" if self.chunk else ""
 
+    @property
+    def part_key(self) -> str | None:
+        """The key that makes the symbol a part of its tensor (`slice` or `chunk`), None for all of it."""
+        return "slice" if self.slice is not None else ("chunk" if self.chunk is not None else None)
+
+    def selection(self, shape) -> "tuple | None":
+        """The elements the symbol takes of a tensor of `shape`, as a selection (spec/selection.py);
+        None when it is the whole tensor. Raises SliceFitError when they do not fit the shape."""
+        from alignguard.spec.selection import fit_problem, parse_selection, split_selection
+
+        shape = tuple(shape)
+        if self.slice is not None:
+            selection = parse_selection(self.slice, of="tensor")
+            problem = fit_problem(selection, shape)
+            if problem:
+                raise SliceFitError(f"`slice: \"{self.slice.strip()}\"` does not fit the {self.describe_place()}: "
+                                    f"{problem}")
+            return selection
+        if self.chunk is not None:
+            index, count = self.chunk
+            selection = split_selection(("chunk", count, -1), index, shape)
+            if selection is None:
+                raise SliceFitError(f"`chunk: [{index}, {count}]` does not fit the {self.describe_place()} of shape "
+                                    f"{list(shape)}: `.chunk({count}, dim=-1)` gives fewer than {index + 1} chunks")
+            return selection
+        return None
+
+    def describe_place(self) -> str:
+        suffix = f"[{self.index}]" if self.index is not None else ""
+        return f"forward output '{self.output}'" if self.output is not None else f"output of module '{self.module}'{suffix}"
+
     def select(self, value):
-        """The bound part of a tensor read at the binding's place (its chunk, if any)."""
-        if self.chunk is None:
-            return value
-        return value.chunk(self.chunk[1], dim=-1)[self.chunk[0]]
+        """The bound part of a tensor read at the binding's place (all of it without slice/chunk)."""
+        from alignguard.spec.selection import to_key
+
+        selection = self.selection(value.shape)
+        return value if selection is None else value[to_key(selection)]
+
+    def splice(self, value, part):
+        """`value` with the bound part replaced by `part` (autograd flows into `part`, and into the
+        rest of `value` as computed); `part` itself without slice/chunk."""
+        from alignguard.spec.selection import to_key
+
+        selection = self.selection(value.shape)
+        if selection is None:
+            return part
+        whole = value.clone()
+        whole[to_key(selection)] = part
+        return whole
+
+
+class SliceFitError(ValueError):
+    """A symbol's `slice`/`chunk` that cannot be taken of the tensor the model computes there."""
 
 
 class NoiseRequirement(SpecModel):
@@ -441,6 +515,18 @@ class Spec(SpecModel):
     )
     waivers: list[Waiver] = Field(default_factory=list, description="Accepted findings, with reason and expiry.")
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)  # set by the loader
+    _columns: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)  # set by the loader
+    _source: str = PrivateAttr(default="<spec>")  # set by the loader
+
+    def location(self, loc: tuple[str | int, ...]) -> str:
+        """`file:line:col` of the spec entry at `loc` (its deepest part the file has), for a spec error
+        found at check time; the dotted path where the spec was not read from a file."""
+        found = loc
+        while found and found not in self._lines:
+            found = found[:-1]
+        if not found:
+            return f"{self._source}: {'.'.join(map(str, loc))}"
+        return f"{self._source}:{self._lines[found]}:{self._columns.get(found, 1)}"
 
     def line_of_element(self, element: str) -> int | None:
         """1-based line in the spec file of the entry that defines `element` (e.g. "loss kl"), or of
@@ -513,6 +599,10 @@ class Spec(SpecModel):
         for i, rule in enumerate(self.probes.dependence):
             need([rule.symbol], symbols, ("probes", "dependence", i, "symbol"), "symbol")
             need([rule.input], inputs, ("probes", "dependence", i, "input"), "input")
+            if rule.rule == "causal" and rule.input in parts:
+                problems.append((("probes", "dependence", i, "input"), f"a causal rule replaces positions of a whole "
+                                 f"input, and '{rule.input}' is a part of '{parts[rule.input][0]}': name the input, or "
+                                 "use `rule: none` to require that the part does not affect the symbol"))
         probes = self.probes
         for field, names in (
             ("noise", [probes.noise.symbol] if probes.noise else []),

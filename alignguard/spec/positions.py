@@ -41,6 +41,18 @@ def yaml_lines(data: Any, loc: Loc = ()) -> dict[Loc, int]:
     return lines
 
 
+def yaml_columns(data: Any, loc: Loc = ()) -> dict[Loc, int]:
+    """1-based column of every key and list item, by path (as `yaml_lines`)."""
+    columns: dict[Loc, int] = {}
+    lc = getattr(data, "lc", None)
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        if lc is not None:
+            columns[(*loc, key)] = (lc.key(key) if isinstance(data, dict) else lc.item(key))[1] + 1
+        columns.update(yaml_columns(value, (*loc, key)))
+    return columns
+
+
 def element_loc(spec: "Spec", element: str) -> Loc:
     """The path of the spec entry an element names; its section when no entry matches; () if none."""
     kind, _, name = element.partition(" ")

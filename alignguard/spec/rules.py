@@ -94,16 +94,20 @@ class RangeRule(SpecModel):
 
 
 class DependenceRule(SpecModel):
-    """Index-level dependence of a symbol on an input, probed by perturbing input positions.
+    """Index-level dependence of a symbol on an input, probed by replacing input elements.
 
     `causal`: position t of `symbol` along `dim` must not change when positions > t of `input` change
-    (and must change for some position <= t); `none`: the symbol must not change at all when the input
-    (or a named part of it) changes.
+    (and must change for some position <= t); `none`: the symbol must not change at all when the input,
+    or only a named part of it (`input: accessibility` for `c: {parts: {accessibility: "[:, -1]"}}`),
+    is replaced and everything else is held fixed.
     """
 
     symbol: str
-    input: str
+    input: str = Field(description="A forward argument, or (rule `none`) a named part of one.")
     rule: Literal["causal", "none"] = "causal"
-    dim: int = Field(1, ge=1, description="The position dimension shared by the symbol and the input (0 is the batch).")
-    trials: int = Field(4, ge=1, description="Random replacements per probed position.")
-    tolerance: float = Field(1e-6, ge=0)
+    dim: int = Field(1, ge=1, description="causal: the position dimension shared by the symbol and the input "
+                     "(0 is the batch).")
+    trials: int = Field(4, ge=1, description="causal: random replacements per probed position; none: replacements "
+                        "of each kind (other rows' values, Gaussian, far out).")
+    tolerance: float = Field(1e-6, ge=0, description="causal: the largest change allowed at an earlier position; "
+                             "none: the largest change allowed, times max(1, the symbol's largest magnitude).")

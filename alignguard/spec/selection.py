@@ -54,8 +54,9 @@ def narrow_selection(dim: Any, start: Any, length: Any) -> Selection | None:
     return (*([("all",)] * dim), ("slice", start, start + length, None))
 
 
-def parse_selection(text: str) -> Selection:
-    """`"[:, :8]"` -> the selection; raises SelectionSyntaxError (with what to write) otherwise."""
+def parse_selection(text: str, of: str = "input") -> Selection:
+    """`"[:, :8]"` -> the selection; raises SelectionSyntaxError (with what to write) otherwise.
+    `of` names what is sliced in the messages (an input's part, a symbol's slice of a tensor)."""
     stripped = text.strip()
     if not (stripped.startswith("[") and stripped.endswith("]")):
         raise SelectionSyntaxError(f"'{text}' is not a slice: write it in brackets, e.g. \"[:, :8]\" or \"[:, -1]\"")
@@ -71,7 +72,10 @@ def parse_selection(text: str) -> Selection:
     if described is None:
         raise SelectionSyntaxError(f"'{text}' uses more than one `...`")
     if all(entry in (("all",), ("ellipsis",)) for entry in described):
-        raise SelectionSyntaxError(f"'{text}' selects the whole input: a part must select some of it")
+        raise SelectionSyntaxError(f"'{text}' selects the whole {of}: a slice must select some of it")
+    if any(entry[0] == "slice" and entry[3] is not None and entry[3] <= 0 for entry in described):
+        raise SelectionSyntaxError(f"'{text}' has a step <= 0: write steps as positive integers (tensors "
+                                   "cannot be indexed backwards)")
     return described
 
 
@@ -118,6 +122,85 @@ def read_elements(selection: Selection, shape: Sequence[int]) -> list[range] | N
                 return None
             ranges.append(range(index, index + 1))
     return ranges
+
+
+def fit_problem(selection: Selection, shape: Sequence[int]) -> str | None:
+    """Why the selection cannot be taken of a tensor of `shape` (too many indices, an index out of
+    range, a slice that selects nothing), or None when it fits."""
+    indexed = sum(entry != ("ellipsis",) for entry in selection)
+    if indexed > len(shape):
+        return f"it indexes {indexed} dimension(s) of a tensor of shape {list(shape)} ({len(shape)} dimension(s))"
+    ranges = read_elements(selection, shape)
+    if ranges is None:
+        return f"an index is out of range for shape {list(shape)}"
+    if any(len(r) == 0 for r in ranges):
+        return f"it selects no element of a tensor of shape {list(shape)}"
+    return None
+
+
+def to_key(selection: Selection) -> tuple:
+    """The `__getitem__` key a selection stands for (`tensor[to_key(s)]`)."""
+    kinds = {"all": lambda: slice(None), "ellipsis": lambda: Ellipsis}
+    return tuple(kinds[e[0]]() if e[0] in kinds else (slice(*e[1:]) if e[0] == "slice" else e[1])
+                 for e in selection)
+
+
+def same_elements(first: Selection, second: Selection, shape: Sequence[int] | None) -> bool:
+    """Whether two selections take the same tensor: the same text up to trailing `:`s, or, with the
+    tensor's `shape`, the same elements with the same dimensions kept."""
+    if _trimmed(first) == _trimmed(second):
+        return True
+    if shape is None:
+        return False
+    a, b = _expanded(first, len(shape)), _expanded(second, len(shape))
+    if a is None or b is None or [e[0] == "index" for e in a] != [e[0] == "index" for e in b]:
+        return False
+    return read_elements(first, shape) == read_elements(second, shape)
+
+
+def _trimmed(selection: Selection) -> Selection:
+    entries = list(selection)
+    while entries and entries[-1] in (("all",), ("ellipsis",)):
+        entries.pop()
+    return tuple(entries)
+
+
+def _expanded(selection: Selection, rank: int) -> list | None:
+    entries = list(selection)
+    if ("ellipsis",) in entries:
+        at = entries.index(("ellipsis",))
+        fill = rank - (len(entries) - 1)
+        if fill < 0:
+            return None
+        entries[at: at + 1] = [("all",)] * fill
+    return entries + [("all",)] * (rank - len(entries)) if len(entries) <= rank else None
+
+
+def split_selection(split: tuple, element: int, shape: Sequence[int]) -> Selection | None:
+    """Element `element` of `t.chunk(n, dim)` (split ("chunk", n, dim)) or `t.split(size, dim)`
+    (("split", size, dim)) as a selection of a tensor of `shape`; None when there is no such element."""
+    kind, number, dim = split
+    if not shape or not -len(shape) <= dim < len(shape) or number <= 0:
+        return None
+    dim %= len(shape)
+    size = shape[dim]
+    width = -(-size // number) if kind == "chunk" else number  # torch.chunk: ceil(size / n) per chunk
+    start = element * width
+    if width == 0 or start >= size:
+        return None
+    return (*([("all",)] * dim), ("slice", start, min(start + width, size), None))
+
+
+def split_of(op: str, args: Sequence[Any], kwargs: dict) -> tuple | None:
+    """("chunk", n, dim) for `t.chunk(n, dim)`, ("split", size, dim) for `t.split(size, dim)`, else None."""
+    if op not in ("chunk", "split") or len(args) < 2 and not kwargs:
+        return None
+    number = args[1] if len(args) > 1 else kwargs.get("chunks", kwargs.get("split_size_or_sections",
+                                                                            kwargs.get("split_size")))
+    dim = args[2] if len(args) > 2 else kwargs.get("dim", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (number, dim)):
+        return None
+    return (op, number, dim)
 
 
 def overlaps(first: Selection, second: Selection, shape: Sequence[int]) -> bool:

@@ -8,8 +8,8 @@ probed on the real model.
 * probe.range: a symbol stays in [min, max] (and sums to `sum_to` per example) on the example rows
   and on floating-point inputs scaled far out, in train and eval mode.
 * probe.dependence: `causal`: changing the input at position p leaves the symbol unchanged at every
-  position < p, and changes it somewhere (eval mode, random replacements); `none`: changing the input
-  never changes the symbol.
+  position < p, and changes it somewhere (eval mode, random replacements); `none` (probes/independence.py):
+  replacing the input, or only a named part of it, never changes the symbol.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Iterable
 
 from alignguard.checks.probes.support import max_abs_diff, probe_inputs, probe_seed, runner, user_forward
 from alignguard.checks.base import Check
-from alignguard.results import CheckResult, Where, failed, passed
+from alignguard.results import CheckResult, Where, failed, matched_nothing, passed
 from alignguard.checks.context import CheckContext
 
 
@@ -67,8 +67,18 @@ class ConstraintProbeCheck(Check):
             "observed range, Gaussian draws for floats) must leave the symbol unchanged at every position < p "
             "(|Δ| <= tolerance), and some replacement must change it at p or later (else it does not depend on the "
             "input and the rule proves nothing). A GPT block without its causal mask, or with the mask off by one, "
-            "fails with the first leaking position pair. `none`: no replacement anywhere may change the symbol. "
-            "Fix: apply the causal mask (scores.masked_fill(~tril, -inf)) before the softmax."
+            "fails with the first leaking position pair (fix: apply the causal mask, scores.masked_fill(~tril, -inf), "
+            "before the softmax). `none`: the symbol must not depend on the input, or on a named part of it "
+            "(`{symbol: M, input: accessibility, rule: none}` with `c: {parts: {accessibility: \"[:, -1]\"}}`): only "
+            "that part's elements are replaced, `trials` times each way (other rows' values, Gaussian draws around "
+            "their mean and spread, draws ten spreads out; random integers for integer inputs), the rest of the "
+            "input and every other input held fixed, and the symbol must stay within tolerance·max(1, max|symbol|). "
+            "It complements `flow.forbidden` on the same pair: the flow reads the captured graph, so it fails a "
+            "model with a path of no effect (the part multiplied by a zero gate, read whole and cancelled) and "
+            "misses a leak outside the graph (a Python number, `.item()`, state set outside the traced forward); "
+            "the probe measures the effect on the real model, and cannot see a path whose effect is zero at "
+            "initialisation (a zero-initialised weight), which the flow does. Fix: compute the symbol from the "
+            "other parts only, e.g. a slice of c that excludes the part."
         ),
     }
 
@@ -155,7 +165,7 @@ class ConstraintProbeCheck(Check):
                         value = runner(context).run(values, train=train, seed=probe_seed(context),
                                                     observe=[rule.symbol])[rule.symbol]
                 except (SymbolError, ForwardError) as exc:
-                    return failed("probe.range", element, expected, f"matched nothing: {exc}",
+                    return failed("probe.range", element, expected, matched_nothing(exc),
                                   fix=f"bind {rule.symbol} to a tensor forward computes")
                 seen_any = True
                 mode = "train" if train else "eval"
@@ -182,12 +192,14 @@ class ConstraintProbeCheck(Check):
     def _dependence(self, context: CheckContext, rule) -> CheckResult:
         import torch
 
+        from alignguard.checks.probes.independence import independence
         from alignguard.probes.runtime import ForwardError, SymbolError
 
+        if rule.rule == "none":
+            return independence(context, rule)
         element = f"symbol {rule.symbol} on {rule.input}"
         expected = (f"{rule.symbol} at position t (dim {rule.dim}) does not depend on {rule.input} at positions > t, "
-                    "and depends on it somewhere" if rule.rule == "causal"
-                    else f"{rule.symbol} does not depend on {rule.input}")
+                    "and depends on it somewhere")
         inputs = probe_inputs(context)
         original = inputs.get(rule.input)
         if not isinstance(original, torch.Tensor) or original.dim() <= rule.dim:
@@ -203,7 +215,7 @@ class ConstraintProbeCheck(Check):
         try:
             base = value(inputs)
         except (SymbolError, ForwardError) as exc:
-            return failed("probe.dependence", element, expected, f"matched nothing: {exc}",
+            return failed("probe.dependence", element, expected, matched_nothing(exc),
                           fix=f"bind {rule.symbol} to a tensor forward computes")
         if base.dim() <= rule.dim:
             return failed("probe.dependence", element, expected,
@@ -225,10 +237,6 @@ class ConstraintProbeCheck(Check):
                                                           generator=generator).to(original)
                 delta = (value({**inputs, rule.input: changed}) - base).abs()
                 per_position = delta.movedim(rule.dim, 0).reshape(delta.shape[rule.dim], -1).amax(dim=1)
-                if rule.rule == "none":
-                    if float(per_position.max()) > rule.tolerance:
-                        leaks.append((position, int(per_position.argmax()), float(per_position.max())))
-                    continue
                 before = per_position[:min(position, len(per_position))]
                 if len(before) and float(before.max()) > rule.tolerance:
                     leaks.append((position, int(before.argmax()), float(before.max())))
@@ -239,16 +247,13 @@ class ConstraintProbeCheck(Check):
         if leaks:
             source, target, size = leaks[0]
             what = (f"{rule.symbol} at position {target} changes by {size:.3g} when {rule.input} changes at position "
-                    f"{source} > {target}: the future leaks into the past" if rule.rule == "causal"
-                    else f"{rule.symbol} changes by up to {size:.3g} when {rule.input} changes at position {source}")
+                    f"{source} > {target}: the future leaks into the past")
             return failed("probe.dependence", element, expected, what,
-                          fix="mask attention scores above the diagonal (masked_fill(~tril, -inf)) before the softmax"
-                          if rule.rule == "causal" else f"remove {rule.input} from {rule.symbol}'s inputs",
+                          fix="mask attention scores above the diagonal (masked_fill(~tril, -inf)) before the softmax",
                           details={"leaks": leaks[:5]})
-        if rule.rule == "causal" and not depends:
+        if not depends:
             return failed("probe.dependence", element, expected,
                           f"matched nothing: {rule.symbol} never changes when {rule.input} changes, so causality is "
                           "not tested", fix="bind the symbol to a tensor computed from the input")
         return passed("probe.dependence", element, expected,
-                      f"{length} positions x {rule.trials} replacements: no dependence on later positions"
-                      if rule.rule == "causal" else f"{length} positions x {rule.trials} replacements: no change")
+                      f"{length} positions x {rule.trials} replacements: no dependence on later positions")

@@ -14,7 +14,8 @@ from typing import Iterable
 from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
 from alignguard.checks.modules import module_exists
-from alignguard.checks.structure.symbols import design_names, resolve_binding, symbol_where
+from alignguard.spec.model import SliceFitError
+from alignguard.checks.structure.symbols import design_names, resolve_symbol, symbol_where
 from alignguard.graph.capture import eval_graph
 from alignguard.graph.model_graph import ModelGraph
 from alignguard.graph.noise_paths import fixed_tensors, noise_sources, trace_noise
@@ -74,8 +75,7 @@ class NoiseCheck(Check):
         expected = (f"random noise drawn {place} reaching {symbol}"
                     + (" through a product with a learned scale (z = mu + sigma * eps)"
                        if requirement.through_scale else ""))
-        binding = context.spec.symbols[symbol]
-        target = resolve_binding(context.graph, binding).node
+        target = resolve_symbol(context, symbol).node
         if target is None:
             return failed("noise.present", element, expected, f"symbol {symbol} matched nothing in the graph",
                           fix=f"bind {symbol} first (see symbol.bound)")
@@ -143,7 +143,7 @@ class NoiseCheck(Check):
                     if mode == "deterministic" else f"in eval mode a random draw still reaches {symbol}")
         binding = context.spec.symbols[symbol]
         graph = eval_graph(context)
-        target = resolve_binding(graph, binding).node
+        target = resolve_symbol(context, symbol, graph).node
         if target is None:
             return failed("noise.eval", element, expected, f"symbol {symbol} matched nothing in the eval-mode graph",
                           fix=f"bind {symbol} first (see symbol.bound)")
@@ -266,6 +266,10 @@ def _two_eval_passes(context: CheckContext, binding) -> float | None:
             module.training = mode
     first, second = values
     if not isinstance(first, torch.Tensor) or not isinstance(second, torch.Tensor) or first.shape != second.shape:
+        return None
+    try:  # a symbol bound to a slice: the noise of the other elements is not its noise
+        first, second = binding.select(first), binding.select(second)
+    except SliceFitError:
         return None
     if not first.numel():
         return 0.0

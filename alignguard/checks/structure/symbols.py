@@ -21,18 +21,49 @@ class Resolution:
     found: str  # what the graph has there, for a failure message
 
 
-def resolve_binding(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
+def resolve_binding(graph: ModelGraph, binding: SymbolBinding, shape=None) -> Resolution:
+    """The graph node of a binding; for a `slice`/`chunk` of a tensor, the node that takes those elements
+    (`shape`, the tensor's real shape, lets a slice find a chunk of the same elements and back)."""
     whole = _resolve_whole(graph, binding)
-    if binding.chunk is None or whole.node is None:
+    if binding.part_key is None or whole.node is None:
         return whole
-    from alignguard.graph.chunks import chunk_node
+    from alignguard.graph.chunks import part_node
 
-    index, count = binding.chunk
-    node = chunk_node(graph, whole.node, index, count)
+    node = part_node(graph, whole.node, binding, shape)
     if node is None:
-        return Resolution(None, f"{binding.describe()}: the graph never splits node {whole.node} into {count} "
-                          "chunks (`.chunk(n, dim=-1)`)")
+        how = (f"takes `{binding.slice.strip()}` of" if binding.slice is not None
+               else f"splits into {binding.chunk[1]} chunks (`.chunk(n, dim=-1)`)")
+        return Resolution(None, f"{binding.describe()}: the graph never {how} node {whole.node} (it takes other "
+                          "elements of it, or uses it whole)")
     return Resolution(node, f"node {node}")
+
+
+def binding_shape(context: CheckContext, name: str):
+    """The real shape of the tensor a slice/chunk-bound symbol is part of (None for other bindings,
+    or when running the model cannot read it); a part that does not fit it is a spec error here."""
+    if context.spec.symbols[name].part_key is None:
+        return None
+    return context.memo("symbol_shapes", lambda: _part_shapes(context)).get(name)
+
+
+def _part_shapes(context: CheckContext) -> dict:
+    import torch
+
+    from alignguard.checks.running import runner, user_forward
+    from alignguard.modelfile.loader import forward_inputs
+    from alignguard.probes.runtime import SymbolError
+
+    names = [n for n, b in context.spec.symbols.items() if b.part_key is not None]
+    inputs, shapes = forward_inputs(context.model, context.batch(0)), {}
+    for name in names:  # one by one: a symbol that cannot be read leaves the others' shapes
+        try:
+            with torch.no_grad(), user_forward(context):
+                seen = runner(context).run(inputs, train=True, seed=context.spec.entry_points.seed,
+                                           observe=[name], whole=True)
+            shapes[name] = tuple(seen[name].shape)
+        except SymbolError:
+            continue
+    return shapes
 
 
 def _resolve_whole(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
@@ -53,7 +84,7 @@ def _resolve_whole(graph: ModelGraph, binding: SymbolBinding) -> Resolution:
 
 
 def resolve_symbol(context: CheckContext, name: str, graph: ModelGraph | None = None) -> Resolution:
-    return resolve_binding(graph or context.graph, context.spec.symbols[name])
+    return resolve_binding(graph or context.graph, context.spec.symbols[name], binding_shape(context, name))
 
 
 def element_nodes(context: CheckContext, name: str, graph: ModelGraph | None = None):
@@ -105,7 +136,7 @@ def design_names(context: CheckContext, graph: ModelGraph | None = None):
     from alignguard.graph.analysis import Names
 
     graph = graph or context.graph
-    return Names(graph, {name: resolve_binding(graph, b).node for name, b in context.spec.symbols.items()})
+    return Names(graph, {name: resolve_symbol(context, name, graph).node for name in context.spec.symbols})
 
 
 def symbol_where(graph: ModelGraph, node: str | None) -> Where:
@@ -121,9 +152,14 @@ class SymbolCheck(Check):
         "symbol.bound": (
             "Every design symbol (z_I, U_I, M, B, T, logit, ...) is bound in the spec to a place in the "
             "implementation: a key of the dict forward returns, or the output of a module (an element of "
-            "its tuple output with `index`). The check fails when that place does not exist in the "
-            "captured graph, which usually means the design element was never implemented. Fix: return "
-            "the tensor from forward under that key, or correct the binding."
+            "its tuple output with `index`), optionally a part of that tensor: `slice: \"[:, :8]\"` (the "
+            "indexing language of input parts) or its sugar `chunk: [i, n]`. A part is the graph node that "
+            "takes those elements of the tensor, however the model takes them (`t[:, :8]`, `narrow`, "
+            "`t.chunk(2, -1)[0]`, `t.split(8, -1)[0]`), judged on the tensor's real shape; every other check "
+            "reads, differentiates and edits only those elements. The check fails when that place does not "
+            "exist in the captured graph, which usually means the design element was never implemented; a "
+            "slice that does not fit the real tensor (too many indices, out of range, empty) is a spec error "
+            "(exit 2) at its line. Fix: return the tensor from forward under that key, or correct the binding."
         )
     }
 
@@ -132,7 +168,7 @@ class SymbolCheck(Check):
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
         for name, binding in context.spec.symbols.items():
-            resolution = resolve_binding(context.graph, binding)
+            resolution = resolve_symbol(context, name)
             element = f"symbol {name}"
             if resolution.node is None:
                 yield failed(
