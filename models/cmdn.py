@@ -148,13 +148,42 @@ def _small_head(hidden: int, bias: float) -> nn.Linear:
     return head
 
 
+class ChromatinShift(nn.Module):
+    """B(descriptor, accessibility) = b_access(a) + B_RANGE·tanh(b_cell(descriptor)/B_RANGE).
+
+    The accessibility effect is one function shared by every cell line, learned from all of them;
+    the cell line's own shift comes from its descriptor, which the benchmark (and any real dataset)
+    offers for only a handful of training cell lines (8). A free function of the descriptor fitted to
+    8 points extrapolates arbitrarily to an unseen cell line: trained as one MLP of (descriptor, a),
+    B for a validation cell line of seed 2 came out 1.7 logit units above the training cells' mean
+    (predicted positive rate 0.23 against 0.025), and replacing the descriptor by the training cells'
+    mean for B alone raised validation pooled AUPR from 0.23 to 0.43 (seed 0: 0.61 to 0.67). So the
+    shift separates the two and bounds the cell-specific part, as T_RANGE bounds T: a prior that a
+    cell line moves the affinity by at most B_RANGE logit units beyond what its accessibility says.
+    """
+
+    B_RANGE = 1.0
+
+    def __init__(self, descriptor_dim: int, hidden: int):
+        super().__init__()
+        self.access = nn.Sequential(_mlp(1, hidden), _small_head(hidden, 0.0))
+        self.cell = nn.Sequential(_mlp(descriptor_dim, hidden), _small_head(hidden, 0.0))
+
+    def forward(self, descriptor: torch.Tensor, access: torch.Tensor) -> torch.Tensor:
+        own = self.cell(descriptor).squeeze(-1)
+        if self.B_RANGE is not None:
+            own = self.B_RANGE * torch.tanh(own / self.B_RANGE)
+        return self.access(access).squeeze(-1) + own
+
+
 class Modulator(nn.Module):
     """ψ(c) -> (M, B, T), each (B,). c = cell-line descriptor (all but the last column) + accessibility (last).
 
     (M·U_I + B)/T is unchanged by (M, B, T) -> k·(M, B, T), so what each part may see is the design:
 
     M = softplus(m(descriptor)) + m_min   TF concentration: a property of the cell line only.
-    B = b(descriptor, accessibility)      chromatin context shifts affinity.
+    B = b_a(accessibility) + b_c(descriptor)  chromatin context shifts affinity (ChromatinShift:
+                                          shared accessibility effect, bounded cell-line part).
     T = t_min + (1 - t_min)·exp(s(a) - s(a_ref)),  s = T_RANGE·tanh(g(a)/T_RANGE)
                                           sharpness from accessibility only, 1 at a_ref.
 
@@ -174,7 +203,7 @@ class Modulator(nn.Module):
         self.t_min, self.m_min = t_min, m_min
         self.concentration = nn.Sequential(_mlp(context_dim - 1, hidden),
                                            _small_head(hidden, _inverse_softplus(1.0 - m_min)))
-        self.shift = nn.Sequential(_mlp(context_dim, hidden), _small_head(hidden, 0.0))
+        self.shift = ChromatinShift(context_dim - 1, hidden)
         self.sharpness = nn.Sequential(_mlp(1, hidden), _small_head(hidden, 0.0))
         # Near-identity start (M ≈ 1, B ≈ 0, T ≈ 1): stage 1 of the curriculum trains logit ≈ U_I.
 
@@ -184,7 +213,7 @@ class Modulator(nn.Module):
     def forward(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         descriptor, access = c[:, :-1], c[:, -1:]
         M = F.softplus(self.concentration(descriptor)).squeeze(-1) + self.m_min
-        B = self.shift(c).squeeze(-1)
+        B = self.shift(descriptor, access)
         reference = torch.full_like(access[:1], self.ACCESS_REF)
         log_t = self._log_sharpness(access) - self._log_sharpness(reference)
         T = self.t_min + (1.0 - self.t_min) * torch.exp(log_t)

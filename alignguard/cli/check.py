@@ -119,7 +119,7 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
     from alignguard.results import Report
 
     start = time.perf_counter()
-    import_torch_and_freeze_heap()
+    import_torch_and_freeze_heap(sleeping_threads=True)
     torch_imported = time.perf_counter()
     try:
         with progress(f"alignguard: checking {model} against {spec}", enabled=not quiet):

@@ -36,7 +36,7 @@ def graph_command(
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
     limit = resolve_timeout(timeout)
-    import_torch_and_freeze_heap()
+    import_torch_and_freeze_heap(sleeping_threads=True)
     view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", timeout=limit,
                         stdout_to_stderr=True)
     count = view.graph.number_of_nodes()

@@ -1,21 +1,38 @@
-"""Keep the garbage collector off torch's import-time objects in short CLI runs.
+"""Start-up settings for short CLI runs that import torch: the heap and torch's thread pool.
 
 `import torch` leaves about a million objects that live until the process ends. Every full
 collection after it, and the one at interpreter exit, walks all of them again: 0.3-0.4 s of a
 2 s `alignguard check`. `gc.freeze()` moves everything alive at that moment into a generation
 the collector never scans (the technique CPython documents for long-lived startup state).
+
+A check runs thousands of small operators (batch-sized tensors, many forwards), each an OpenMP
+parallel region. libgomp's default makes idle pool threads spin for ~300,000 iterations waiting
+for the next region; on a machine whose cores are busy with other jobs, a spinning thread holds
+the core the working one needs, and the check ran 7-30x slower in wall time (10x the CPU time) at
+a load average of 7-10. `OMP_WAIT_POLICY=PASSIVE` makes waiting threads sleep instead. libgomp
+reads it once, when torch loads it, so it is set before the import and never over a value the
+user chose.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import sys
 
 _frozen = False
 
 
-def import_torch_and_freeze_heap() -> None:
-    """Import torch, then freeze the heap once per process (later calls only import)."""
+def import_torch_and_freeze_heap(*, sleeping_threads: bool = False) -> None:
+    """Import torch, then freeze the heap once per process (later calls only import).
+
+    sleeping_threads: torch's OpenMP threads sleep between parallel regions instead of spinning
+    (for commands made of many small operators: check, init, graph, mutate; not train, whose
+    large steps keep the pool busy). No effect when torch is already imported.
+    """
     global _frozen
+    if sleeping_threads and "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch  # noqa: F401  (imported for its side effect: the objects to freeze)
 
     if not _frozen:

@@ -32,7 +32,7 @@ def init_command(
     from alignguard.isolation import run_isolated
 
     limit = resolve_timeout(timeout)
-    import_torch_and_freeze_heap()
+    import_torch_and_freeze_heap(sleeping_threads=True)
     survey, text = run_isolated(infer_starter_spec, model, activity="the survey", timeout=limit,
                                 stdout_to_stderr=True)
     # editors with the YAML language server validate and complete the spec from the schema beside it

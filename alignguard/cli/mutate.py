@@ -51,7 +51,7 @@ def mutate_command(
     if fail_on not in ("error", "warning"):
         raise UsageError(f"--fail-on must be 'error' or 'warning', not '{fail_on}'", fix="use --fail-on warning")
     limit = resolve_timeout(timeout)
-    import_torch_and_freeze_heap()
+    import_torch_and_freeze_heap(sleeping_threads=True)
     live = Console(stderr=True).is_terminal
     # the clock restarts for each mutant: the limit bounds one check, not the whole run
     report = run_isolated(_mutate, spec, model, operators, min_kill, fail_on, live, limit,

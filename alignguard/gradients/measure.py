@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import torch
 
 from alignguard.gradients.stats import GradientStats, gradient_stats_from_gram
+from alignguard.seeding import manual_seed
 
 TermStatus = Literal["alive", "detached", "unreached", "zero_value", "zero_gradient", "nonfinite", "absent"]
 # When batches disagree and none is alive or non-finite, report the most telling cause first.
@@ -315,7 +316,7 @@ def measure_steps(
         for i, batch in enumerate(batches):
             with torch.random.fork_rng(devices=[]):
                 if seeds is not None:
-                    torch.manual_seed(seeds[i])
+                    manual_seed(seeds[i])
                 outputs = run_forward(batch)
                 for step in steps:  # gradients go straight into each step's running sums
                     result[step].add(term_gradients(terms_at(batch, outputs, step), params,

@@ -35,6 +35,7 @@ from torch.overrides import TorchFunctionMode
 
 from alignguard.errors import SpecError
 from alignguard.probes.replay import Replays
+from alignguard.seeding import manual_seed
 from alignguard.spec.model import SliceFitError, SymbolBinding
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
@@ -589,7 +590,7 @@ class SymbolRunner:
         self.model.train(train)
         try:
             with torch.random.fork_rng(devices=[]), self._replays.own():
-                torch.manual_seed(seed)
+                manual_seed(seed)
                 try:
                     with mode if mode is not None else _nothing():
                         return call() if call is not None else self.model(**inputs)

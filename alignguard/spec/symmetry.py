@@ -1,8 +1,9 @@
 """Continuous symmetries of a design equation: the ways to move its symbols that leave its value unchanged.
 
 A symmetry is a vector field V = Σ_s ξ_s ∂/∂s with V f = 0, where each ξ_s is a linear combination
-of the terms {1, s, every other symbol}: a shift (ξ_U = 1), a scaling (ξ_M = M), or a compensated
-move (ξ_U = 1, ξ_B = −M: (U_I+δ, B−M·δ)). For `logit = (M*U_I + B)/T` that gives (M, B, T) -> k·(M, B, T),
+of the terms {1, s, every other symbol}: a shift (ξ_U = 1), a scaling (ξ_M = M), a compensated
+move (ξ_U = 1, ξ_B = −M: (U_I+δ, B−M·δ)), or a shift that one symbol's scaling compensates
+(ξ_a = 1, ξ_b = −b: exp(a)·b's (a+δ, e^(−δ)·b)). For `logit = (M*U_I + B)/T` that gives (M, B, T) -> k·(M, B, T),
 (U_I, M) -> (k·U_I, M/k), (U_I+δ, B−M·δ) and (U_I, B, T) -> k·(U_I, B, T).
 
 Found numerically, with no computer algebra: ∂f/∂s at random points (autograd in float64) makes
@@ -150,8 +151,10 @@ def partials(expr: Expr, names: list[str], seed: int = 0) -> tuple[np.ndarray, n
 def find_symmetries(expr: Expr) -> list[Symmetry]:
     """Every generator of the equation's scalings and (compensated) shifts, smallest support first.
 
-    Two families, each a linear system: scalings (ξ_s = a_s·s: k^a_s·s) and shifts (ξ_s a combination
-    of 1 and the *other* symbols: U_I+δ, B−M·δ).
+    Three families, each a linear system: scalings (ξ_s = a_s·s: k^a_s·s), shifts (ξ_s a combination
+    of 1 and the *other* symbols: U_I+δ, B−M·δ), and affine moves that shift some symbols while scaling
+    others (ξ_s a combination of 1 and s: exp(a)·b's (a+δ, e^(−δ)·b), a log-scale shift). A family
+    reports only directions the earlier ones have not found.
     """
     names = appearance_order(expr)
     if not names:
@@ -160,7 +163,7 @@ def find_symmetries(expr: Expr) -> list[Symmetry]:
     value = {name: points[:, i] for i, name in enumerate(names)} | {ONE: np.ones(len(points))}
     scale = np.abs(grad).max() or 1.0
     found: list[Symmetry] = []
-    families = (lambda s: [s], lambda s: [ONE, *(r for r in names if r != s)])
+    families = (lambda s: [s], lambda s: [ONE, *(r for r in names if r != s)], lambda s: [ONE, s])
     for terms_of in families:
         explained: dict[tuple[str, ...], tuple[list, np.ndarray]] = {}
         for size in range(1, len(names) + 1):
@@ -173,6 +176,9 @@ def find_symmetries(expr: Expr) -> list[Symmetry]:
                     continue
                 inner = [_embed(*explained[sub], keys) for sub in itertools.combinations(support, size - 1)
                          if size > 1 and len(explained[sub][1])]
+                # what an earlier family already found on this support or inside it (a scaling, a plain shift)
+                inner += [_as_row(g, keys) for g in found if set(g.support) <= set(support)
+                          and all((s, t) in keys for s, terms in g.xi.items() for t in terms)]
                 inherited = np.concatenate(inner) if inner else np.zeros((0, len(keys)))
                 kept = [g for g in found if set(g.support) == set(support)]
                 for vector in _new_directions(null, inherited):
@@ -207,6 +213,15 @@ def _embed(sub_keys: list, rows: np.ndarray, keys: list) -> np.ndarray:
     for i, key in enumerate(sub_keys):
         out[:, keys.index(key)] = rows[:, i]
     return out
+
+
+def _as_row(symmetry: Symmetry, keys: list) -> np.ndarray:
+    """A found generator written in a support's columns (every term of it must be one of `keys`)."""
+    row = np.zeros((1, len(keys)))
+    for s, terms in symmetry.xi.items():
+        for term, coefficient in terms.items():
+            row[0, keys.index((s, term))] = coefficient
+    return row
 
 
 def _multiple_of(candidate: Symmetry, base: Symmetry) -> bool:

@@ -79,7 +79,9 @@ class MonitorConfig(_Strict):
     vanish_ratio: float = Field(
         1e-3, gt=0, lt=1, description="A gradient below this fraction of its own peak norm has vanished."
     )
-    min_cosine: float | None = Field(None, ge=-1, le=1, description="Conflict bound (default: the spec's).")
+    min_cosine: float | None = Field(
+        None, ge=-1, le=1, description="Conflict bound for pairs the spec does not bound itself (default: the "
+        "spec's min_cosine; the spec's gradients.pairs keep their own bounds).")
     min_net_ratio: float | None = Field(
         None, ge=0, le=1, description="|sum g_i| / sum |g_i| below this means terms cancel (default: the spec's)."
     )

@@ -76,24 +76,49 @@ def never_trained(model, stages: list[Stage]) -> list[str]:
     return [n for n, _ in model.named_parameters() if not any(s.trains(n) for s in stages)]
 
 
+def full_design_stage(stages: list[Stage], parameter_names: list[str]) -> int:
+    """Index of the first stage by which every parameter the curriculum trains has been switched on.
+
+    Before it, part of the design (e.g. CMDN's T before the joint stage) is still at its
+    initialisation: such a checkpoint is not the designed model, however well it validates, so
+    the best checkpoint is chosen from this stage on (see `judge_epoch`).
+    """
+    wanted = {n for n in parameter_names if any(s.trains(n) for s in stages)}
+    seen: set[str] = set()
+    for index, stage in enumerate(stages):
+        seen.update(n for n in wanted if stage.trains(n))
+        if seen >= wanted:
+            return index
+    return max(len(stages) - 1, 0)
+
+
 @dataclass(frozen=True)
 class EpochVerdict:
-    improved: bool
+    improved: bool  # this epoch becomes the best checkpoint
     bad_epochs: int  # epochs in a row without improvement, after this one
     stage_done: bool
     finished: bool
     reason: str | None  # why the run ends (None: it goes on)
     patience_out: bool
+    full_design: bool = True  # the epoch trained every part of the design (see full_design_stage)
 
 
 def judge_epoch(value: float | None, best: float | None, bad_epochs: int, stage_epoch: int, stage: Stage,
-                last_stage: bool, patience: int, min_delta: float, budget_spent: bool) -> EpochVerdict:
-    """Early stopping on validation AUPR inside the curriculum.
+                last_stage: bool, patience: int, min_delta: float, budget_spent: bool, full_design: bool = True,
+                best_full_design: bool = True) -> EpochVerdict:
+    """Checkpoint selection and early stopping on validation AUPR inside the curriculum.
 
+    An epoch of the full design (`full_design`: every part the curriculum trains has been switched
+    on) always beats one from before it, whatever their AUPRs; among epochs of the same kind the
+    higher AUPR wins. So the best checkpoint is the designed model as soon as one exists, and a
+    run stopped before that (--max-steps) still has a best.pt, marked as not the full design.
     Running out of patience ends an early stage (the next stage starts) and ends the run in the
     last stage; a stage also ends when its epochs are spent. `stage_epoch` counts this epoch.
     """
-    improved = value is not None and (best is None or value > best + min_delta)
+    if value is None or (best is not None and best_full_design and not full_design):
+        improved = False
+    else:
+        improved = best is None or (full_design and not best_full_design) or value > best + min_delta
     bad = 0 if improved else bad_epochs + 1
     patience_out = bad >= patience
     # the step budget ends the run, not the stage: a resume under a larger --max-steps continues this stage
@@ -102,7 +127,7 @@ def judge_epoch(value: float | None, best: float | None, bad_epochs: int, stage_
     reason = ("max_steps reached" if budget_spent else
               f"early stopping: no validation AUPR gain for {bad} epochs" if patience_out and last_stage else
               "curriculum complete" if finished else None)
-    return EpochVerdict(improved, bad, stage_done, finished, reason, patience_out)
+    return EpochVerdict(improved, bad, stage_done, finished, reason, patience_out, full_design)
 
 
 def progress_after(progress: dict[str, Any], verdict: EpochVerdict, value: float | None,
@@ -113,6 +138,7 @@ def progress_after(progress: dict[str, Any], verdict: EpochVerdict, value: float
         "epoch": progress["epoch"] + 1, "batch_in_epoch": 0, "finished": verdict.finished,
         "best_value": value if verdict.improved else progress["best_value"],
         "best_epoch": progress["epoch"] if verdict.improved else progress["best_epoch"],
+        "best_full_design": verdict.full_design if verdict.improved else progress.get("best_full_design", True),
         "bad_epochs": 0 if advance else verdict.bad_epochs,
         "stage_index": progress["stage_index"] + (1 if advance else 0),
         "stage_epoch": 0 if verdict.stage_done else progress["stage_epoch"] + 1,

@@ -5,11 +5,13 @@ Step alarms (from the per-term gradients, definitions shared with the checker vi
 * vanished  — a term's gradient (or the net gradient) fell below `vanish_ratio` × its own peak:
               the seed's ‖∇L‖ → 0 long before the loss reached its minimum;
 * cancel    — |Σ g_i| / Σ |g_i| below `min_net_ratio`: the terms cancel (∇L_orth ≈ −α ∇L_domain);
-* conflict  — cos(g_i, g_j) below `min_cosine`;
+* conflict  — cos(g_i, g_j) below `min_cosine`, or outside the pair's own [min_cosine, max_cosine]
+              when the spec declares it (`gradients.pairs`: terms that oppose by construction, such as
+              an information bottleneck's task loss and KL, the same bounds `gradient.conflict` checks);
 * share     — a term's share g_i·g/|g|² below the spec's `min_share` once past the spec's step.
 Epoch alarms (from validation): plateau (loss decrease per epoch ~0, the seed's 26.5 % → 0.04 %),
-constant classifier (accuracy = 1 − positive rate), z_I leaking the cell line, M(c) re-encoding
-U_I, T(c) rising with accessibility.
+constant classifier (every prediction on one side of 0.5 and no ranking:
+AUROC below 0.55), z_I leaking the cell line, M(c) re-encoding U_I, T(c) rising with accessibility.
 
 An alarm is reported when it is raised and when it clears; it does not stop training.
 """
@@ -76,9 +78,11 @@ class GradientMonitor:
     """Turns per-term gradients into a JSON record and raised / cleared alarms."""
 
     def __init__(self, vanish_ratio: float, min_cosine: float, min_net_ratio: float,
-                 min_shares: dict[str, tuple[float, int]] | None = None):
+                 min_shares: dict[str, tuple[float, int]] | None = None, pairs: Sequence[Any] = ()):
         self.vanish_ratio = vanish_ratio
         self.min_cosine = min_cosine
+        # the spec's per-pair bounds (PairBound-like: terms, min_cosine, max_cosine, why) replace min_cosine
+        self.pairs = {frozenset(p.terms): p for p in pairs}
         self.min_net_ratio = min_net_ratio
         self.min_shares = min_shares or {}  # term -> (min_share, from step), from the spec
         self.peaks: dict[str, float] = {}
@@ -124,10 +128,9 @@ class GradientMonitor:
                 "cancel", "all", f"the loss terms cancel: |Σ∇L_i| / Σ|∇L_i| = {stats.net_ratio:.3f} "
                 f"< {self.min_net_ratio}", step)
         for (a, b), cosine in stats.cosines.items():
-            if cosine is not None and cosine < self.min_cosine:
-                conditions[f"conflict:{a}|{b}"] = Alarm(
-                    "conflict", f"{a}|{b}", f"'{a}' and '{b}' pull against each other: cos = {cosine:.2f} "
-                    f"< {self.min_cosine}", step)
+            alarm = self._conflict(a, b, cosine, step)
+            if alarm is not None:
+                conditions[alarm.key] = alarm
         for name, (minimum, from_step) in self.min_shares.items():
             share = stats.shares.get(name)
             if minimum > 0 and step >= from_step and name in stats.shares and (share is None or share < minimum):
@@ -146,6 +149,24 @@ class GradientMonitor:
         }
         return record, raised, cleared
 
+    def _conflict(self, a: str, b: str, cosine: float | None, step: int) -> Alarm | None:
+        if cosine is None:
+            return None
+        pair = self.pairs.get(frozenset((a, b)))
+        if pair is None:
+            if cosine >= self.min_cosine:
+                return None
+            return Alarm("conflict", f"{a}|{b}", f"'{a}' and '{b}' pull against each other: cos = {cosine:.2f} "
+                         f"< {self.min_cosine}", step)
+        why = f" ({pair.why})" if pair.why else ""
+        if cosine < pair.min_cosine:
+            return Alarm("conflict", f"{a}|{b}", f"'{a}' and '{b}' pull against each other more than the spec "
+                         f"allows for this pair: cos = {cosine:.2f} < {pair.min_cosine:g}{why}", step)
+        if cosine > pair.max_cosine:
+            return Alarm("conflict", f"{a}|{b}", f"'{a}' and '{b}', which the spec says oppose by construction, "
+                         f"do not: cos = {cosine:.2f} > {pair.max_cosine:g}{why}", step)
+        return None
+
 
 def epoch_alarms(epoch: int, step: int, loss_history: list[float], validation: dict[str, Any],
                  probes: dict[str, Any], plateau_ratio: float, leak_nats: float) -> list[Alarm]:
@@ -158,9 +179,11 @@ def epoch_alarms(epoch: int, step: int, loss_history: list[float], validation: d
                                 f"(the seed's failed run: 26.5% -> 0.04% per epoch after epoch 2)", step))
     pooled = validation["pooled"]
     rate, predicted = pooled.get("positive_rate"), pooled.get("predicted_positive_rate")
-    if rate is not None and predicted is not None and (predicted == 0.0 or predicted == 1.0):
+    if rate is not None and predicted is not None and (predicted == 0.0 or predicted == 1.0) \
+            and not _ranks(pooled.get("auroc")):
         alarms.append(Alarm("constant", "classifier", f"every validation prediction is "
-                            f"{'negative' if predicted == 0 else 'positive'}: accuracy {pooled['accuracy']:.4f} is "
+                            f"{'negative' if predicted == 0 else 'positive'} and they do not rank the examples "
+                            f"(AUROC {_text(pooled.get('auroc'))}): accuracy {pooled['accuracy']:.4f} is "
                             f"the constant classifier's at a {100 * rate:.1f}% positive rate", step))
     mi = (probes.get("mi_zI_c") or {}).get("nats")
     if mi is not None and mi > leak_nats:
@@ -179,6 +202,20 @@ def epoch_alarms(epoch: int, step: int, loss_history: list[float], validation: d
         alarms.append(Alarm("implausible", "T", f"corr(T(c), accessibility) {scope} = {corr_t:.2f} > 0: the design "
                             "wants open chromatin -> low T (sharp)", step))
     return alarms
+
+
+# A calibrated model at a low positive rate may put every probability below 0.5 (where no locus is more
+# likely bound than not, the Bayes classifier does too); it is the constant classifier only if its scores
+# carry no ranking either. AUROC's standard error on a validation split of thousands is ~0.01.
+CHANCE_AUROC = 0.55
+
+
+def _ranks(auroc: float | None) -> bool:
+    return auroc is not None and auroc == auroc and auroc >= CHANCE_AUROC
+
+
+def _text(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _finite(value: float | None) -> bool:

@@ -328,6 +328,10 @@ def _finish(run_dir: Path, trainer, summary: dict[str, Any], console: Console, d
     (run_dir / "summary.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
     console.print(f"stopped: {summary['stop_reason']}; best {summary['metric']} {_f(summary['best_value'])} at epoch "
                   f"{summary['best_epoch']}; report: {run_dir / 'report'}; checkpoints: {run_dir / rundir.CHECKPOINTS}")
+    if summary["best_epoch"] is not None and not summary.get("best_full_design", True):
+        console.print(f"[yellow]note:[/] the run stopped before stage '{summary['full_design_stage']}', where every "
+                      "part of the design trains, so best.pt is a partly trained model (--resume with a larger "
+                      "--max-steps to train the full design)")
 
 
 def evaluate_checkpoint(run_dir: Path, split, truth, console: Console, *, title: str, model_file, spec,
@@ -352,7 +356,7 @@ def evaluate_checkpoint(run_dir: Path, split, truth, console: Console, *, title:
                           probe_rows=config.monitor.probe_examples)
     result = assess(predictions, split.cell_names, probes=True, seed=config.seed, truth=truth)
     result["checkpoint"] = {"epoch": payload.get("epoch"), "step": payload.get("step"),
-                            "validation_value": payload.get("value")}
+                            "validation_value": payload.get("value"), "full_design": payload.get("full_design")}
     console.print(metrics_table(result["metrics"], title))
     recovery = (result.get("probes") or {}).get("truth_recovery")
     if recovery:

@@ -20,7 +20,7 @@ from rich.console import Console
 from alignguard.errors import DataError, ModelFileError, NonFiniteLossError, TrainingError
 from alignguard.train import checkpoint as ckpt
 from alignguard.train.config import TrainConfig
-from alignguard.train.curriculum import Stage, allocate, apply_stage, judge_epoch, progress_after
+from alignguard.train.curriculum import Stage, allocate, apply_stage, full_design_stage, judge_epoch, progress_after
 from alignguard.train.data import Datasets, EpochBatches, SubsetSplit, check_batch, fixed_subset, make_loader
 from alignguard.train.device import (autocast_context, choose_device, choose_precision, default_workers,
                                      runtime_facts, seed_everything)
@@ -83,6 +83,7 @@ class Trainer:
         self.keys = _output_keys(spec)
         names = [n for n, _ in self.model.named_parameters()]
         self.stages: list[Stage] = allocate(_stages(config), config.epochs, names, "training config (curriculum)")
+        self.full_design_from = full_design_stage(self.stages, names)  # best.pt is chosen from this stage on
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.optim.lr,
                                            betas=config.optim.betas, weight_decay=config.optim.weight_decay)
         self.steps_per_epoch = len(self._train_batches(0, 0))
@@ -101,12 +102,14 @@ class Trainer:
             min_cosine=config.monitor.min_cosine if config.monitor.min_cosine is not None else gradients.min_cosine,
             min_net_ratio=(config.monitor.min_net_ratio if config.monitor.min_net_ratio is not None
                            else gradients.min_net_ratio),
-            min_shares={name: (loss.min_share, loss.step) for name, loss in spec.losses.items()})
+            min_shares={name: (loss.min_share, loss.step) for name, loss in spec.losses.items()},
+            pairs=gradients.pairs)
         self.val_split = SubsetSplit(datasets.val, fixed_subset(len(datasets.val), config.data.eval_examples,
                                                                 config.seed))
         self.progress: dict[str, Any] = {
             "epoch": 0, "batch_in_epoch": 0, "step": 0, "stage_index": 0, "stage_epoch": 0,
-            "best_value": None, "best_epoch": None, "bad_epochs": 0, "loss_history": [], "finished": False,
+            "best_value": None, "best_epoch": None, "best_full_design": False, "bad_epochs": 0, "loss_history": [],
+            "finished": False,
             "epoch_sums": {}, "epoch_steps": 0, "epoch_wait": 0.0, "epoch_time": 0.0, "stop_reason": None,
             "window_sums": {}, "window_steps": 0,
         }
@@ -372,6 +375,7 @@ class Trainer:
         if self.dist.is_main:
             ckpt.save_atomic({"model": self.model.state_dict(), "epoch": epoch, "step": self.progress["step"],
                               "metric": self.config.early_stopping.metric, "value": value,
+                              "full_design": self.progress["stage_index"] >= self.full_design_from,
                               "validation": _json(validation), "config": self.config.model_dump(mode="json"),
                               "model_sha256": self.model_sha256}, self.checkpoints / BEST)
 
@@ -499,15 +503,18 @@ class Trainer:
         metric = config.early_stopping.metric
         value = selection_value(validation, metric)
         last_stage = progress["stage_index"] == len(self.stages) - 1
+        full_design = progress["stage_index"] >= self.full_design_from
         verdict = judge_epoch(value, progress["best_value"], progress["bad_epochs"], progress["stage_epoch"] + 1,
                               stage, last_stage, config.early_stopping.patience, config.early_stopping.min_delta,
-                              self._budget_spent())
+                              self._budget_spent(), full_design=full_design,
+                              best_full_design=progress.get("best_full_design", True))
         seconds = progress["epoch_time"]
         record = {
             "kind": "epoch", "epoch": epoch, "step": progress["step"], "stage": stage.name,
             "stage_start": progress["stage_epoch"] == 0, "train_loss": train_loss,
             "val": validation, "probes": probes,
-            "selection": {"metric": metric, "value": value, "ceiling": ceiling_of(validation, metric)},
+            "selection": {"metric": metric, "value": value, "ceiling": ceiling_of(validation, metric),
+                          "full_design": full_design},
             "improved": verdict.improved, "best_value": value if verdict.improved else progress["best_value"],
             "steps": progress["epoch_steps"], "seconds": seconds,
             "steps_per_second": progress["epoch_steps"] / seconds if seconds else None,
@@ -561,6 +568,8 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         return {"best_epoch": self.progress["best_epoch"], "best_value": self.progress["best_value"],
+                "best_full_design": self.progress.get("best_full_design", True),
+                "full_design_stage": self.stages[self.full_design_from].name,
                 "metric": self.config.early_stopping.metric, "steps": self.progress["step"],
                 "epochs": self.progress["epoch"], "stop_reason": self.progress["stop_reason"],
                 "device": self.device, "precision": self.precision.mode, "world": self.dist.world}

@@ -244,3 +244,24 @@ def test_training_step_at_batch_256_is_well_under_a_second(cmdn):
         timings.append(time.perf_counter() - start)
     # The fastest of 7 is robust to other processes sharing the cores; ~0.1 s on an idle machine.
     assert min(timings) < 1.0, timings
+
+
+def test_the_cell_lines_own_shift_is_bounded_and_the_accessibility_effect_shared(model, batch):
+    # B = b_access(a) + bounded b_cell(descriptor): however far an unseen descriptor lies from the training
+    # cell lines, and however large the weights grow, its own shift stays within B_RANGE logit units
+    shift = model.modulator.shift
+    with torch.no_grad():
+        for parameter in shift.cell.parameters():
+            parameter.mul_(50.0)
+        c = batch["c"].clone()
+        c[:, :-1] = 1000.0 * torch.randn_like(c[:, :-1])
+        _, B, _ = model.modulator(c)
+        own = B - shift.access(c[:, -1:]).squeeze(-1)
+    assert own.abs().max() <= shift.B_RANGE + 1e-5
+    assert own.abs().max() > 0.5 * shift.B_RANGE  # the bound is reached, not a dead cell part
+    # two cell lines with the same accessibility differ only by their bounded own shifts
+    same = c.clone()
+    same[:, -1] = 0.3
+    with torch.no_grad():
+        _, B, _ = model.modulator(same)
+    assert (B.max() - B.min()) <= 2 * shift.B_RANGE + 1e-5

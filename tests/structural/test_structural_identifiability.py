@@ -52,6 +52,20 @@ def test_symmetries_of_the_legacy_head_and_of_a_formula_without_any():
     assert find_symmetries(parse_equation("y = exp(a) + b * b").rhs) == []
 
 
+def test_a_log_scale_shift_is_found_and_flows_exactly():
+    import torch
+
+    (shift,) = find_symmetries(parse_equation("y = exp(a) * b").rhs)
+    assert shift.describe("") == "(a+δ, e^(−δ)·b)" and not shift.is_scaling and not shift.is_shift
+    values = {"a": torch.tensor([0.0, 1.0]), "b": torch.tensor([2.0, 3.0])}
+    moved = shift.flow(values, torch.tensor([0.5, -1.0]))
+    assert torch.allclose(torch.exp(moved["a"]) * moved["b"], torch.exp(values["a"]) * values["b"])
+    # inside a function, and never reported again as what an earlier family found
+    assert [s.describe("") for s in find_symmetries(parse_equation("p = sigmoid(exp(a) * b + c)").rhs)] == [
+        "(a+δ, e^(−δ)·b)"]
+    assert find_symmetries(parse_equation("y = softplus(a) * b").rhs) == []
+
+
 def test_the_flow_is_the_finite_symmetry():
     import torch
 
@@ -107,14 +121,43 @@ def test_identifiable_fails_on_a_global_gauge():
     assert gauge(results, ["U_I", "B"]).status is Status.PASS  # T does not move there
 
 
-def test_the_legacy_head_is_the_forbidden_additive_mix():
+def legacy_checks(model):
+    return run_checks(model, "identifiability", "pattern.forbidden", spec=load_spec(SPEC), batch_fn=example_batch)
+
+
+def test_the_legacy_head_is_reported_once_as_the_forbidden_additive_mix():
     legacy = pytest.importorskip("identifiability_zoo").load_reference("legacy_energy.py")
-    results = identifiability(legacy.build_model())
-    shift = gauge(results, ["U_I", "R_E"])
-    assert shift.status is Status.FAIL and shift.element == "formula logit (as implemented)"
-    assert "logit = (U_I - R_E) / T is translation-symmetric: (U_I+δ, R_E+δ)" in shift.found
-    assert "translation_symmetric_head" in shift.expected and shift.details["confirmed"] is True
+    results = legacy_checks(legacy.build_model())
+    findings = [r for r in results if r.failed]
+    assert [r.check_id for r in findings] == ["pattern.forbidden"], [(r.check_id, r.found) for r in findings]
+    assert "(U_I+δ, R_E+δ) gives the same prediction" in findings[0].found
+    shift = gauge([r for r in results if r.check_id == "identifiability"], ["U_I", "R_E"])
+    assert shift.status is Status.PASS and shift.element == "formula logit (as implemented)"
+    assert "logit = (U_I - R_E) / T is translation-symmetric, (U_I+δ, R_E+δ)" in shift.found
+    assert "reported once, by pattern.forbidden" in shift.found and shift.details["confirmed"] is True
     assert gauge(results, ["U_I", "R_E", "T"]).status is Status.PASS  # a global scale: a note
+
+
+def test_a_translation_the_pattern_scan_cannot_see_is_identifiabilitys_finding():
+    import torch
+
+    legacy = pytest.importorskip("identifiability_zoo").load_reference("legacy_energy.py")
+
+    class RatioHead(torch.nn.Module):  # log(e^U_I / e^R_E) / T: the same shift, with no add/sub to find
+        def __init__(self):
+            super().__init__()
+            self.inner = legacy.build_model()
+
+        def forward(self, x, c):
+            out = dict(self.inner(x, c))
+            out["logit"] = torch.log(torch.exp(out["U_I"]) / torch.exp(out["R_E"])) / out["T"]
+            return out
+
+    results = legacy_checks(RatioHead())
+    assert [r.status for r in results if r.check_id == "pattern.forbidden"] == [Status.PASS]
+    shift = gauge([r for r in results if r.check_id == "identifiability"], ["U_I", "R_E"])
+    assert shift.status is Status.FAIL and "translation_symmetric_head" in shift.expected
+    assert "(U_I+δ, R_E+δ) gives the same prediction" in shift.found and shift.details["confirmed"] is True
 
 
 @pytest.mark.slow

@@ -58,7 +58,11 @@ def test_a_run_logs_steps_and_epochs_and_keeps_the_best_checkpoint(run_dir):
     assert 0 <= last["data_wait_fraction"] < 1
     best = ckpt.load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert best["epoch"] == summary["best_epoch"]
-    assert best["value"] == pytest.approx(max(r["val"]["pooled"]["aupr"] for r in epochs))
+    # the tiny curriculum switches every part on by its second stage: best.pt is chosen from there on
+    full = [r for r in epochs if r["selection"]["full_design"]]
+    assert [r["stage"] for r in full] == ["modulator", "joint"]
+    assert best["value"] == pytest.approx(max(r["val"]["pooled"]["aupr"] for r in full))
+    assert best["full_design"] is True and summary["best_full_design"] is True
     assert ckpt.load_checkpoint(run_dir / "checkpoints" / "last.pt")["progress"]["finished"] is True
 
 
@@ -92,6 +96,24 @@ def test_early_stopping_ends_the_run_when_validation_aupr_stops_improving(run_di
     summary = fit(trainer, run_dir)
     assert summary["epochs"] == 3 and summary["best_epoch"] == 0
     assert summary["stop_reason"].startswith("early stopping")
+
+
+def test_the_best_checkpoint_is_chosen_where_the_whole_design_trains(run_dir, tmp_path):
+    # lr ~ 0: every epoch validates the same, so by AUPR alone epoch 0 (encoder only) would stay the best
+    curriculum = [{"name": "first", "train": ["encoder"], "epochs": 2}, {"name": "second", "train": [""], "epochs": 2}]
+    trainer = make_trainer(run_dir, {"epochs": 4, "curriculum": curriculum, "optim.lr": 1e-12,
+                                     "early_stopping.patience": 5})
+    summary = fit(trainer, run_dir)
+    epochs = [r for r in read_records(run_dir / "metrics.jsonl") if r["kind"] == "epoch"]
+    assert [r["selection"]["full_design"] for r in epochs] == [False, False, True, True]
+    assert [r["improved"] for r in epochs] == [True, False, True, False]
+    assert summary["best_epoch"] == 2 and summary["best_full_design"] is True
+    assert ckpt.load_checkpoint(run_dir / "checkpoints" / "best.pt")["full_design"] is True
+    # stopped before the full design: best.pt still exists, and says what it is
+    short = tmp_path / "short"
+    summary = fit(make_trainer(short, {"epochs": 4, "curriculum": curriculum, "max_steps": 12}), short)
+    assert summary["best_epoch"] == 0 and summary["best_full_design"] is False
+    assert ckpt.load_checkpoint(short / "checkpoints" / "best.pt")["full_design"] is False
 
 
 def test_patience_in_an_early_stage_moves_on_to_the_next_stage(run_dir):

@@ -241,6 +241,63 @@ def test_a_zero_weighted_term_is_not_reported_as_vanished_but_a_non_finite_one_s
         monitor.observe(["bce", "kl"], {"bce": 1.0, "kl": float("nan")}, torch.stack([g, g]), step=2)
 
 
+def test_the_conflict_alarm_honours_the_specs_declared_pairs():
+    from alignguard.spec.rules import PairBound
+
+    # an information bottleneck: the KL pulls toward the prior, the task loss away from it, by design
+    pairs = [PairBound(terms=("bce", "kl"), min_cosine=-0.9, why="information bottleneck"),
+             PairBound(terms=("label", "domain"), min_cosine=-1.0, max_cosine=-0.1)]
+    monitor = GradientMonitor(vanish_ratio=1e-3, min_cosine=-0.5, min_net_ratio=0.05, pairs=pairs)
+    a, b = torch.zeros(4), torch.zeros(4)
+    a[0], b[0], b[1] = 1.0, -0.55, 0.835  # cos(a, b) = -0.55
+    names, values = ["bce", "kl", "rank"], {"bce": 1.0, "kl": 0.1, "rank": 0.5}
+    _, raised, _ = monitor.observe(names, values, torch.stack([a, b, b]), step=700)
+    # bce|kl is inside its declared bounds; bce|rank is not declared: the global bound still applies
+    assert [(x.kind, x.subject) for x in raised] == [("conflict", "bce|rank")]
+    c = torch.zeros(4)
+    c[0], c[1] = -0.95, 0.312  # cos(a, c) = -0.95: beyond the pair's own bound
+    d = torch.tensor([0.0, 0.0, 1.0, 0.0])  # rank now orthogonal to both: its alarm clears
+    _, raised, cleared = monitor.observe(names, values, torch.stack([a, c, d]), step=800)
+    assert [(x.kind, x.subject) for x in raised] == [("conflict", "bce|kl")]
+    assert [(x.kind, x.subject) for x in cleared] == [("conflict", "bce|rank")]
+    assert "information bottleneck" in raised[0].message and "-0.9" in raised[0].message
+    # a pair the design says must oppose, which does not
+    _, raised, _ = monitor.observe(["label", "domain"], {"label": 1.0, "domain": 1.0}, torch.stack([a, a]), step=900)
+    assert [(x.kind, x.subject) for x in raised] == [("conflict", "label|domain")]
+    assert "oppose by construction" in raised[0].message
+
+
+def test_all_negative_predictions_that_rank_are_not_the_constant_classifier():
+    # at a 14 % positive rate a calibrated model may keep every probability below 0.5 (CMDN's invariant
+    # stage does: AUROC 0.82); only predictions that also fail to rank are the seed's constant classifier
+    ranking = {"pooled": {"positive_rate": 0.143, "predicted_positive_rate": 0.0, "accuracy": 0.857, "auroc": 0.82}}
+    assert epoch_alarms(0, 175, [1.0], ranking, {}, 1e-3, 0.05) == []
+    flat = {"pooled": {**ranking["pooled"], "auroc": 0.51}}
+    assert [a.kind for a in epoch_alarms(0, 175, [1.0], flat, {}, 1e-3, 0.05)] == ["constant"]
+    # and real all-negative data (no AUROC: one class) still counts as not ranking
+    one_class = {"pooled": {**ranking["pooled"], "auroc": None}}
+    assert [a.kind for a in epoch_alarms(0, 175, [1.0], one_class, {}, 1e-3, 0.05)] == ["constant"]
+
+
+def test_full_design_stage_is_where_every_trained_part_is_switched_on():
+    from alignguard.train.curriculum import Stage, full_design_stage, judge_epoch
+
+    names = ["encoder.w", "energy.w", "modulator.concentration.w", "modulator.sharpness.w", "unused.w"]
+    cmdn = [Stage("invariant", ("encoder", "energy"), 2), Stage("modulator", ("modulator.concentration",), 1),
+            Stage("joint", ("encoder", "energy", "modulator"), 3)]
+    assert full_design_stage(cmdn, names) == 2  # sharpness first trains in the joint stage; 'unused' never does
+    assert full_design_stage([Stage("a", ("encoder",), 1), Stage("b", ("modulator", "energy"), 1),
+                              Stage("c", ("energy",), 1)], names) == 1
+    stage = Stage("joint", ("",), 3)
+    # the first full-design epoch replaces an earlier, better-validating best; an earlier one never replaces it
+    first = judge_epoch(0.23, 0.28, 0, 1, stage, True, 3, 1e-4, False, full_design=True, best_full_design=False)
+    assert first.improved and first.bad_epochs == 0 and first.full_design
+    assert not judge_epoch(0.5, 0.23, 0, 1, stage, False, 3, 1e-4, False, full_design=False,
+                           best_full_design=True).improved
+    assert judge_epoch(0.24, 0.23, 0, 2, stage, True, 3, 1e-4, False, True, True).improved
+    assert not judge_epoch(0.22, 0.23, 0, 2, stage, True, 3, 1e-4, False, True, True).improved
+
+
 def test_epoch_alarms_name_the_seeds_failure_modes():
     validation = {"pooled": {"positive_rate": 0.125, "predicted_positive_rate": 0.0, "accuracy": 0.875}}
     alarms = epoch_alarms(3, 100, [1.0, 0.99996], validation, {"mi_zI_c": {"nats": 0.4}, "corr_M_UI": 0.9,

@@ -1,5 +1,9 @@
 """The whole zoo: every correct model passes its natural spec (exit 0, no waiver); every broken variant
-exits 1 with a finding of a check that states the rule it breaks (examples/zoo/zoo.yaml)."""
+exits 1 with a finding of a check that states the rule it breaks (examples/zoo/zoo.yaml).
+
+`test_design_in_process` is the fast suite's guard (the Python API in the test's process; a broken
+variant runs only the checks its rule names). `test_design` runs the CLI, one subprocess per model,
+every check on every variant: the exit codes and JSON as a user gets them (slow)."""
 
 import sys
 
@@ -15,18 +19,27 @@ DESIGNS = run_zoo.manifest()
 KNOWN_MISSES: dict[str, str] = {}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(DESIGNS))
-def test_design(name):
-    outcome = run_zoo.judge(DESIGNS[name])
+def assert_zoo_design(name: str, outcome: dict) -> None:
     correct = outcome["correct"]
-    assert correct["passes"], f"{name}: the correct model fails {correct['failed']} (exit {correct['exit']})"
+    assert correct["passes"], (f"{name}: the correct model fails {correct['failed']} (exit {correct['exit']}"
+                               f"{', ' + correct['error'] if correct['error'] else ''})")
     for row in outcome["broken"]:
         if row["variant"] in KNOWN_MISSES:
             assert not row["caught"], f"{row['variant']} is caught now: remove it from KNOWN_MISSES"
             continue
         assert row["caught"], (f"{row['variant']} (breaks: {row['rule']}) exit {row['exit']}, failed "
                                f"{row['failed']}: none of the rule's checks fails")
+
+
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_design_in_process(name):
+    assert_zoo_design(name, run_zoo.judge(DESIGNS[name], in_process=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_design(name):
+    assert_zoo_design(name, run_zoo.judge(DESIGNS[name]))
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
 from alignguard.checks.gradients.measurement import conflict_step, loss_terms_where
 from alignguard.results import CheckResult, failed, passed
+from alignguard.seeding import manual_seed
 
 ID = "loss.descent"
 SHORTER = (10, 100, 1000)  # the divisors of ε a term that misses is measured again at
@@ -167,7 +168,7 @@ class LossDescentCheck(Check):
         """forward on example batch 0 (at `step`) under the spec's seed (the gradient measurement's first batch)."""
         import torch
 
-        torch.manual_seed(context.spec.entry_points.seed)
+        manual_seed(context.spec.entry_points.seed)
         return context.model_file.forward(context.model, context.batch(0, step=step),
                                           on="the example batch (train mode)")
 

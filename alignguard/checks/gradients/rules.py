@@ -15,6 +15,7 @@ from alignguard.checks.gradients.measurement import batches_phrase, loss_terms_w
 from alignguard.checks.base import Check
 from alignguard.results import CheckResult, Where, failed, passed
 from alignguard.checks.context import CheckContext
+from alignguard.checks.modules import parameters_named
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,10 @@ class Target:
 
 
 def resolve_target(context: CheckContext, name: str) -> Target:
-    from alignguard.gradients.targets import parameters_of
-
-    spec, model = context.spec, context.model
-    if name in spec.symbols:
+    if name in context.spec.symbols:
         return Target(f"symbol {name}", symbol=name)
-    if name in spec.components:
-        path = spec.components[name].module
-        try:
-            model.get_submodule(path)
-        except AttributeError:
-            return Target(f"'{path}' ({name})", missing=f"no module '{path}'")
-        params = tuple(parameters_of(model, module_path=path))
-        return Target(f"'{path}' ({name})", params, missing="" if params else f"'{path}' has no parameters")
-    params = tuple(parameters_of(model, pattern=name))
-    return Target(f"parameters '{name}'", params, missing="" if params else f"no parameter name matches '{name}'")
+    label, params, missing = parameters_named(context.spec, context.model, name)
+    return Target(label, params, missing=missing)
 
 
 def symbol_gradients(context: CheckContext, step: int) -> dict:

@@ -5,8 +5,10 @@ meaningless depends on what k may depend on: each moved symbol must stay a funct
 reads, so k can depend only on the inputs (or named input parts) *every* moved symbol reads. A gauge
 that can depend on a non-constant input is a finding (T(c) is then arbitrary within the orbit and
 cannot be read as chromatin sharpness); a global constant gauge is a note; a symbol the spec lists
-under `identifiable` fails on any gauge. A translation between a term derived from `left` only and
-one from `right` only is the `additive_mix` a forbidden pattern names (the seed's U_I − R_E head).
+under `identifiable` fails on any gauge. A symmetry that must move a symbol no trainable parameter
+reaches (a frozen bias model's output) is pinned: a note. A translation between a term derived from
+`left` only and one from `right` only is the `additive_mix` a forbidden pattern names (the seed's
+U_I − R_E head); pattern.forbidden reports it when its scan sees it, so it is reported once.
 
 The symmetries come from the formula (alignguard.spec.symmetry), the dependencies from the captured
 graph, and each reported gauge is confirmed on the real model: the moved symbols are set by
@@ -58,14 +60,19 @@ class IdentifiabilityCheck(Check):
             "reads (a move that needs a symbol the moved one cannot see, like B+U_I·δ with B blind to x, is not "
             "available). A gauge that can depend on a non-constant input fails: 'M, B and T are determined only up "
             "to k(c)', so T(c) cannot be read as sharpness. A global constant gauge is a note, unless a moved "
-            "symbol is listed under `identifiable:` in the spec. A translation between a term derived only from a "
-            "forbidden pattern's `left` and one derived only from its `right` (the seed's U_I − R_E head: (U_I+δ, "
-            "R_E+δ)) fails as that `additive_mix` pattern. Each reported gauge is confirmed on the real model by "
+            "symbol is listed under `identifiable:` in the spec. A symmetry that moves a symbol training cannot move "
+            "(every parameter it reads is frozen, by `gradients.frozen` or requires_grad=False, or it reads none) is "
+            "pinned, a note that names what pins it: ChromBPNet's (acc_profile+δ, bias_profile−δ) with the bias "
+            "model frozen; a symmetry among the other symbols is judged on its own. A translation between a term "
+            "derived only from a forbidden pattern's `left` and one derived only from its `right` (the seed's U_I − "
+            "R_E head: (U_I+δ, R_E+δ)) is that `additive_mix` pattern: reported once, by pattern.forbidden when its "
+            "add/sub scan finds it (a note here), and here when it cannot (through exp or a division). Each reported gauge is confirmed on the real model by "
             "setting the moved symbols (forward hooks, eval mode): the output must stay within 1e-4 while moving one "
             "symbol alone changes it. When the graph computes something else at the formula's left-hand symbol, "
-            "that expression (e.g. (U_I − R_E)/T) is analysed as well. Limits: it searches scalings and shifts "
-            "compensated by a term linear in another symbol, not every Lie symmetry (exp(a)·b's (a+δ, e^−δ·b) is "
-            "not found); it cannot see a normalisation that pins a constant (T = 1 at a reference input), so "
+            "that expression (e.g. (U_I − R_E)/T) is analysed as well. Limits: it searches scalings, shifts "
+            "compensated by a term linear in another symbol, and shifts compensated by a scaling (exp(a)·b's "
+            "log-scale shift (a+δ, e^(−δ)·b)), not every Lie symmetry (a move whose rate is non-linear in a symbol "
+            "is not found); it cannot see a normalisation that pins a constant (T = 1 at a reference input), so "
             "`identifiable: [T]` fails on such a design too. Fix: let the moved symbols see disjoint "
             "inputs so the gauge can only be a constant (e.g. M from the cell descriptor only, T from "
             "accessibility only, with flow.forbidden rules to keep it so), and fix the constant by a normalisation "
@@ -122,10 +129,15 @@ class IdentifiabilityCheck(Check):
         depends = dependencies(context, item.leaves)
         symmetries = find_symmetries(item.rhs)
         inputs = set(context.spec.inputs)
-        reported, broken = [], []
+        pins = pinned_symbols(context, item)
+        reported, broken, held = [], [], []
         for symmetry in symmetries:
             if set(symmetry.support) & inputs:
                 continue  # moving an input is not a gauge: the data is given
+            stuck = [s for s in symmetry.support if s in pins]
+            if stuck:  # training cannot move these, so the whole orbit is held (sub-symmetries are found on their own)
+                held.append((symmetry, stuck))
+                continue
             needs = {s: {r for r in symmetry.coefficient_symbols[s] if not depends[r] <= depends[s]}
                      for s in symmetry.support}
             if any(needs.values()):
@@ -139,13 +151,28 @@ class IdentifiabilityCheck(Check):
             yield passed(CHECK_ID, element, "no free gauge", f"{expression} has no scaling or shift symmetry")
             return
         details = {"expression": expression, "analysed": item.source,
-                   "dependencies": {s: sorted(d) for s, d in depends.items()}, "broken_by_dependencies": broken}
+                   "dependencies": {s: sorted(d) for s, d in depends.items()}, "broken_by_dependencies": broken,
+                   "pinned": pins}
         for symmetry, gauge in reported:
             yield self._result(context, item, element, expression, symmetry, gauge, details)
-        if not reported:
+        for symmetry, stuck in held:
+            yield self._pinned(context, item, element, expression, symmetry, stuck, pins, details)
+        if not reported and not held:
             yield passed(CHECK_ID, element, "no free gauge",
                          f"every symmetry of {expression} is broken by what its symbols see: " + "; ".join(broken),
                          details=details)
+
+    @staticmethod
+    def _pinned(context, item: Analysed, element, expression, symmetry: Symmetry, stuck: list[str], pins, details):
+        moved = list(symmetry.support)
+        why = "; ".join(f"{s} is pinned by {pins[s]}" for s in stuck)
+        return passed(CHECK_ID, element, f"no free gauge of {_list(moved)}",
+                      f"note: {symmetry.describe('')} predicts the same, but {why}: training cannot move "
+                      f"{'it' if len(stuck) == 1 else 'them'} (no trainable parameter reaches "
+                      f"{'it' if len(stuck) == 1 else 'them'}), and the move needs {_list(moved)} to move together",
+                      where=symbol_where(context.graph, item.leaves[stuck[0]]),
+                      details={**details, "symmetry": {s: dict(t) for s, t in symmetry.xi.items()}, "moved": moved,
+                               "pinned_by": {s: pins[s] for s in stuck}})
 
     def _result(self, context, item: Analysed, element, expression, symmetry: Symmetry, gauge: set,
                 details) -> CheckResult:
@@ -164,7 +191,13 @@ class IdentifiabilityCheck(Check):
                           details=record)
         checked = f" (confirmed on the model: {evidence})" if confirmed else f" (not confirmed on the model: {evidence})"
         pattern = forbidden_mix(context, item, symmetry)
-        if pattern is not None:
+        if pattern is not None and reported_by_pattern(context, pattern):
+            return passed(CHECK_ID, element, f"no translation between a {pattern.left}-only and a {pattern.right}-only "
+                          f"term (forbidden pattern {pattern.name})",
+                          f"note: {expression} is translation-symmetric, {move} gives the same prediction{checked}; "
+                          f"this is the forbidden pattern {pattern.name}, reported once, by pattern.forbidden",
+                          where=where, details={**record, "reported_by": "pattern.forbidden"})
+        if pattern is not None:  # a translation the pattern's add/sub scan cannot see (through exp, a division)
             why = f" ({pattern.why})" if pattern.why else ""
             return failed(CHECK_ID, element, f"no translation between a {pattern.left}-only and a {pattern.right}-only "
                           f"term (forbidden pattern {pattern.name})",
@@ -200,6 +233,15 @@ def _list(names: list[str]) -> str:
 
 
 # ---- dependencies ------------------------------------------------------------------------------
+def pinned_symbols(context: CheckContext, item: Analysed) -> dict[str, str]:
+    """Leaf symbols training cannot move (every parameter they read is frozen, or they read none), with why."""
+    from alignguard.checks.structure.trainable import trainability
+
+    state = trainability(context)
+    return {s: state.why_pinned(context, node) for s, node in item.leaves.items()
+            if s not in context.spec.inputs and not state.can_move(context, node)}
+
+
 def input_elements(spec) -> list[str]:
     """The finest inputs to speak of: an input's named parts where it has them, the input itself too."""
     elements = []
@@ -238,6 +280,14 @@ def display_inputs(spec, elements: set[str]) -> list[str]:
             shown.add(name)
     order = input_elements(spec)
     return sorted(shown, key=lambda e: order.index(e) if e in order else len(order))
+
+
+def reported_by_pattern(context: CheckContext, pattern) -> bool:
+    """pattern.forbidden fails on this pattern: its add/sub scan finds the mixing node itself."""
+    from alignguard.checks.structure.patterns import additive_mix_hits
+
+    hits = additive_mix_hits(context, pattern)
+    return isinstance(hits, list) and bool(hits)
 
 
 def forbidden_mix(context: CheckContext, item: Analysed, symmetry: Symmetry):
