@@ -25,12 +25,16 @@ def runner(context: "CheckContext") -> "SymbolRunner":
 
 def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
     """Forward inputs for probes: the first `probes.examples` rows of the example batch
-    (probes test per-example properties; more rows only cost time)."""
+    (probes test per-example properties; more rows only cost time). The same tensors every call
+    (a fresh dict), so the runner's discovery recording of them is shared across probes."""
     from alignguard.modelfile.loader import forward_inputs
 
-    inputs = forward_inputs(context.model, context.batch(index))
-    rows = context.spec.probes.examples
-    return {name: _head(value, rows) for name, value in inputs.items()}
+    def head() -> dict:
+        inputs = forward_inputs(context.model, context.batch(index))
+        rows = context.spec.probes.examples
+        return {name: _head(value, rows) for name, value in inputs.items()}
+
+    return dict(context.memo(f"probes:inputs:{index}", head))
 
 
 def _head(value, rows: int):

@@ -66,7 +66,8 @@ class TermGradients:
         return gradient_stats_from_gram(keep, gram)
 
 
-def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], batched: bool = False) -> TermGradients:
+def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], batched: bool = False,
+                   into: dict[str, torch.Tensor] | None = None) -> TermGradients:
     """Gradient of every term over `params` on the shared graph of one forward pass.
 
     By default one `autograd.grad(retain_graph=True)` per term: the first vmapped backward imports
@@ -75,6 +76,11 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
     (cheaper than K separate backward passes, see benchmarks/gradient_share_cost.py); where vmap
     cannot run the backward (an op or autograd.Function without a batching rule), and
     for every row that comes back zero (to tell *why* it is zero), one `autograd.grad` per term.
+
+    With `into` (name -> float32 running sum on the CPU, created on first use), each alive term's
+    gradient is added there piece by piece as autograd returns it, and no flat row is kept: a
+    measurement over batches then holds K sums and one term's pieces at a time, not K rows besides
+    (on the 52 M-parameter DeepSEA CNN, 0.6 GB less).
     """
     sizes = [p.numel() for p in params]
     names, values, status, rows = list(terms), {}, {}, {}
@@ -92,6 +98,10 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
             status[name] = "detached"
         else:
             candidates.append(name)
+    if into is not None:
+        for name in candidates:
+            status[name] = _accumulate(terms[name], values[name], params, sizes, into, name)
+        return TermGradients(names, values, status, {}, sum(sizes))
     if batched and len(candidates) > 1:
         rows.update(_batched_rows({n: terms[n] for n in candidates}, params, sizes))
     alive: dict[str, torch.Tensor] = {}
@@ -142,6 +152,28 @@ def _single_row(term: torch.Tensor, params: Sequence[torch.Tensor], sizes: list[
                      for g, n, p in zip(grads, sizes, params)])
     del grads  # the per-parameter pieces: the flat row is all that is kept
     return row
+
+
+def _accumulate(term: torch.Tensor, value: float, params: Sequence[torch.Tensor], sizes: list[int],
+                into: dict[str, torch.Tensor], name: str) -> TermStatus:
+    """The term's status; when alive, its gradient added into `into[name]` one parameter at a time."""
+    grads = torch.autograd.grad(term.reshape(()), params, retain_graph=True, allow_unused=True)
+    pieces = [(g, n) for g, n in zip(grads, sizes)]
+    if all(g is None for g, _ in pieces):
+        return "unreached"
+    if not all(_finite(g) for g, _ in pieces if g is not None):
+        return "nonfinite"
+    if not any(bool(g.any()) for g, _ in pieces if g is not None):
+        return "zero_value" if value == 0.0 else "zero_gradient"
+    total = into.get(name)
+    if total is None:
+        total = into[name] = torch.zeros(sum(sizes), dtype=torch.float32)
+    offset = 0
+    for g, n in pieces:
+        if g is not None:
+            total[offset:offset + n].add_(g.detach().reshape(-1).to(device="cpu", dtype=torch.float32))
+        offset += n
+    return "alive"
 
 
 def _batched_rows(terms: Mapping[str, torch.Tensor], params: Sequence[torch.Tensor],
@@ -286,8 +318,9 @@ def measure_steps(
                 if seeds is not None:
                     manual_seed(seeds[i])
                 outputs = run_forward(batch)
-                for step in steps:
-                    result[step].add(term_gradients(terms_at(batch, outputs, step), params))
+                for step in steps:  # gradients go straight into each step's running sums
+                    result[step].add(term_gradients(terms_at(batch, outputs, step), params,
+                                                    into=result[step].grad_sum))
             del outputs  # frees the retained graph before the next batch
     finally:
         model.train(was_training)

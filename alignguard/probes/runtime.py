@@ -34,6 +34,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from alignguard.errors import SpecError
+from alignguard.probes.replay import Replays
 from alignguard.seeding import manual_seed
 from alignguard.spec.model import SliceFitError, SymbolBinding
 
@@ -249,11 +250,14 @@ class SymbolRunner:
         self._sites: dict[tuple, Site] = {}
         self._recorded: dict[tuple, tuple] = {}
         self._slices: dict[tuple, Slice] = {}
+        self._replays = Replays(model)
+        self._refused: set[tuple] = set()  # replay keys whose replayed run did not reproduce the whole one
 
     def extended(self, extra: Mapping[str, SymbolBinding]) -> "SymbolRunner":
         """A runner that also knows `extra` bindings and shares this one's located sites."""
         other = SymbolRunner(self.model, {**self.bindings, **extra}, self.locate)
         other._sites, other._recorded = self._sites, self._recorded
+        other._replays, other._refused = self._replays, self._refused
         return other
 
     def binding(self, name: str) -> SymbolBinding:
@@ -303,7 +307,7 @@ class SymbolRunner:
     # ---- running ------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, train: bool = False, seed: int = 0,
             observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None,
-            whole: bool = False, vary: Iterable[str] | None = None) -> dict[str, Any]:
+            whole: bool = False, vary: Iterable[str] | None = None, param_grads: bool = True) -> dict[str, Any]:
         """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
 
         A symbol bound to a slice (or chunk) is returned as that slice, or (`whole`) as the tensor it is a
@@ -311,18 +315,32 @@ class SymbolRunner:
         such a symbol receives its slice and returns the new slice; the rest of the tensor is kept.
         With `vary` (the inputs this run changes from the example batch), a read-only eval run may
         execute the smallest validated slice instead (see `plan`); it then returns no '__outputs__'.
+        A run that differentiates only with respect to its own leaves (inputs, or a symbol an edit makes a
+        leaf) passes `param_grads=False`: no autograd graph is built through the parameters upstream.
         """
+        try:
+            return self._run(inputs, train, seed, observe, edits, whole, vary, param_grads)
+        except ForwardError:
+            if param_grads:
+                raise
+            # A forward that fails with its parameters frozen (one differentiating them itself) runs as it is.
+            return self._run(inputs, train, seed, observe, edits, whole, vary, True)
+
+    def _run(self, inputs, train, seed, observe, edits, whole, vary, param_grads) -> dict[str, Any]:
         observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (edits or {}).items()}
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
             if part.module:
-                return self._run_slice(part, inputs, train, seed, observe)
+                return self._run_slice(part, inputs, train, seed, observe, param_grads)
         sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
         op_edits: dict[int, list] = {}
         for name, site in sites.items():
             if site.op is not None:
                 op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
+        replay, capture = self._replay_plan(inputs, train, seed, edits)
+        if capture:
+            calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
         by_module: dict[str, list[str]] = {}
         for name in observe:
             if self.binding(name).module is not None:
@@ -350,9 +368,15 @@ class SymbolRunner:
         with ExitStack() as stack:
             for path in by_module:
                 stack.callback(self._module(path).register_forward_hook(make_hook(path)).remove)
-            if calls_mode is not None:
-                stack.enter_context(calls_mode)
-            outputs = self._forward(inputs, train, seed)
+            stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
+            if replay:
+                stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
+                    call, sites, [n for n in observe if self.binding(n).module is not None])))
+            if capture:
+                outputs = self._replays.capture(inputs, calls_mode,
+                                                lambda: self._forward(inputs, train, seed, mode=calls_mode))
+            else:
+                outputs = self._forward(inputs, train, seed, mode=calls_mode)
         for name in observe:
             binding = self.binding(name)
             if binding.output is not None:
@@ -364,7 +388,41 @@ class SymbolRunner:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
             seen[name] = self.part(name, seen[name], whole)
         seen["__outputs__"] = outputs
+        if capture:
+            self._confirm(inputs, seed, observe, seen)
         return seen
+
+    # ---- replaying (see replay.py) ------------------------------------------------------
+    def _replay_plan(self, inputs, train: bool, seed: int, edits) -> tuple[bool, bool]:
+        """(replay captured calls, capture them in this run): eval runs under no_grad only."""
+        if train or torch.is_grad_enabled():
+            return False, False
+        key = self._replays.key_of(inputs, seed)
+        if self._replays.ready(key):
+            return True, False
+        return False, not edits and key not in self._refused
+
+    def _touches(self, call, sites: Mapping[str, Site], hooked: list[str]) -> bool:
+        """Whether the run edits, or reads by a hook, something inside the captured call."""
+        return (any(call.holds(op=site.op) if site.op is not None else call.holds(path=site.module)
+                    for site in sites.values())
+                or any(call.holds(path=self.binding(n).module) for n in hooked))
+
+    def _confirm(self, inputs, seed: int, observe: list[str], whole: dict[str, Any]) -> None:
+        """Keep the capture only if a replayed run reproduces this whole run bit for bit."""
+        replays = self._replays
+        replays.key, replays.valid = replays.key_of(inputs, seed), True
+        replays.watch()
+        key = replays.key
+        try:
+            again = self._run(inputs, False, seed, observe, {}, False, None, True)
+            same = all(_identical(again[n], whole[n]) for n in observe) and _same_outputs(
+                again["__outputs__"], whole["__outputs__"])
+        except (SymbolError, ForwardError):
+            same = False
+        if not same:
+            replays.drop()
+            self._refused.add(key)
 
     # ---- slicing ------------------------------------------------------------------------
     def plan(self, observe: Iterable[str], inputs: Mapping[str, Any], *, train: bool, seed: int,
@@ -420,7 +478,8 @@ class SymbolRunner:
                          "(it reads state the rest of forward sets)")
         return best
 
-    def _run_slice(self, part: Slice, inputs, train: bool, seed: int, observe: list[str]) -> dict[str, Any]:
+    def _run_slice(self, part: Slice, inputs, train: bool, seed: int, observe: list[str],
+                   param_grads: bool = True) -> dict[str, Any]:
         module = self._module(part.module)
         value = lambda entry: inputs[entry[1]] if entry[0] == "input" else entry[1]  # noqa: E731
         call = lambda: module(*map(value, part.args), **{k: value(a) for k, a in part.kwargs})  # noqa: E731
@@ -433,6 +492,7 @@ class SymbolRunner:
                 def hook(_module, _args, output, name=name, binding=binding):
                     seen[name] = _select(output, binding.index, binding.describe())
                 stack.callback(self._module(binding.module).register_forward_hook(hook).remove)
+            stack.enter_context(_frozen(self.model, not param_grads))
             output = self._forward(inputs, train, seed, call=call)
         for name, index in part.picks:
             seen[name] = _select(output, index, f"module '{part.module}'")
@@ -483,13 +543,25 @@ class SymbolRunner:
             "produces it (`module: PATH`)")
 
     def _recording(self, inputs, train, seed):
-        """(module events, torch-call events, outputs) of one forward; cached per inputs and mode."""
+        """(module events, torch-call events, outputs) of one forward, for the latest inputs and mode only.
+
+        A recording holds every module output and torch-call result of a forward (the transformer's
+        were most of its check's memory), and it is read only while sites and slices are located,
+        which are memoised: so one recording is kept, the previous one is dropped, and it is taken
+        with the parameters frozen, so it holds no autograd graph through the model."""
         key = (train, seed, tuple((k, id(v)) for k, v in inputs.items()))
         if key not in self._recorded:  # the entry keeps `inputs` alive, so their ids stay unique
+            self._recorded.clear()
             self._recorded[key] = (*self._record_calls(inputs, train, seed), inputs)
         return self._recorded[key][:3]
 
     def _record_calls(self, inputs, train, seed):
+        try:
+            return self._record(inputs, train, seed, param_grads=False)
+        except ForwardError:  # a forward that fails with its parameters frozen is recorded as it is
+            return self._record(inputs, train, seed, param_grads=True)
+
+    def _record(self, inputs, train, seed, param_grads: bool):
         events: list[tuple[str, int, Any, tuple, dict]] = []  # path, call number, output, args, kwargs
         counts: dict[str, int] = {}
 
@@ -503,18 +575,25 @@ class SymbolRunner:
             for path, module in self.model.named_modules():
                 if path:
                     stack.callback(module.register_forward_hook(make_hook(path), with_kwargs=True).remove)
-            calls_mode = stack.enter_context(_TorchCalls(record=True))
-            outputs = self._forward(inputs, train, seed)
+            stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
+            calls_mode = _TorchCalls(record=True)
+            outputs = self._forward(inputs, train, seed, mode=calls_mode)
         return events, calls_mode.events, outputs
 
-    def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None) -> Any:
+    def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None,
+                 mode: "_TorchCalls | None" = None) -> Any:
+        """forward (or `call`) in the mode under the seed; `mode` counts only the model's own torch calls
+        (entered inside the RNG fork, whose own torch calls vary with the process's history)."""
+        if self._replays.key is not None and (train or self._replays.key_of(inputs, seed) != self._replays.key):
+            self._replays.drop()  # another forward may change state a replayed call would have set
         was_training = self.model.training
         self.model.train(train)
         try:
-            with torch.random.fork_rng(devices=[]):
+            with torch.random.fork_rng(devices=[]), self._replays.own():
                 manual_seed(seed)
                 try:
-                    return call() if call is not None else self.model(**inputs)
+                    with mode if mode is not None else _nothing():
+                        return call() if call is not None else self.model(**inputs)
                 except SymbolError:
                     raise
                 except Exception as exc:
@@ -526,6 +605,20 @@ class SymbolRunner:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+@contextmanager
+def _frozen(model: torch.nn.Module, freeze: bool = True) -> Iterator[None]:
+    """With `freeze`, the parameters' requires_grad off for the block, restored afterwards whatever
+    happens, so autograd records only what depends on the run's own leaves."""
+    trainable = [p for p in model.parameters() if p.requires_grad] if freeze else []
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 def _as_input(value: Any, names: Mapping[int, str]) -> tuple | None:
@@ -547,6 +640,12 @@ def _moved(value: Any) -> Any:
     if not isinstance(value, torch.Tensor) or value.dim() == 0:
         return value
     return value * 1.5 + 0.5 if value.is_floating_point() else value.roll(1, 0)
+
+
+def _same_outputs(a: Any, b: Any) -> bool:
+    """Every tensor forward returned identical in both runs."""
+    left, right = output_tensors(a), output_tensors(b)
+    return left.keys() == right.keys() and all(_identical(left[k], right[k]) for k in left)
 
 
 def _identical(a: Any, b: Any) -> bool:

@@ -132,3 +132,31 @@ def test_batched_and_one_by_one_gradients_agree_through_a_custom_backward():
     # the reversal is seen: the domain term pushes the encoder against a plain (unreversed) copy
     plain = term_gradients({"domain": head(z).pow(2).mean()}, params, batched=False)
     assert torch.allclose(single.grads[1, :15], -plain.grads[0, :15], atol=1e-6)
+
+
+def test_gradients_summed_into_running_sums_equal_the_rows_and_keep_no_row():
+    """measure_steps adds each term's gradient into its sum piece by piece (issue 20: no K flat rows
+    per batch); the sums, statuses and values are those of the per-row path."""
+    import torch
+
+    from alignguard.gradients.measure import term_gradients
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    frozen = torch.nn.Linear(3, 1)
+    params = list(net.parameters())
+    sums: dict = {}
+    expected: dict = {}
+    for seed in (1, 2):
+        x = torch.randn(8, 3, generator=torch.Generator().manual_seed(seed))
+        out = net(x)
+        terms = {"fit": out.pow(2).mean(), "reg": 1e-3 * net[0].weight.pow(2).sum(),
+                 "dead": frozen(x).sum().detach(), "zero": 0.0 * out.sum(), "inf": out.sum() * float("inf")}
+        rows = term_gradients(terms, params)
+        for name, row in rows.rows.items():
+            expected[name] = expected.get(name, 0) + row
+        streamed = term_gradients(terms, params, into=sums)
+        assert streamed.status == rows.status and streamed.values == rows.values and not streamed.rows
+    assert set(sums) == {"fit", "reg"} and set(expected) == {"fit", "reg"}
+    for name in sums:
+        assert torch.equal(sums[name], expected[name])

@@ -71,10 +71,10 @@ class BatchIndependenceProbeCheck(Check):
                              fix="pass batched tensors to forward (first dimension = examples)")
             return
         with user_forward(context):
-            values, broken = self._read(context, probe.symbols, inputs)
-            readable = [n for n in probe.symbols if n not in broken]
             views = self._views(context, inputs, rows)
-            with torch.no_grad():
+            with torch.no_grad():  # the value form compares values: no autograd graph through the model
+                values, broken = self._read(context, probe.symbols, inputs)
+                readable = [n for n in probe.symbols if n not in broken]
                 runs = {label: self._read(context, readable, _take(inputs, index, rows))[0]
                         for label, index in views.items()}
                 reseeded = self._read(context, readable, inputs, offset=1)[0]
@@ -132,7 +132,8 @@ class BatchIndependenceProbeCheck(Check):
                       "gradient form cannot run")
             return {n: reason for n in readable}
         with torch.enable_grad():
-            run = runner(context).run({**inputs, **leaves}, seed=probe_seed(context), observe=readable)
+            run = runner(context).run({**inputs, **leaves}, seed=probe_seed(context), observe=readable,
+                                      param_grads=False)
             per_row = [n for n in readable if run[n].dim() > 0 and len(run[n]) == rows and run[n].requires_grad]
             if per_row and not _any_cross_rows([run[n] for n in per_row], list(leaves.values()), rows):
                 zeros = {k: torch.zeros(rows, rows, dtype=torch.float64) for k in leaves}

@@ -85,7 +85,7 @@ class ModulationProbeCheck(Check):
             return leaf
 
         run = runner(context).run(pairs, seed=probe_seed(context), observe=[probe.output],
-                                  edits={probe.energy: make_leaf})
+                                  edits={probe.energy: make_leaf}, param_grads=False)
         output = run[probe.output]
         if not leaves:
             raise SymbolError(f"{probe.energy} was not produced in this forward pass")

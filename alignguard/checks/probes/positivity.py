@@ -135,7 +135,8 @@ class PositivityProbeCheck(Check):
         with torch.enable_grad(), user_forward(context):
             for step in range(probe.search_steps + 1):
                 leaves = {n: boxes[n].from_z(z[n], base[n].dtype).requires_grad_(True) for n in floats}
-                run = runner(context).run({**base, **leaves}, seed=seed, observe=symbols, vary=names)
+                run = runner(context).run({**base, **leaves}, seed=seed, observe=symbols, vary=names,
+                                          param_grads=False)
                 objective = 0.0
                 for s in symbols:
                     value = _per_row(run[s], len(index))[groups[s]]

@@ -107,7 +107,7 @@ class SwapProbeCheck(Check):
         for mode, train in (("train", True), ("eval", False)):
             leaf = c.detach().clone().requires_grad_(True)
             value = runner(context).run({**inputs, probe.context: leaf}, train=train, seed=probe_seed(context),
-                                        observe=[name])[name]
+                                        observe=[name], param_grads=False)[name]
             weights = torch.randn(value.shape, generator=generator, dtype=value.dtype)
             grad = None
             if value.requires_grad:

@@ -1,0 +1,145 @@
+"""The runner's execution-cost mechanisms (issue 20): replaying the part of forward an eval
+intervention does not touch, discovery recordings without an autograd graph, runs that
+differentiate only their own leaves with the parameters frozen."""
+
+import torch
+from torch import nn
+
+from alignguard.probes.runtime import SymbolRunner
+from alignguard.spec.model import SymbolBinding
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.body(x)
+
+
+class Net(nn.Module):
+    """logit = U·m(c) + r(c): U from a costly encoder on x, its squeeze an op site (no module returns U).
+    `stateful`: the encoder leaves x's mean on the model, which the head reads (state no argument shows).
+    `counter`: the output depends on how often forward ran (a replay would not reproduce it)."""
+
+    def __init__(self, stateful: bool = False, counter: bool = False):
+        super().__init__()
+        self.encoder, self.context = Encoder(), nn.Linear(2, 2)
+        self.stateful, self.counter, self.runs, self.last = stateful, counter, 0, torch.zeros(())
+
+    def forward(self, x, c):
+        self.runs += 1
+        u = self.encoder(x).squeeze(-1)
+        if self.stateful:
+            self.last = x.mean()
+        m, r = self.context(c).unbind(-1)
+        logit = u * torch.nn.functional.softplus(m) + r + (self.last if self.stateful else 0.0)
+        if self.counter:
+            logit = logit + self.runs
+        return {"logit": logit, "U": u, "R": r}
+
+
+BINDINGS = {"U": SymbolBinding(output="U"), "R": SymbolBinding(output="R"), "logit": SymbolBinding(output="logit")}
+
+
+def setup(**kw):
+    torch.manual_seed(0)
+    return SymbolRunner(Net(**kw), BINDINGS), {"x": torch.randn(5, 4), "c": torch.randn(5, 2)}
+
+
+def shifted(runner, inputs, delta):
+    return runner.run(inputs, observe=["logit"], edits={"U": lambda t: t + delta, "R": lambda t: t - delta})["logit"]
+
+
+def test_eval_interventions_reuse_the_encoder_call_and_match_the_whole_model():
+    runner, inputs = setup()
+    reference, _ = setup()
+    with torch.no_grad():
+        base = runner.run(inputs, observe=["U", "logit"])  # captures encoder(x), context(c), then confirms
+        for name in ("U", "R"):  # locating the edit sites records one whole forward
+            runner.site(name, inputs, train=False, seed=0)
+        calls = runner.model.encoder.calls
+        results = [shifted(runner, inputs, d) for d in (0.5, 1.0, -2.0)]
+        assert runner.model.encoder.calls == calls  # the encoder did not run again
+        expected = [shifted(reference, inputs, d) for d in (0.5, 1.0, -2.0)]
+    for got, want in zip(results, expected):
+        assert torch.equal(got, want)
+    assert torch.equal(base["logit"], reference.run(inputs, observe=["logit"])["logit"])
+
+
+def test_an_edit_inside_a_captured_call_runs_that_call():
+    runner, inputs = setup()
+    binding = {**BINDINGS, "hidden": SymbolBinding(module="encoder.body.1")}
+    runner = SymbolRunner(runner.model, binding)
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"])
+        runner.site("hidden", inputs, train=False, seed=0)
+        calls = runner.model.encoder.calls
+        edited = runner.run(inputs, observe=["logit"], edits={"hidden": lambda t: t * 0})["logit"]
+        assert runner.model.encoder.calls == calls + 1
+        _, r = runner.model.context(inputs["c"]).unbind(-1)
+    head = runner.model.encoder.body[2].bias  # a zero hidden layer leaves the last bias
+    m = torch.nn.functional.softplus(runner.model.context(inputs["c"]).unbind(-1)[0])
+    assert torch.allclose(edited, head * m + r)
+
+
+def test_another_forward_in_between_drops_the_capture_so_state_is_never_stale():
+    runner, inputs = setup(stateful=True)
+    reference, _ = setup(stateful=True)
+    other = {"x": torch.randn(5, 4) + 3.0, "c": inputs["c"]}
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"])
+        runner.model(**other)  # outside the runner: sets `last` from other x
+        got = shifted(runner, inputs, 1.0)
+        want = shifted(reference, inputs, 1.0)
+    assert torch.equal(got, want)
+
+
+def test_a_forward_whose_output_depends_on_history_is_never_replayed():
+    runner, inputs = setup(counter=True)
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"])
+        assert not runner._replays.valid and runner._refused  # the replayed run did not reproduce it
+        for name in ("U", "R"):
+            runner.site(name, inputs, train=False, seed=0)
+        calls = runner.model.encoder.calls
+        shifted(runner, inputs, 1.0)
+    assert runner.model.encoder.calls == calls + 1
+
+
+def test_grad_mode_and_train_mode_runs_are_never_replayed():
+    runner, inputs = setup()
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"])
+    calls = runner.model.encoder.calls
+    runner.run(inputs, observe=["logit"])  # grad enabled
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"], train=True)
+    assert runner.model.encoder.calls == calls + 2
+
+
+def test_discovery_recording_keeps_no_autograd_graph_and_only_the_latest_inputs():
+    runner, inputs = setup()
+    runner.site("U", inputs, train=False, seed=0)
+    (events, ops, outputs), = [entry[:3] for entry in runner._recorded.values()]
+    assert not any(out.requires_grad for _, _, out, *_ in events if isinstance(out, torch.Tensor))
+    assert all(p.requires_grad for p in runner.model.parameters())  # restored
+    runner.site("U", {k: v.clone() for k, v in inputs.items()}, train=True, seed=0)
+    assert len(runner._recorded) == 1
+
+
+def test_a_leaf_only_run_has_the_same_gradient_without_a_graph_through_the_parameters():
+    runner, inputs = setup()
+    grads = {}
+    for param_grads in (True, False):
+        leaf = inputs["c"].clone().requires_grad_(True)
+        logit = runner.run({**inputs, "c": leaf}, observe=["logit"], param_grads=param_grads)["logit"]
+        (grads[param_grads],) = torch.autograd.grad(logit.sum(), leaf)
+        if not param_grads:  # the encoder's output carried no graph: only c's path was recorded
+            u = runner.run({**inputs, "c": leaf}, observe=["U"], param_grads=False)["U"]
+            assert not u.requires_grad
+    assert torch.equal(grads[True], grads[False])
+    assert all(p.requires_grad for p in runner.model.parameters())
