@@ -48,14 +48,22 @@ class Bottleneck(nn.Module):
 
 
 class Modulator(nn.Module):
+    """psi(c) -> (M, B, T), identifiable as models/cmdn.py makes it: c = descriptor + accessibility (last
+    column); M sees the descriptor only, T the accessibility only and is 1 at a reference accessibility, B
+    both. (M, B, T) -> k(c)*(M, B, T) would otherwise predict the same (the identifiability check)."""
+
     def __init__(self, hidden=32):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(CONTEXT_DIM, hidden), nn.ReLU())
-        self.heads = nn.Linear(hidden, 3)
+        self.concentration = nn.Sequential(nn.Linear(CONTEXT_DIM - 1, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.shift = nn.Sequential(nn.Linear(CONTEXT_DIM, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.sharpness = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, 1, bias=False))  # a bias cancels in T
 
     def forward(self, c):
-        m, b, t = self.heads(self.trunk(c)).unbind(-1)
-        return F.softplus(m) + 1e-3, b, F.softplus(t) + 0.05
+        descriptor, access = c[:, :-1], c[:, -1:]
+        m = F.softplus(self.concentration(descriptor)).squeeze(-1) + 1e-3
+        b = self.shift(c).squeeze(-1)
+        log_t = self.sharpness(access) - self.sharpness(torch.zeros_like(access[:1]))
+        return m, b, 0.05 + torch.exp(log_t.squeeze(-1))
 
 
 class Net(nn.Module):
@@ -182,7 +190,7 @@ SPEC = """
 version: 1
 name: large-{name}
 entry_points: {{batch_size: {batch}, seed: 0}}
-inputs: {{x: {{role: invariant}}, c: {{role: context}}}}
+inputs: {{x: {{role: invariant}}, c: {{role: context, parts: {{descriptor: "[:, :-1]", accessibility: "[:, -1]"}}}}}}
 symbols: {{z_I: z_I, mu: mu, U_I: U_I, M: M, B: B, T: T, logit: logit}}
 components:
   encoder: {{module: encoder, reaches: [z_I, logit]}}
@@ -193,8 +201,8 @@ components:
   energy: {{module: energy, reaches: [U_I, logit]}}
   modulator: {{module: modulator, reaches: [M, B, T, logit]}}
 flow:
-  required: [{{from: x, via: [z_I, U_I], to: logit}}, {{from: c, to: M}}, {{from: c, to: T}}]
-  forbidden: [{{from: c, to: z_I}}, {{from: c, to: U_I}}]
+  required: [{{from: x, via: [z_I, U_I], to: logit}}, {{from: descriptor, to: M}}, {{from: accessibility, to: T}}]
+  forbidden: [{{from: c, to: z_I}}, {{from: c, to: U_I}}, {{from: accessibility, to: M}}, {{from: descriptor, to: T}}]
 formulas: [{{equation: logit = (M * U_I + B) / T}}]
 forbidden_patterns: [{{name: additive_head, kind: additive_mix, ops: [add, sub], left: x, right: c, on_path_to: logit}}]
 losses:
