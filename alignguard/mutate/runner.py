@@ -160,11 +160,11 @@ def with_cached_batches(model_file: ModelFile) -> ModelFile:
     """Mutants never change the data: make each example batch once, hand out fresh copies."""
     made: dict[tuple, dict] = {}
 
-    @functools.wraps(model_file.example_batch)
-    def example_batch(batch_size, seed):
-        key = (batch_size, seed)
+    @functools.wraps(model_file.example_batch)  # keeps the signature: a step-dependent example_batch stays one
+    def example_batch(batch_size, seed, **at_step):
+        key = (batch_size, seed, *sorted(at_step.items()))
         if key not in made:
-            made[key] = model_file.example_batch(batch_size, seed)
+            made[key] = model_file.example_batch(batch_size, seed, **at_step)
         batch = made[key]
         if not isinstance(batch, dict):
             return batch  # the loader reports the wrong type

@@ -131,3 +131,27 @@ def test_cli_exit_codes(tmp_path):
         assert result.exit_code == 2 and "Fix:" in result.output, bad
     missing = _cli(SPECS / "tiny_weak.yaml", tmp_path / "absent.py")
     assert missing.exit_code == 2
+
+
+def test_cached_batches_keep_a_step_dependent_example_batch(tmp_path):
+    """DANN's alpha(p) comes from example_batch(batch_size, seed, step): the mutants' batch cache must pass
+    the step on (it dropped it, and `mutate` on the zoo's DANN stopped with a TypeError)."""
+    import torch
+
+    from alignguard.modelfile.loader import load_model_file
+    from alignguard.spec.model import EntryPoints
+
+    path = tmp_path / "stepped.py"
+    path.write_text(
+        "import torch\n"
+        "def build_model():\n    return torch.nn.Linear(2, 1)\n"
+        "def example_batch(batch_size, seed, step=0):\n"
+        "    return {'input': torch.ones(batch_size, 2), 'alpha': torch.tensor(float(step))}\n"
+        "def loss_terms(model, batch, outputs, step):\n    return {'fit': outputs.pow(2).mean()}\n")
+    cached = runner.with_cached_batches(load_model_file(path, EntryPoints(batch_size=4, seed=0)))
+    assert cached.step_dependent
+    model = cached.build_model()
+    assert float(cached.batch(model, 4, 0, step=7)["alpha"]) == 7.0
+    assert float(cached.batch(model, 4, 0, step=3)["alpha"]) == 3.0
+    assert float(cached.batch(model, 4, 0)["alpha"]) == 0.0
+    assert torch.equal(cached.batch(model, 4, 0, step=7)["input"], torch.ones(4, 2))
