@@ -218,7 +218,7 @@ def _sample_gradient(context: CheckContext, symbol: str, scale: str | None) -> d
     sample = context.spec.symbols[symbol].select(seen[symbol])
     has_grad = bool(sample.requires_grad and sample.grad_fn is not None)
     scale_grad = 0.0
-    if has_grad and scale:
+    if has_grad and scale and seen[scale].requires_grad:  # a scale no autograd graph holds (a constant) moves nothing
         probe = torch.randn(sample.shape, generator=torch.Generator().manual_seed(0)).to(sample)
         (grad,) = torch.autograd.grad((sample * probe).sum(), [seen[scale]], allow_unused=True, retain_graph=True)
         if grad is not None:
