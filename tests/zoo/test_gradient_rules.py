@@ -3,7 +3,7 @@
 
 import pytest
 
-from zoo_helpers import failures, verdicts, zoo_spec
+from zoo_helpers import ZOO, failures, verdicts, zoo_spec
 
 
 def test_loss_reaches_a_chunk_of_a_module_output():
@@ -49,3 +49,19 @@ def test_straight_through_estimator(variant):
 def test_unknown_gradient_target_is_a_spec_error():
     with pytest.raises(ValueError, match="gradient target 'nosuch' is not defined"):
         zoo_spec("film", "losses", **{"losses.ce.avoids": ["nosuch"]})
+
+
+def test_a_reversed_term_with_a_straight_through_estimator_fails_descent_on_the_decoder(tmp_path):
+    """loss.descent left out every parameter of a term that declares `straight_through`, so a reversed
+    reconstruction loss (mutate's loss.reversed on VQ-VAE) passed; only the parameters upstream of the
+    estimator are left out now, and the decoder's reversed slope fails."""
+    source = (ZOO / "vqvae" / "vqvae.py").read_text()
+    line = '"recon": (outputs["x_hat"] - batch["x"]).pow(2).sum(-1).mean(),'
+    assert line in source
+    model = tmp_path / "vqvae_recon_reversed.py"
+    model.write_text(source.replace(line, '"recon": _reversed((outputs["x_hat"] - batch["x"]).pow(2).sum(-1).mean()),')
+                     + "\n\ndef _reversed(value):\n    return 2 * value.detach() - value  # same value, gradient negated\n")
+    spec = zoo_spec("vqvae", "losses", "gradients")
+    assert verdicts(spec, "vqvae/vqvae.py", "loss.descent") == ["pass"] * 3
+    failed = failures(spec, str(model), "loss.descent")
+    assert [r.element for r in failed] == ["loss recon"], failed

@@ -84,8 +84,10 @@ class LossDescentCheck(Check):
             "L_domain) gives a mismatch that does not shrink: minimising the total maximises that term, which "
             "shares and cosines cannot see. It checks one direction per term, at one point: a custom backward "
             "that is wrong only orthogonally to g_i passes. Parameters a loss declares `reversed_on` (a gradient-reversal "
-            "layer by design) are left out here and judged by gradient.direction; a term that declares "
-            "`straight_through` is judged by gradient.straight_through instead. Fix: remove the gradient "
+            "layer by design) are left out here and judged by gradient.direction; for a term that declares "
+            "`straight_through`, the parameters its estimator's `input` symbols depend on are left out (their "
+            "gradient is not a slope by design; gradient.straight_through judges it) and the rest (a VQ-VAE's "
+            "decoder) are judged here, so a reversed reconstruction term still fails. Fix: remove the gradient "
             "reversal / custom backward from the term, or move the adversary into its own optimiser step; a term "
             "whose ratios approach 1 but miss at the shortest step is merely that curved: raise the tolerance."
         )
@@ -152,7 +154,10 @@ class LossDescentCheck(Check):
         """The gradient with the parameters the loss declares `reversed_on` zeroed (gradient.direction judges those)."""
         loss = context.spec.losses.get(name)
         if loss is not None and loss.straight_through:
-            return grad * 0  # judged by gradient.straight_through instead
+            # Upstream of the estimator the gradient is not the slope by design (gradient.straight_through
+            # judges it); downstream (a VQ-VAE's decoder) it is, and a reversed term shows there.
+            upstream = _upstream_of(context, [rule.input for rule in loss.straight_through], named)
+            return grad * (~upstream).to(grad.dtype)
         if loss is None or not loss.reversed_on:
             return grad
         from alignguard.checks.gradients.direction import group_mask
@@ -349,6 +354,28 @@ def _rounding(epsilon, span: float, predicted, value, roundoff, tolerance) -> st
         return (f"is below the value's float rounding (the predicted change {abs(predicted):.2g} is under "
                 f"{NOISE_MARGIN / tolerance:g} × u·|L| = {NOISE_MARGIN / tolerance * noise:.2g})")
     return ""
+
+
+def _upstream_of(context, symbols: list[str], named) -> Any:
+    """Flat mask over the trainable parameters `symbols` depend on through autograd (train mode, the probe
+    rows): the parameters whose gradient reaches them only through a straight-through estimator."""
+    import torch
+
+    from alignguard.checks.running import probe_inputs, runner, user_forward
+
+    params = [p for _, p in named]
+    reached = [False] * len(params)
+    with user_forward(context), torch.enable_grad():
+        seen = runner(context).run(probe_inputs(context), train=True, seed=context.spec.entry_points.seed,
+                                   observe=symbols, whole=True)
+    for symbol in symbols:
+        value = seen[symbol]
+        if not (isinstance(value, torch.Tensor) and value.requires_grad):
+            continue
+        weights = torch.randn(value.shape, generator=torch.Generator().manual_seed(0)).to(value)
+        grads = torch.autograd.grad((value * weights).sum(), params, allow_unused=True, retain_graph=True)
+        reached = [r or (g is not None and bool(g.abs().sum() > 0)) for r, g in zip(reached, grads)]
+    return torch.cat([torch.full((p.numel(),), r, dtype=torch.bool) for p, r in zip(params, reached)])
 
 
 @contextmanager
