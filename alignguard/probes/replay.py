@@ -53,6 +53,10 @@ class Replays:
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.key: tuple | None = None
+        # The keyed inputs themselves: the key names them by id(), and CPython reuses a freed object's id
+        # (a half batch made after the full one was freed got its id and was answered with the full
+        # batch's encoder output). Held here, no other tensor can take those ids while the key lives.
+        self.pinned: tuple = ()
         self.calls: list[Call] = []
         self.valid = False
         self._own = False  # a forward of ours is running: the root hook lets it through
@@ -60,13 +64,14 @@ class Replays:
 
     def key_of(self, inputs: Mapping[str, Any], seed: int) -> tuple:
         state = tuple(t._version for t in (*self.model.parameters(), *self.model.buffers()))
-        return (seed, tuple((k, id(v)) for k, v in inputs.items()), state)
+        shapes = tuple((k, id(v), tuple(getattr(v, "shape", ()))) for k, v in inputs.items())
+        return (seed, shapes, state)
 
     def ready(self, key: tuple) -> bool:
         return self.valid and self.key == key and all(call.intact() for call in self.calls)
 
     def drop(self) -> None:
-        self.key, self.calls, self.valid = None, [], False
+        self.key, self.calls, self.valid, self.pinned = None, [], False, ()
         if self._hook is not None:
             self._hook.remove()
             self._hook = None

@@ -412,6 +412,7 @@ class SymbolRunner:
         """Keep the capture only if a replayed run reproduces this whole run bit for bit."""
         replays = self._replays
         replays.key, replays.valid = replays.key_of(inputs, seed), True
+        replays.pinned = tuple(inputs.values())
         replays.watch()
         key = replays.key
         try:

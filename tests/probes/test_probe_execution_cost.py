@@ -143,3 +143,22 @@ def test_a_leaf_only_run_has_the_same_gradient_without_a_graph_through_the_param
             assert not u.requires_grad
     assert torch.equal(grads[True], grads[False])
     assert all(p.requires_grad for p in runner.model.parameters())
+
+
+def test_inputs_are_held_while_keyed_so_a_reused_id_never_answers_for_another_batch(monkeypatch):
+    """The replay key names inputs by id(); CPython reuses a freed object's id, and a half batch made
+    after the full one was freed was answered with the full batch's encoder output (batch_independence:
+    'M has shape (16,) for 8 examples', flaky in CI). The keyed inputs are now held while the key lives,
+    and the key carries shapes: even with every id equal, another batch is run, not replayed."""
+    from alignguard.probes import replay
+
+    runner, inputs = setup()
+    with torch.no_grad():
+        runner.run(inputs, observe=["U", "logit"])  # captures and confirms
+        assert all(any(v is p for p in runner._replays.pinned) for v in inputs.values())
+        monkeypatch.setattr(replay, "id", lambda value: 0, raising=False)  # every object "reuses" one id
+        half = {k: v[:2].clone() for k, v in inputs.items()}
+        got = runner.run(half, observe=["U"])["U"]
+    assert got.shape == (2,)
+    reference, _ = setup()
+    assert torch.equal(got, reference.run(half, observe=["U"])["U"])
