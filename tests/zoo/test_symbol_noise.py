@@ -1,7 +1,7 @@
 """Noise on a symbol, wherever it is drawn: a method of the root module (VIB), torch.distributions in a
 plain function (beta-VAE); the learned-scale test and the named finding for `.sample()`."""
 
-from zoo_helpers import ZOO, failures, verdicts, zoo_spec
+from zoo_helpers import edited_model, failures, verdicts, zoo_spec
 
 NOISE = ("noise.present", "noise.eval", "noise.reparameterised")
 
@@ -49,11 +49,8 @@ def test_root_module_component_is_called_and_its_noise_counts():
 def test_a_scale_no_autograd_graph_holds_fails_instead_of_erroring(tmp_path):
     """A constant scale (the `component.constant` mutant of logvar_head) does not require grad: the
     learned-scale test raised autograd's RuntimeError (exit 2) instead of saying the scale is not learned."""
-    source = (ZOO / "beta_vae" / "beta_vae.py").read_text()
-    line = "std = torch.exp(0.5 * logvar)"
-    assert line in source
-    model = tmp_path / "beta_vae_constant_std.py"
-    model.write_text(source.replace(line, "std = torch.full_like(mu, 0.5)"))
-    found = _noise_failures("beta_vae", str(model))
+    model = edited_model(tmp_path, "beta_vae/beta_vae.py", "std = torch.exp(0.5 * logvar)",
+                         "std = torch.full_like(mu, 0.5)")
+    found = _noise_failures("beta_vae", model)
     assert found["noise.reparameterised"].status.value == "fail", found["noise.reparameterised"]
     assert "dz/dstd = 0" in found["noise.reparameterised"].found

@@ -44,3 +44,14 @@ def verdicts(spec: Spec, model: str, check_id: str) -> list[str]:
     found = results(spec, model, check_id)
     assert found, f"{check_id} produced no result for {model}: it must never pass by matching nothing"
     return [r.status.value for r in found]
+
+
+def edited_model(folder: Path, model: str, line: str, replacement: str, *, appended: str = "") -> str:
+    """A copy of the zoo model `model` (e.g. "vqvae/vqvae.py") in `folder` with `line` (which must be in
+    it) replaced and `appended` added at the end: a broken variant made for one test."""
+    source = (ZOO / model).read_text()
+    assert line in source, f"{model} no longer contains {line!r}"
+    path = folder / Path(model).name
+    path.write_text(source.replace(line, replacement) + appended)
+    return str(path)
+
