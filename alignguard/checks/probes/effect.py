@@ -1,0 +1,221 @@
+"""component.effect: a component's `reaches` holds numerically: perturbing the component's own
+parameters moves every symbol it reaches.
+
+component.on_path reads the graph: a module that is called and whose output has a data path to the
+symbol passes, even when it returns its input unchanged (a bypassed frozen EMA target), or when its
+output reaches the symbol only through something that discards it. Gradient rules see neither for a
+frozen module (requires_grad=False, no_grad): it has no gradient by design. So this probe runs the real
+model in eval mode (fixed seed) on the probe rows, once as built and once with random noise added to
+the component's floating-point parameters and buffers (σ = `RELATIVE`·rms of each tensor, at least
+`FLOOR`: a zero-initialised layer moves too), and asks every symbol in `reaches` to change by more
+than rounding. Parameters are swapped through `.data` for one forward and restored, whatever happens.
+
+A correct model can hide an effect at the point it is built: a zero-initialised layer downstream
+multiplies it by 0, a ReLU is dead on these rows, an argmin/index symbol does not flip for small
+noise. A symbol that did not move is retried at a generic nearby point (every other parameter
+perturbed too, so zero layers are no longer zero) with noise the size of the parameters themselves;
+only a symbol that never moves fails. A component with no floating-point parameter or buffer has its
+output perturbed instead (its output must be used).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from typing import Iterable, Iterator
+
+from alignguard.checks.base import Check
+from alignguard.checks.context import CheckContext
+from alignguard.checks.modules import module_exists
+from alignguard.checks.probes.support import probe_inputs, probe_seed, runner, user_forward
+from alignguard.results import CheckResult, Where, failed, passed
+
+ID = "component.effect"
+RELATIVE, FLOOR = 0.05, 1e-3  # first attempt: σ = max(5% of the tensor's rms, 1e-3)
+# retries at a generic point: (σ of every other tensor, σ of the component's): a zero layer downstream
+# becomes non-zero, a dead ReLU or an argmin meets noise as large as the parameters themselves
+RETRIES = (((0.05, 0.02), (0.5, 0.02)), ((0.05, 0.02), (2.0, 0.1)))
+TOLERANCE = 1e-5  # a symbol moved when max |Δ| > TOLERANCE · max(1e-3, max |symbol|): float rounding stays below
+
+
+class ComponentEffectCheck(Check):
+    ids = (ID,)
+    explanations = {
+        ID: (
+            "Every symbol in a component's `reaches` must move when the component's own parameters move. "
+            "In eval mode with the spec's seed, on the probe rows, random noise is added to the component's "
+            "floating-point parameters and buffers (σ = 5% of each tensor's rms, at least 1e-3, so a "
+            "zero-initialised layer moves too), through `.data`, so it works the same for a frozen module "
+            "(requires_grad=False, called under no_grad) that no gradient rule can see. A symbol that does not "
+            "change by more than 1e-5 of its scale is retried at a generic nearby point (every other "
+            "parameter perturbed as well, so a zero-initialised layer downstream no longer hides the effect) "
+            "with noise the size of the parameters (a dead ReLU, an argmin/index symbol); it fails only if it "
+            "never moves. A component with no floating-point parameter has its output perturbed instead. "
+            "component.on_path proves a data path in the graph; this proves the path carries the component's "
+            "computation: a module bypassed (forward returns its input), short-circuited or whose output is "
+            "discarded fails here. Fix: make the module's computation, not its input, produce the symbol "
+            "(call it and use its result), or remove the symbol from `reaches` if the design does not "
+            "route it there."
+        )
+    }
+
+    def applies(self, spec) -> bool:
+        return any(component.reaches for component in spec.components.values())
+
+    def run(self, context: CheckContext) -> Iterable[CheckResult]:
+        import torch
+
+        inputs = probe_inputs(context)
+        seed = probe_seed(context)
+        for name, component in context.spec.components.items():
+            if not component.reaches or not module_exists(context.model, component.module):
+                continue  # component.called reports a missing module
+            element, where = f"component {name}", Where(module=component.module)
+            symbols = list(dict.fromkeys(component.reaches))
+            with user_forward(context), torch.enable_grad():  # grad mode: no replayed calls (they predate the noise)
+                outcome = _measure(context, component.module, symbols, inputs, seed)
+            if isinstance(outcome, str):
+                yield failed(ID, element, f"perturbing '{component.module}' moves {', '.join(symbols)}", outcome,
+                             fix="bind every symbol in `reaches` to a forward output or module output that exists",
+                             where=where)
+                continue
+            moved, attempts, what = outcome
+            for symbol in symbols:
+                expected = f"perturbing {what} of '{component.module}' moves {symbol}"
+                change = moved[symbol]
+                details = {"max_abs_change": change, "attempts": attempts[symbol]}
+                if attempts[symbol] is not None:
+                    yield passed(ID, element, expected,
+                                 f"max |Δ{symbol}| = {change:.3g}" + (
+                                     "" if attempts[symbol] == 1 else
+                                     f" (at a generic nearby point, attempt {attempts[symbol]}: as built it did not move)"),
+                                 where=where, details=details)
+                else:
+                    yield failed(ID, element, expected,
+                                 f"{symbol} did not move (max |Δ{symbol}| = {change:.3g}) when {what} of "
+                                 f"'{component.module}' were perturbed, as built and at {len(RETRIES)} generic nearby "
+                                 "points with noise up to twice their size: the component is bypassed (its forward "
+                                 f"returns its input), short-circuited, or its output is discarded before {symbol}",
+                                 fix=f"compute {symbol} from the result of '{component.module}' (not from its input "
+                                 f"or a copy made before it runs), or remove {symbol} from components.{name}.reaches "
+                                 "if the design does not route it there",
+                                 where=where, details=details)
+
+
+def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
+    """({symbol: largest change seen}, {symbol: attempt that moved it or None}, what was perturbed),
+    or why the symbols could not be read."""
+    import torch
+
+    from alignguard.probes.runtime import SymbolError
+
+    model = context.model
+    own = _tensors(model.get_submodule(path))
+    what = "the parameters" if own else "the output"
+    generator = torch.Generator().manual_seed(seed)
+    run = runner(context)
+
+    def read() -> dict:
+        values = run.run(inputs, train=False, seed=seed, observe=symbols, param_grads=False)
+        return {s: values[s].detach() for s in symbols}
+
+    try:
+        base = read()
+        with _perturbed(model, path, own, RELATIVE, FLOOR, generator):
+            changed = read()
+    except SymbolError as exc:
+        return str(exc)
+    moved = {s: _change(base[s], changed[s]) for s in symbols}
+    attempts = {s: 1 if _moved(base[s], changed[s]) else None for s in symbols}
+    own_ids = {id(t) for t in own}
+    others = [t for t in _tensors(model) if id(t) not in own_ids]
+    for number, ((rest_rel, rest_floor), (rel, floor)) in enumerate(RETRIES, start=2):
+        waiting = [s for s in symbols if attempts[s] is None]
+        if not waiting:
+            break
+        with _shifted(others, rest_rel, rest_floor, generator):
+            base = read()
+            with _perturbed(model, path, own, rel, floor, generator):
+                changed = read()
+        for s in waiting:
+            moved[s] = max(moved[s], _change(base[s], changed[s]))
+            if _moved(base[s], changed[s]):
+                attempts[s] = number
+    return moved, attempts, what
+
+
+def _tensors(module) -> list:
+    """The floating-point parameters and buffers of a module and its children (each once)."""
+    seen, out = set(), []
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point() and id(tensor) not in seen:
+            seen.add(id(tensor))
+            out.append(tensor)
+    return out
+
+
+def _noise(tensor, relative: float, floor: float, generator):
+    import torch
+
+    data = tensor.detach()
+    rms = float(data.double().pow(2).mean().sqrt()) if data.numel() else 0.0
+    sigma = max(relative * rms, floor) if rms == rms else floor
+    draw = torch.randn(data.shape, generator=generator, dtype=torch.float64)
+    return (data.double() + sigma * draw.to(data.device)).to(data.dtype)
+
+
+@contextmanager
+def _shifted(tensors: list, relative: float, floor: float, generator) -> Iterator[None]:
+    """The tensors replaced by noisy copies (through .data: versions and identities kept) for the block."""
+    saved = [t.data for t in tensors]
+    try:
+        for t in tensors:
+            t.data = _noise(t, relative, floor, generator)
+        yield
+    finally:
+        for t, data in zip(tensors, saved):
+            t.data = data
+
+
+@contextmanager
+def _perturbed(model, path: str, own: list, relative: float, floor: float, generator) -> Iterator[None]:
+    """The component's tensors perturbed; a component without any, its output perturbed by a hook."""
+    if own:
+        with _shifted(own, relative, floor, generator):
+            yield
+        return
+    import torch
+
+    def hook(_module, _args, output):
+        if isinstance(output, torch.Tensor):
+            return _noise(output, relative, floor, generator) if output.is_floating_point() else output
+        if isinstance(output, (tuple, list)):
+            return type(output)(_noise(o, relative, floor, generator)
+                                if isinstance(o, torch.Tensor) and o.is_floating_point() else o for o in output)
+        return output
+
+    with ExitStack() as stack:
+        stack.callback(model.get_submodule(path).register_forward_hook(hook).remove)
+        yield
+
+
+def _change(before, after) -> float:
+    """max |after - before| over finite pairs; inf when the shape or a non-finite element changed."""
+    if before.shape != after.shape:
+        return float("inf")
+    if not before.numel():
+        return 0.0
+    a, b = before.double(), after.double()
+    finite = a.isfinite() & b.isfinite()
+    same_nonfinite = (a == b) | (a.isnan() & b.isnan())
+    if bool((~finite & ~same_nonfinite).any()):
+        return float("inf")
+    diff = (a - b).abs()[finite]
+    return float(diff.max()) if diff.numel() else 0.0
+
+
+def _moved(before, after) -> bool:
+    change = _change(before, after)
+    values = before.double().abs()
+    values = values[values.isfinite()]
+    scale = max(float(values.max()) if values.numel() else 0.0, 1e-3)
+    return change > TOLERANCE * scale
