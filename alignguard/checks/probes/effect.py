@@ -43,7 +43,7 @@ class ComponentEffectCheck(Check):
         ID: (
             "Every symbol in a component's `reaches` must move when the component's own parameters move. "
             "In eval mode with the spec's seed, on the probe rows, random noise is added to the component's "
-            "floating-point parameters and buffers (σ = 5% of each tensor's rms, at least 1e-3, so a "
+            "floating-point parameters and persistent buffers (σ = 5% of each tensor's rms, at least 1e-3, so a "
             "zero-initialised layer moves too), through `.data`, so it works the same for a frozen module "
             "(requires_grad=False, called under no_grad) that no gradient rule can see. A symbol that does not "
             "change by more than 1e-5 of its scale is retried at a generic nearby point (every other "
@@ -144,9 +144,13 @@ def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
 
 
 def _tensors(module) -> list:
-    """The floating-point parameters and buffers of a module and its children (each once)."""
+    """The floating-point parameters and persistent buffers (state a checkpoint keeps: an EMA copy held as
+    buffers, running statistics) of a module and its children, each once. Non-persistent buffers are
+    derived (masks, positional tables), not the component's state."""
+    buffers = [buffer for owner in module.modules() for name, buffer in owner._buffers.items()
+               if buffer is not None and name not in owner._non_persistent_buffers_set]
     seen, out = set(), []
-    for tensor in (*module.parameters(), *module.buffers()):
+    for tensor in (*module.parameters(), *buffers):
         if tensor.is_floating_point() and id(tensor) not in seen:
             seen.add(id(tensor))
             out.append(tensor)
@@ -157,10 +161,13 @@ def _noise(tensor, relative: float, floor: float, generator):
     import torch
 
     data = tensor.detach()
-    rms = float(data.double().pow(2).mean().sqrt()) if data.numel() else 0.0
-    sigma = max(relative * rms, floor) if rms == rms else floor
-    draw = torch.randn(data.shape, generator=generator, dtype=torch.float64)
-    return (data.double() + sigma * draw.to(data.device)).to(data.dtype)
+    finite = data.isfinite()
+    values = data[finite].double()
+    rms = float(values.pow(2).mean().sqrt()) if values.numel() else 0.0
+    sigma = max(relative * rms, floor)
+    draw = torch.randn(data.shape, generator=generator, dtype=torch.float64).to(data.device)
+    # only finite elements move: a -inf of an additive mask stays -inf
+    return torch.where(finite, data.double() + sigma * draw, data.double()).to(data.dtype)
 
 
 @contextmanager
