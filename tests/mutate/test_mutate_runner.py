@@ -135,7 +135,7 @@ def test_an_operator_that_fails_is_reported_not_raised(tiny):
         raise KeyError("boom")
 
     operator = runner.Operator("test.broken", "breaks", "nothing", broken)
-    mutants, skipped = runner.plan(analysis, [operator])
+    mutants, skipped, _ = runner.plan(analysis, [operator])
     assert mutants == [] and skipped[0].operator == "test.broken" and "KeyError" in skipped[0].reason
 
 
