@@ -44,8 +44,8 @@ def sign_reliance(spec: "Spec") -> dict[str, list[str]]:
 
 
 def _positive_positions(expr: Expr) -> list[tuple[str, str]]:
-    """(symbol, what the formula does with it) for each symbol the expression needs positive: `log(s)`, `sqrt(s)`, `x / s`,
-    `s ** 0.5` (a symbol up to a constant scale or shift, e.g. `log(s + 1)`, counts too)."""
+    """(symbol, what the formula does with it) for each symbol the expression needs positive: `log(s)`,
+    `sqrt(s)`, `x / s`, `s ** 0.5` (a symbol up to a constant scale or shift, e.g. `log(s + 1)`, counts too)."""
     found: list[tuple[str, str]] = []
     if isinstance(expr, Call):
         if expr.func in _POSITIVE_ARGUMENT:

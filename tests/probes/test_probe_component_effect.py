@@ -88,3 +88,8 @@ def test_a_parameter_free_component_has_its_output_perturbed():
 def test_explained():
     text = explanation("component.effect")
     assert "frozen" in text and "zero-initialised" in text and "Fix:" in text
+
+
+def test_a_symbol_only_train_mode_returns_is_judged_in_train_mode():
+    results = effect("build_auxiliary", {"aux": {"module": "aux", "reaches": ["a"]}}, symbols=("h", "a"))
+    assert [r.status for r in results.values()] == [Status.PASS], [r.found for r in results.values()]

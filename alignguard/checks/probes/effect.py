@@ -42,9 +42,9 @@ class ComponentEffectCheck(Check):
     explanations = {
         ID: (
             "Every symbol in a component's `reaches` must move when the component's own parameters move. "
-            "In eval mode with the spec's seed, on the probe rows, random noise is added to the component's "
-            "floating-point parameters and persistent buffers (σ = 5% of each tensor's rms, at least 1e-3, so a "
-            "zero-initialised layer moves too), through `.data`, so it works the same for a frozen module "
+            "In eval mode (train mode when a symbol exists only there) with the spec's seed, on the probe "
+            "rows, random noise is added to the component's floating-point parameters and persistent "
+            "buffers (σ = 5% of each tensor's rms, at least 1e-3, so a zero-initialised layer moves too), through `.data`, so it works the same for a frozen module "
             "(requires_grad=False, called under no_grad) that no gradient rule can see. A symbol that does not "
             "change by more than 1e-5 of its scale is retried at a generic nearby point (every other "
             "parameter perturbed as well, so a zero-initialised layer downstream no longer hides the effect) "
@@ -84,10 +84,9 @@ class ComponentEffectCheck(Check):
                 change = moved[symbol]
                 details = {"max_abs_change": change, "attempts": attempts[symbol]}
                 if attempts[symbol] is not None:
-                    yield passed(ID, element, expected,
-                                 f"max |Δ{symbol}| = {change:.3g}" + (
-                                     "" if attempts[symbol] == 1 else
-                                     f" (at a generic nearby point, attempt {attempts[symbol]}: as built it did not move)"),
+                    later = (f" (at a generic nearby point, attempt {attempts[symbol]}: as built it did not move)"
+                             if attempts[symbol] > 1 else "")
+                    yield passed(ID, element, expected, f"max |Δ{symbol}| = {change:.3g}{later}",
                                  where=where, details=details)
                 else:
                     yield failed(ID, element, expected,
@@ -114,12 +113,18 @@ def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
     generator = torch.Generator().manual_seed(seed)
     run = runner(context)
 
+    mode = {"train": False}
+
     def read() -> dict:
-        values = run.run(inputs, train=False, seed=seed, observe=symbols, param_grads=False)
+        values = run.run(inputs, train=mode["train"], seed=seed, observe=symbols, param_grads=False)
         return {s: values[s].detach() for s in symbols}
 
     try:
-        base = read()
+        try:
+            base = read()
+        except SymbolError:  # a symbol only train mode computes (an auxiliary head): judged there
+            mode["train"] = True
+            base = read()
         with _perturbed(model, path, own, RELATIVE, FLOOR, generator):
             changed = read()
     except SymbolError as exc:

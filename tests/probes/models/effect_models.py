@@ -121,3 +121,23 @@ def example_batch(batch_size, seed):
 def loss_terms(model, batch, outputs, step):
     value = next(v for v in outputs.values() if v.is_floating_point())
     return {"fit": value.pow(2).mean()}
+
+
+class Auxiliary(nn.Module):
+    """An auxiliary head whose output forward returns in train mode only."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(6, 6)
+        self.aux = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = self.encoder(x)
+        out = {"h": h}
+        if self.training:
+            out["a"] = self.aux(h)
+        return out
+
+
+def build_auxiliary():
+    return Auxiliary()
