@@ -307,7 +307,8 @@ class SymbolRunner:
     # ---- running ------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, train: bool = False, seed: int = 0,
             observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None,
-            whole: bool = False, vary: Iterable[str] | None = None, param_grads: bool = True) -> dict[str, Any]:
+            whole: bool = False, vary: Iterable[str] | None = None, param_grads: bool = True,
+            hold: Iterable[str] = ()) -> dict[str, Any]:
         """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
 
         A symbol bound to a slice (or chunk) is returned as that slice, or (`whole`) as the tensor it is a
@@ -317,16 +318,18 @@ class SymbolRunner:
         execute the smallest validated slice instead (see `plan`); it then returns no '__outputs__'.
         A run that differentiates only with respect to its own leaves (inputs, or a symbol an edit makes a
         leaf) passes `param_grads=False`: no autograd graph is built through the parameters upstream.
+        `hold`: module paths the caller changed for this run (parameters swapped through `.data`, which
+        keeps their versions): a replayed call that holds one of them runs instead.
         """
         try:
-            return self._run(inputs, train, seed, observe, edits, whole, vary, param_grads)
+            return self._run(inputs, train, seed, observe, edits, whole, vary, param_grads, tuple(hold))
         except ForwardError:
             if param_grads:
                 raise
             # A forward that fails with its parameters frozen (one differentiating them itself) runs as it is.
-            return self._run(inputs, train, seed, observe, edits, whole, vary, True)
+            return self._run(inputs, train, seed, observe, edits, whole, vary, True, tuple(hold))
 
-    def _run(self, inputs, train, seed, observe, edits, whole, vary, param_grads) -> dict[str, Any]:
+    def _run(self, inputs, train, seed, observe, edits, whole, vary, param_grads, hold=()) -> dict[str, Any]:
         observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (edits or {}).items()}
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
@@ -339,6 +342,7 @@ class SymbolRunner:
                 op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
         replay, capture = self._replay_plan(inputs, train, seed, edits)
+        capture = capture and not hold  # a capture must hold the model as it is, not as the caller changed it
         if capture:
             calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
         by_module: dict[str, list[str]] = {}
@@ -371,7 +375,8 @@ class SymbolRunner:
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             if replay:
                 stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
-                    call, sites, [n for n in observe if self.binding(n).module is not None])))
+                    call, sites, [n for n in observe if self.binding(n).module is not None]) or any(
+                    not path or call.holds(path=path) for path in hold)))  # '' is the root: it holds every call
             if capture:
                 outputs = self._replays.capture(inputs, calls_mode,
                                                 lambda: self._forward(inputs, train, seed, mode=calls_mode))

@@ -93,3 +93,23 @@ def test_explained():
 def test_a_symbol_only_train_mode_returns_is_judged_in_train_mode():
     results = effect("build_auxiliary", {"aux": {"module": "aux", "reaches": ["a"]}}, symbols=("h", "a"))
     assert [r.status for r in results.values()] == [Status.PASS], [r.found for r in results.values()]
+
+
+def test_calls_that_do_not_hold_the_perturbed_component_are_replayed():
+    """`online(x)` takes a forward input only: it is recorded once and replayed while target and head
+    are perturbed, and runs again only while online itself is (hold=), with its noisy parameters."""
+    spec = Spec.model_validate({
+        "version": 1, "name": "effect", "entry_points": {"batch_size": 8},
+        "inputs": {"x": {"role": "other"}}, "symbols": {s: s for s in ("p", "t", "y")}, "components": BRANCHES})
+    model_file = load_model_file(MODEL, spec.entry_points)
+    context = CheckContext(spec=spec, model_file=model_file, model=model_file.build())
+    calls, online = [], context.model.online
+    compute = online.forward
+
+    def counted(*args):  # a replayed call returns its recording in place of forward: not counted
+        calls.append(1)
+        return compute(*args)
+    online.forward = counted
+    results = list(ComponentEffectCheck().run(context))
+    assert all(r.status is Status.PASS for r in results), [r.found for r in results if r.failed]
+    assert len(calls) == 2, "captured as built, then run only while its own parameters are perturbed"

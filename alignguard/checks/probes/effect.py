@@ -8,7 +8,9 @@ frozen module (requires_grad=False, no_grad): it has no gradient by design. So t
 model in eval mode (fixed seed) on the probe rows, once as built and once with random noise added to
 the component's floating-point parameters and buffers (σ = `RELATIVE`·rms of each tensor, at least
 `FLOOR`: a zero-initialised layer moves too), and asks every symbol in `reaches` to change by more
-than rounding. Parameters are swapped through `.data` for one forward and restored, whatever happens.
+than rounding. Parameters are swapped through `.data` for one forward and restored, whatever happens;
+`.data` keeps their versions, so the recorded calls that do not hold the component are replayed
+(`hold=`: probes/replay.py), and a component beside a large encoder costs less than a whole forward.
 
 A correct model can hide an effect at the point it is built: a zero-initialised layer downstream
 multiplies it by 0, a ReLU is dead on these rows, an argmin/index symbol does not flip for small
@@ -71,7 +73,7 @@ class ComponentEffectCheck(Check):
                 continue  # component.called reports a missing module
             element, where = f"component {name}", Where(module=component.module)
             symbols = list(dict.fromkeys(component.reaches))
-            with user_forward(context), torch.enable_grad():  # grad mode: no replayed calls (they predate the noise)
+            with user_forward(context):
                 outcome = _measure(context, component.module, symbols, inputs, seed)
             if isinstance(outcome, str):
                 yield failed(ID, element, f"perturbing '{component.module}' moves {', '.join(symbols)}", outcome,
@@ -115,18 +117,21 @@ def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
 
     mode = {"train": False}
 
-    def read() -> dict:
-        values = run.run(inputs, train=mode["train"], seed=seed, observe=symbols, param_grads=False)
+    def read(hold: tuple = (), replay: bool = False) -> dict:
+        # no_grad lets an eval run replay the recorded calls that do not hold the component (an encoder
+        # other components do not touch runs once: probes/replay.py); grad mode replays nothing
+        with torch.no_grad() if replay else torch.enable_grad():
+            values = run.run(inputs, train=mode["train"], seed=seed, observe=symbols, param_grads=False, hold=hold)
         return {s: values[s].detach() for s in symbols}
 
     try:
         try:
-            base = read()
+            base = read(replay=True)
         except SymbolError:  # a symbol only train mode computes (an auxiliary head): judged there
             mode["train"] = True
             base = read()
         with _perturbed(model, path, own, RELATIVE, FLOOR, generator):
-            changed = read()
+            changed = read(hold=(path,), replay=True)
     except SymbolError as exc:
         return str(exc)
     moved = {s: _change(base[s], changed[s]) for s in symbols}
