@@ -37,7 +37,7 @@ def test_correct_frozen_module_under_no_grad_passes():
     results = effect("build_model")
     assert len(results) == 5 and all(r.status is Status.PASS for r in results.values()), \
         [r.found for r in results.values() if r.failed]
-    assert results[("target", "t")].details["attempts"] == 1
+    assert results[("target", "t")].details["moved_in"] == "eval mode, as built"
     import importlib.util
 
     loaded = importlib.util.spec_from_file_location("effect_models", MODEL)
@@ -67,8 +67,9 @@ def test_zero_initialised_head_does_not_hide_the_upstream_components():
     results = effect("build_zero_head")
     assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values() if r.failed]
     # as built, the zero head multiplies online's and target's effect on y by 0: found at a nearby point
-    assert results[("online", "y")].details["attempts"] > 1 and "generic nearby point" in results[("online", "y")].found
-    assert results[("head", "y")].details["attempts"] == 1  # its own zero weights move (the absolute floor)
+    assert "generic nearby point" in results[("online", "y")].details["moved_in"]
+    assert "generic nearby point" in results[("online", "y")].found
+    assert results[("head", "y")].details["moved_in"] == "eval mode, as built"  # its zero weights move (the floor)
 
 
 def test_an_index_symbol_reached_through_argmin_passes():
@@ -113,3 +114,16 @@ def test_calls_that_do_not_hold_the_perturbed_component_are_replayed():
     results = list(ComponentEffectCheck().run(context))
     assert all(r.status is Status.PASS for r in results), [r.found for r in results if r.failed]
     assert len(calls) == 2, "captured as built, then run only while its own parameters are perturbed"
+
+
+def test_a_noise_scale_that_reaches_the_sample_only_in_train_mode_passes_there():
+    spec_components = {"scale": {"module": "scale_head", "reaches": ["z"]}}
+    spec = Spec.model_validate({
+        "version": 1, "name": "effect", "entry_points": {"batch_size": 8, "build_model": "build_sampled"},
+        "inputs": {"x": {"role": "other"}}, "symbols": {"z": "z"}, "components": spec_components})
+    model_file = load_model_file(MODEL, spec.entry_points)
+    context = CheckContext(spec=spec, model_file=model_file, model=model_file.build())
+    running = context.model.bn.running_mean.clone()
+    (result,) = ComponentEffectCheck().run(context)
+    assert result.status is Status.PASS and result.details["moved_in"] == "train mode, as built", result.found
+    assert torch.equal(context.model.bn.running_mean, running), "train-mode runs keep the running statistics"

@@ -5,7 +5,8 @@ component.on_path reads the graph: a module that is called and whose output has 
 symbol passes, even when it returns its input unchanged (a bypassed frozen EMA target), or when its
 output reaches the symbol only through something that discards it. Gradient rules see neither for a
 frozen module (requires_grad=False, no_grad): it has no gradient by design. So this probe runs the real
-model in eval mode (fixed seed) on the probe rows, once as built and once with random noise added to
+model on the probe rows (fixed seed; eval mode, then train mode for a symbol that did not move: a
+noise scale reaches the sample only there), once as built and once with random noise added to
 the component's floating-point parameters and buffers (σ = `RELATIVE`·rms of each tensor, at least
 `FLOOR`: a zero-initialised layer moves too), and asks every symbol in `reaches` to change by more
 than rounding. Parameters are swapped through `.data` for one forward and restored, whatever happens;
@@ -23,6 +24,7 @@ output perturbed instead (its output must be used).
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from alignguard.checks.base import Check
@@ -44,8 +46,8 @@ class ComponentEffectCheck(Check):
     explanations = {
         ID: (
             "Every symbol in a component's `reaches` must move when the component's own parameters move. "
-            "In eval mode (train mode when a symbol exists only there) with the spec's seed, on the probe "
-            "rows, random noise is added to the component's floating-point parameters and persistent "
+            "With the spec's seed, on the probe rows, in eval mode and then (for a symbol that did not move) "
+            "in train mode, where a noise scale reaches its sample, random noise is added to the component's floating-point parameters and persistent "
             "buffers (σ = 5% of each tensor's rms, at least 1e-3, so a zero-initialised layer moves too), through `.data`, so it works the same for a frozen module "
             "(requires_grad=False, called under no_grad) that no gradient rule can see. A symbol that does not "
             "change by more than 1e-5 of its scale is retried at a generic nearby point (every other "
@@ -64,8 +66,6 @@ class ComponentEffectCheck(Check):
         return any(component.reaches for component in spec.components.values())
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
-        import torch
-
         inputs = probe_inputs(context)
         seed = probe_seed(context)
         for name, component in context.spec.components.items():
@@ -83,28 +83,48 @@ class ComponentEffectCheck(Check):
             moved, attempts, what = outcome
             for symbol in symbols:
                 expected = f"perturbing {what} of '{component.module}' moves {symbol}"
-                change = moved[symbol]
-                details = {"max_abs_change": change, "attempts": attempts[symbol]}
-                if attempts[symbol] is not None:
-                    later = (f" (at a generic nearby point, attempt {attempts[symbol]}: as built it did not move)"
-                             if attempts[symbol] > 1 else "")
+                change, attempt = moved[symbol], attempts[symbol]
+                details = {"max_abs_change": change, "moved_in": attempt.describe() if attempt else None}
+                if attempt is not None:
+                    later = "" if attempt is ATTEMPTS[0] else f" (in {attempt.describe()}: not in {ATTEMPTS[0].describe()})"
                     yield passed(ID, element, expected, f"max |Δ{symbol}| = {change:.3g}{later}",
                                  where=where, details=details)
                 else:
                     yield failed(ID, element, expected,
                                  f"{symbol} did not move (max |Δ{symbol}| = {change:.3g}) when {what} of "
-                                 f"'{component.module}' were perturbed, as built and at {len(RETRIES)} generic nearby "
-                                 "points with noise up to twice their size: the component is bypassed (its forward "
-                                 f"returns its input), short-circuited, or its output is discarded before {symbol}",
+                                 f"'{component.module}' were perturbed, in eval and train mode, as built and at "
+                                 f"{len(RETRIES)} generic nearby points with noise up to twice their size: the "
+                                 "component is bypassed (its forward returns its input), short-circuited, or its "
+                                 f"output is discarded before {symbol}",
                                  fix=f"compute {symbol} from the result of '{component.module}' (not from its input "
                                  f"or a copy made before it runs), or remove {symbol} from components.{name}.reaches "
                                  "if the design does not route it there",
                                  where=where, details=details)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One comparison: the mode, and the point (as built, or every other tensor perturbed by `rest`)."""
+
+    train: bool
+    own: tuple[float, float]  # (relative, floor) of the component's noise
+    rest: tuple[float, float] | None = None
+
+    def describe(self) -> str:
+        mode = "train mode" if self.train else "eval mode"
+        return f"{mode}, as built" if self.rest is None else f"{mode}, at a generic nearby point"
+
+
+# As built in eval mode first (the replayed, cheap case), then train mode (a noise scale reaches z only
+# there), then generic nearby points: a zero layer downstream becomes non-zero, a dead ReLU or an argmin
+# meets noise as large as the parameters themselves.
+ATTEMPTS = (Attempt(False, (RELATIVE, FLOOR)), Attempt(True, (RELATIVE, FLOOR)),
+            *(Attempt(train, own, rest) for rest, own in RETRIES for train in (False, True)))
+
+
 def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
-    """({symbol: largest change seen}, {symbol: attempt that moved it or None}, what was perturbed),
-    or why the symbols could not be read."""
+    """({symbol: largest change seen}, {symbol: the Attempt that moved it or None}, what was perturbed),
+    or why the symbols could not be read in either mode."""
     import torch
 
     from alignguard.probes.runtime import SymbolError
@@ -114,43 +134,54 @@ def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
     what = "the parameters" if own else "the output"
     generator = torch.Generator().manual_seed(seed)
     run = runner(context)
-
-    mode = {"train": False}
-
-    def read(hold: tuple = (), replay: bool = False) -> dict:
-        # no_grad lets an eval run replay the recorded calls that do not hold the component (an encoder
-        # other components do not touch runs once: probes/replay.py); grad mode replays nothing
-        with torch.no_grad() if replay else torch.enable_grad():
-            values = run.run(inputs, train=mode["train"], seed=seed, observe=symbols, param_grads=False, hold=hold)
-        return {s: values[s].detach() for s in symbols}
-
-    try:
-        try:
-            base = read(replay=True)
-        except SymbolError:  # a symbol only train mode computes (an auxiliary head): judged there
-            mode["train"] = True
-            base = read()
-        with _perturbed(model, path, own, RELATIVE, FLOOR, generator):
-            changed = read(hold=(path,), replay=True)
-    except SymbolError as exc:
-        return str(exc)
-    moved = {s: _change(base[s], changed[s]) for s in symbols}
-    attempts = {s: 1 if _moved(base[s], changed[s]) else None for s in symbols}
     own_ids = {id(t) for t in own}
     others = [t for t in _tensors(model) if id(t) not in own_ids]
-    for number, ((rest_rel, rest_floor), (rel, floor)) in enumerate(RETRIES, start=2):
+
+    def read(train: bool, hold: tuple = ()) -> dict:
+        # An eval run under no_grad replays the recorded calls that do not hold the component (an encoder
+        # the other components do not touch runs once: probes/replay.py); a train run keeps the model's
+        # buffers (running statistics) as they were.
+        with (torch.no_grad() if not train else _buffers_kept(model)):
+            values = run.run(inputs, train=train, seed=seed, observe=symbols, param_grads=False, hold=hold)
+        return {s: values[s].detach() for s in symbols}
+
+    moved: dict[str, float] = {s: 0.0 for s in symbols}
+    attempts: dict[str, Attempt | None] = {s: None for s in symbols}
+    unreadable: dict[bool, str] = {}
+    for attempt in ATTEMPTS:
         waiting = [s for s in symbols if attempts[s] is None]
         if not waiting:
             break
-        with _shifted(others, rest_rel, rest_floor, generator):
-            base = read()
-            with _perturbed(model, path, own, rel, floor, generator):
-                changed = read()
+        if attempt.train in unreadable:
+            continue
+        try:
+            # at a generic point every tensor moved: no recorded call may be replayed ('' holds them all)
+            held = ("",) if attempt.rest else ()
+            with _shifted(others if attempt.rest else [], *(attempt.rest or (0.0, 0.0)), generator):
+                base = read(attempt.train, hold=held)
+                with _perturbed(model, path, own, *attempt.own, generator):
+                    changed = read(attempt.train, hold=held or (path,))
+        except SymbolError as exc:  # e.g. a symbol only train mode returns (an auxiliary head)
+            unreadable[attempt.train] = str(exc)
+            continue
         for s in waiting:
             moved[s] = max(moved[s], _change(base[s], changed[s]))
             if _moved(base[s], changed[s]):
-                attempts[s] = number
+                attempts[s] = attempt
+    if len(unreadable) == 2:
+        return unreadable[False]
     return moved, attempts, what
+
+
+@contextmanager
+def _buffers_kept(model) -> Iterator[None]:
+    """The model's floating-point buffers restored after the block (a train forward updates BatchNorm's)."""
+    saved = [(b, b.detach().clone()) for b in model.buffers() if b.is_floating_point()]
+    try:
+        yield
+    finally:
+        for buffer, value in saved:
+            buffer.data.copy_(value)
 
 
 def _tensors(module) -> list:

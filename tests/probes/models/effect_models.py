@@ -141,3 +141,22 @@ class Auxiliary(nn.Module):
 
 def build_auxiliary():
     return Auxiliary()
+
+
+class Sampled(nn.Module):
+    """A VAE-style code: the scale head reaches z only in train mode (eval returns the mean)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mu_head = nn.Linear(6, 3)
+        self.scale_head = nn.Linear(6, 3)
+        self.bn = nn.BatchNorm1d(3)
+
+    def forward(self, x):
+        mu, std = self.mu_head(x), nn.functional.softplus(self.scale_head(x))
+        z = mu + std * torch.randn_like(std) if self.training else mu
+        return {"z": self.bn(z)}
+
+
+def build_sampled():
+    return Sampled()
