@@ -67,6 +67,9 @@ class Site:
     op_name: str = ""
     file: str | None = None
     line: int | None = None
+    # In the recording that located it: calls of `module`, or torch calls of forward (for an `op` site).
+    # A run at another input shape may use the site when it makes as many (see SymbolRunner._edit_sites).
+    total: int = 0
 
     def describe(self) -> str:
         element = f"[{self.index}]" if self.index is not None else ""
@@ -326,13 +329,13 @@ class SymbolRunner:
             # A forward that fails with its parameters frozen (one differentiating them itself) runs as it is.
             return self._run(inputs, train, seed, observe, edits, whole, vary, True)
 
-    def _run(self, inputs, train, seed, observe, edits, whole, vary, param_grads) -> dict[str, Any]:
-        observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (edits or {}).items()}
+    def _run(self, inputs, train, seed, observe, given_edits, whole, vary, param_grads) -> dict[str, Any]:
+        observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (given_edits or {}).items()}
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
             if part.module:
                 return self._run_slice(part, inputs, train, seed, observe, param_grads)
-        sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
+        sites, borrowed = self._edit_sites(edits, inputs, train, seed)
         op_edits: dict[int, list] = {}
         for name, site in sites.items():
             if site.op is not None:
@@ -377,6 +380,18 @@ class SymbolRunner:
                                                 lambda: self._forward(inputs, train, seed, mode=calls_mode))
             else:
                 outputs = self._forward(inputs, train, seed, mode=calls_mode)
+        if borrowed:
+            ops = calls_mode.count + 1 if calls_mode is not None else 0
+            wrong = [n for n in borrowed if sites[n].total != (ops if sites[n].op is not None
+                                                               else calls.get(sites[n].module, -1) + 1)]
+            signature = _signature(inputs)
+            for name in borrowed:
+                if name not in wrong:
+                    self._sites[(name, train, signature)] = sites[name]
+            if wrong:  # forward differs at this shape: locate the sites on these inputs and run again
+                for name in wrong:
+                    self._sites[(name, train, signature)] = self._find_site(name, inputs, train, seed)
+                return self._run(inputs, train, seed, observe, given_edits, whole, vary, param_grads)
         for name in observe:
             binding = self.binding(name)
             if binding.output is not None:
@@ -388,8 +403,8 @@ class SymbolRunner:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
             seen[name] = self.part(name, seen[name], whole)
         seen["__outputs__"] = outputs
-        if capture:
-            self._confirm(inputs, seed, observe, seen)
+        if capture:  # confirmed only if a later run on the same inputs wants it (most inputs run once)
+            self._replays.hold(self._replays.key_of(inputs, seed), inputs, (observe, dict(seen)))
         return seen
 
     # ---- replaying (see replay.py) ------------------------------------------------------
@@ -398,6 +413,8 @@ class SymbolRunner:
         if train or torch.is_grad_enabled():
             return False, False
         key = self._replays.key_of(inputs, seed)
+        if self._replays.pending is not None and self._replays.key == key:
+            self._confirm(inputs, seed)
         if self._replays.ready(key):
             return True, False
         return False, not edits and key not in self._refused
@@ -408,12 +425,10 @@ class SymbolRunner:
                     for site in sites.values())
                 or any(call.holds(path=self.binding(n).module) for n in hooked))
 
-    def _confirm(self, inputs, seed: int, observe: list[str], whole: dict[str, Any]) -> None:
-        """Keep the capture only if a replayed run reproduces this whole run bit for bit."""
+    def _confirm(self, inputs, seed: int) -> None:
+        """Keep the capture only if a replayed run reproduces the captured whole run bit for bit."""
         replays = self._replays
-        replays.key, replays.valid = replays.key_of(inputs, seed), True
-        replays.pinned = tuple(inputs.values())
-        replays.watch()
+        (observe, whole), replays.pending, replays.valid = replays.pending, None, True
         key = replays.key
         try:
             again = self._run(inputs, False, seed, observe, {}, False, None, True)
@@ -507,10 +522,38 @@ class SymbolRunner:
     # ---- locating -----------------------------------------------------------------------
     def site(self, name: str, inputs: Mapping[str, Any], *, train: bool, seed: int) -> Site:
         """Where the symbol's tensor is produced (memoised per symbol, mode and input shapes)."""
-        key = (name, train, _signature(inputs))
+        signature = _signature(inputs)
+        key = (name, train, signature)
         if key not in self._sites:
             self._sites[key] = self._find_site(name, inputs, train, seed)
+            # The recording that located it locates every other bound symbol too: a later probe on
+            # another symbol (identifiability's M, B, T; symbol_where) then records nothing again.
+            for other in self.bindings:
+                if (other, train, signature) not in self._sites:
+                    try:
+                        self._sites[(other, train, signature)] = self._find_site(other, inputs, train, seed)
+                    except SymbolError:
+                        pass  # located (and its error raised) when it is asked for
         return self._sites[key]
+
+    def _edit_sites(self, names, inputs, train: bool, seed: int) -> tuple[dict[str, Site], set[str]]:
+        """The sites of the edited symbols, and which of them were located at another input shape.
+
+        modulation runs 64 (x, c) pairs, positivity's search 16 rows: recording those forwards only to
+        find a site already found on the example rows cost a whole forward of the large batch, holding
+        every module output. Such a borrowed site is kept only if the run makes as many calls of its
+        module (as many torch calls, for a site inside forward) as the recording did; `_run` checks
+        that and otherwise locates it on this run's inputs and runs again."""
+        signature, sites, borrowed = _signature(inputs), {}, set()
+        for name in names:
+            if (name, train, signature) not in self._sites:
+                other = next((site for (n, t, _), site in self._sites.items() if n == name and t == train), None)
+                if other is not None and other.total:
+                    sites[name] = other
+                    borrowed.add(name)
+                    continue
+            sites[name] = self.site(name, inputs, train=train, seed=seed)
+        return sites, borrowed
 
     def _find_site(self, name: str, inputs: Mapping[str, Any], train: bool, seed: int) -> Site:
         binding = self.binding(name)
@@ -521,8 +564,9 @@ class SymbolRunner:
             if not calls:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
             _select(calls[-1], binding.index, binding.describe())
-            return Site(binding.module, binding.index, len(calls) - 1)
+            return Site(binding.module, binding.index, len(calls) - 1, total=len(calls))
         module_events, op_events, outputs = self._recording(inputs, train, seed)
+        forward_calls = self._recorded_ops(inputs, train, seed)
         target = forward_value(outputs, binding.output)
         if not isinstance(target, torch.Tensor):
             raise SymbolError(f"forward output '{binding.output}' is a {type(target).__name__}, not a tensor")
@@ -532,12 +576,13 @@ class SymbolRunner:
                        if (positions := _positions(output, same))]
             if matches:  # calls finish inner-first: the last identity match is the outermost wrapper;
                 path, number, positions = matches[0] if fallback else matches[-1]  # a view's earliest is its producer
-                return Site(path, positions[0], number, also=positions[1:])
+                total = sum(1 for event in module_events if event[0] == path)
+                return Site(path, positions[0], number, also=positions[1:], total=total)
             ops = [(count, name, file, line, positions) for count, result, name, file, line in op_events
                    if (positions := _positions(result, same))]
             if ops:  # the call that created the tensor, not a later view of it
                 count, op_name, file, line, positions = ops[0]
-                return Site(None, positions[0], 0, positions[1:], count, op_name, file, line)
+                return Site(None, positions[0], 0, positions[1:], count, op_name, file, line, total=forward_calls)
         raise SymbolError(
             f"forward output '{binding.output}' is not produced by any torch call or submodule in forward (an "
             "input returned as is?), so it cannot be intervened on; bind the symbol to the module that "
@@ -555,6 +600,11 @@ class SymbolRunner:
             self._recorded.clear()
             self._recorded[key] = (*self._record_calls(inputs, train, seed), inputs)
         return self._recorded[key][:3]
+
+    def _recorded_ops(self, inputs, train, seed) -> int:
+        """How many torch calls forward made in the recording of these inputs."""
+        self._recording(inputs, train, seed)
+        return self._recorded[(train, seed, tuple((k, id(v)) for k, v in inputs.items()))][3]
 
     def _record_calls(self, inputs, train, seed):
         try:
@@ -579,7 +629,7 @@ class SymbolRunner:
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             calls_mode = _TorchCalls(record=True)
             outputs = self._forward(inputs, train, seed, mode=calls_mode)
-        return events, calls_mode.events, outputs
+        return events, calls_mode.events, outputs, calls_mode.count + 1
 
     def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None,
                  mode: "_TorchCalls | None" = None) -> Any:
