@@ -238,6 +238,12 @@ def _replace(output: Any, index: int | None, value: torch.Tensor) -> Any:
     return type(output)._make(items) if hasattr(output, "_make") else tuple(items)  # namedtuple or tuple
 
 
+def _place(binding: SymbolBinding) -> tuple:
+    """Where a binding points: symbols bound alike (a spec symbol, translation's partner of the same
+    forward output) share one located site."""
+    return (binding.module, binding.output, binding.index)
+
+
 def _signature(inputs: Mapping[str, Any]) -> tuple:
     return tuple((k, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else (k, type(v)) for k, v in inputs.items())
 
@@ -387,10 +393,11 @@ class SymbolRunner:
             signature = _signature(inputs)
             for name in borrowed:
                 if name not in wrong:
-                    self._sites[(name, train, signature)] = sites[name]
+                    self._sites[(_place(self.binding(name)), train, signature)] = sites[name]
             if wrong:  # forward differs at this shape: locate the sites on these inputs and run again
                 for name in wrong:
-                    self._sites[(name, train, signature)] = self._find_site(name, inputs, train, seed)
+                    place = _place(self.binding(name))
+                    self._sites[(place, train, signature)] = self._find_site(self.binding(name), inputs, train, seed)
                 return self._run(inputs, train, seed, observe, given_edits, whole, vary, param_grads)
         for name in observe:
             binding = self.binding(name)
@@ -521,17 +528,21 @@ class SymbolRunner:
 
     # ---- locating -----------------------------------------------------------------------
     def site(self, name: str, inputs: Mapping[str, Any], *, train: bool, seed: int) -> Site:
-        """Where the symbol's tensor is produced (memoised per symbol, mode and input shapes)."""
+        """Where the symbol's tensor is produced (memoised per place it is bound to, mode and input shapes)."""
+        binding = self.binding(name)
         signature = _signature(inputs)
-        key = (name, train, signature)
+        key = (_place(binding), train, signature)
         if key not in self._sites:
-            self._sites[key] = self._find_site(name, inputs, train, seed)
-            # The recording that located it locates every other bound symbol too: a later probe on
-            # another symbol (identifiability's M, B, T; symbol_where) then records nothing again.
-            for other in self.bindings:
-                if (other, train, signature) not in self._sites:
+            self._sites[key] = self._find_site(binding, inputs, train, seed)
+            # The recording that located it locates every other bound symbol and every tensor forward
+            # returns too: a later probe on another symbol (identifiability's M, B, T, symbol_where,
+            # translation_symmetry's partners) then records nothing again.
+            outputs = self._recording(inputs, train, seed)[2]
+            others = [*self.bindings.values(), *(SymbolBinding(output=k) for k in output_tensors(outputs))]
+            for other in others:
+                if (_place(other), train, signature) not in self._sites:
                     try:
-                        self._sites[(other, train, signature)] = self._find_site(other, inputs, train, seed)
+                        self._sites[(_place(other), train, signature)] = self._find_site(other, inputs, train, seed)
                     except SymbolError:
                         pass  # located (and its error raised) when it is asked for
         return self._sites[key]
@@ -546,8 +557,9 @@ class SymbolRunner:
         that and otherwise locates it on this run's inputs and runs again."""
         signature, sites, borrowed = _signature(inputs), {}, set()
         for name in names:
-            if (name, train, signature) not in self._sites:
-                other = next((site for (n, t, _), site in self._sites.items() if n == name and t == train), None)
+            place = _place(self.binding(name))
+            if (place, train, signature) not in self._sites:
+                other = next((site for (n, t, _), site in self._sites.items() if n == place and t == train), None)
                 if other is not None and other.total:
                     sites[name] = other
                     borrowed.add(name)
@@ -555,8 +567,7 @@ class SymbolRunner:
             sites[name] = self.site(name, inputs, train=train, seed=seed)
         return sites, borrowed
 
-    def _find_site(self, name: str, inputs: Mapping[str, Any], train: bool, seed: int) -> Site:
-        binding = self.binding(name)
+    def _find_site(self, binding: SymbolBinding, inputs: Mapping[str, Any], train: bool, seed: int) -> Site:
         if binding.module is not None:
             self._module(binding.module)
             module_events, _, _ = self._recording(inputs, train, seed)
