@@ -238,6 +238,10 @@ def _replace(output: Any, index: int | None, value: torch.Tensor) -> Any:
     return type(output)._make(items) if hasattr(output, "_make") else tuple(items)  # namedtuple or tuple
 
 
+def _recording_key(inputs: Mapping[str, Any], train: bool, seed: int) -> tuple:
+    return (train, seed, tuple((k, id(v)) for k, v in inputs.items()))
+
+
 def _place(binding: SymbolBinding) -> tuple:
     """Where a binding points: symbols bound alike (a spec symbol, translation's partner of the same
     forward output) share one located site."""
@@ -381,7 +385,15 @@ class SymbolRunner:
             if replay:
                 stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
                     call, sites, [n for n in observe if self.binding(n).module is not None])))
-            if capture:
+            if capture and not self._located(inputs, train):
+                # Nothing is located at this shape yet: this capture is also the discovery recording
+                # (batch_independence's symbol_where, identifiability's first edit recorded a forward more).
+                recording = self._record(inputs, train, seed, param_grads,
+                                         lambda mode, forward: self._replays.capture(inputs, mode, forward))
+                self._recorded.clear()
+                self._recorded[_recording_key(inputs, train, seed)] = (*recording, inputs)
+                outputs = recording[2]
+            elif capture:
                 outputs = self._replays.capture(inputs, calls_mode,
                                                 lambda: self._forward(inputs, train, seed, mode=calls_mode))
             else:
@@ -412,7 +424,14 @@ class SymbolRunner:
         seen["__outputs__"] = outputs
         if capture:  # confirmed only if a later run on the same inputs wants it (most inputs run once)
             self._replays.hold(self._replays.key_of(inputs, seed), inputs, (observe, dict(seen)))
+            if _recording_key(inputs, train, seed) in self._recorded:
+                self._locate_all(inputs, train, seed)
         return seen
+
+    def _located(self, inputs, train: bool) -> bool:
+        """Whether some site was located on inputs of this shape."""
+        signature = _signature(inputs)
+        return any(t == train and s == signature for _, t, s in self._sites)
 
     # ---- replaying (see replay.py) ------------------------------------------------------
     def _replay_plan(self, inputs, train: bool, seed: int, edits) -> tuple[bool, bool]:
@@ -545,18 +564,21 @@ class SymbolRunner:
         key = (_place(binding), train, signature)
         if key not in self._sites:
             self._sites[key] = self._find_site(binding, inputs, train, seed)
-            # The recording that located it locates every other bound symbol and every tensor forward
-            # returns too: a later probe on another symbol (identifiability's M, B, T, symbol_where,
-            # translation_symmetry's partners) then records nothing again.
-            outputs = self._recording(inputs, train, seed)[2]
-            others = [*self.bindings.values(), *(SymbolBinding(output=k) for k in output_tensors(outputs))]
-            for other in others:
-                if (_place(other), train, signature) not in self._sites:
-                    try:
-                        self._sites[(_place(other), train, signature)] = self._find_site(other, inputs, train, seed)
-                    except SymbolError:
-                        pass  # located (and its error raised) when it is asked for
+            self._locate_all(inputs, train, seed)
         return self._sites[key]
+
+    def _locate_all(self, inputs, train: bool, seed: int) -> None:
+        """Every bound symbol's and every returned tensor's site from the one recording of these inputs:
+        a later probe on another symbol (identifiability's M, B, T, symbol_where, translation_symmetry's
+        partners) then records nothing again. Errors are raised when the symbol is asked for."""
+        signature = _signature(inputs)
+        outputs = self._recording(inputs, train, seed)[2]
+        for other in [*self.bindings.values(), *(SymbolBinding(output=k) for k in output_tensors(outputs))]:
+            if (_place(other), train, signature) not in self._sites:
+                try:
+                    self._sites[(_place(other), train, signature)] = self._find_site(other, inputs, train, seed)
+                except SymbolError:
+                    pass
 
     def _edit_sites(self, names, inputs, train: bool, seed: int) -> tuple[dict[str, Site], set[str]]:
         """The sites of the edited symbols, and which of them were located at another input shape.
@@ -617,7 +639,7 @@ class SymbolRunner:
         were most of its check's memory), and it is read only while sites and slices are located,
         which are memoised: so one recording is kept, the previous one is dropped, and it is taken
         with the parameters frozen, so it holds no autograd graph through the model."""
-        key = (train, seed, tuple((k, id(v)) for k, v in inputs.items()))
+        key = _recording_key(inputs, train, seed)
         if key not in self._recorded:  # the entry keeps `inputs` alive, so their ids stay unique
             self._recorded.clear()
             self._recorded[key] = (*self._record_calls(inputs, train, seed), inputs)
@@ -626,7 +648,7 @@ class SymbolRunner:
     def _recorded_ops(self, inputs, train, seed) -> int:
         """How many torch calls forward made in the recording of these inputs."""
         self._recording(inputs, train, seed)
-        return self._recorded[(train, seed, tuple((k, id(v)) for k, v in inputs.items()))][3]
+        return self._recorded[_recording_key(inputs, train, seed)][3]
 
     def _record_calls(self, inputs, train, seed):
         try:
@@ -634,7 +656,8 @@ class SymbolRunner:
         except ForwardError:  # a forward that fails with its parameters frozen is recorded as it is
             return self._record(inputs, train, seed, param_grads=True)
 
-    def _record(self, inputs, train, seed, param_grads: bool):
+    def _record(self, inputs, train, seed, param_grads: bool, around: Callable | None = None):
+        """One recorded forward; `around(mode, forward)`, when given, runs the forward (a replay capture)."""
         events: list[tuple[str, int, Any, tuple, dict]] = []  # path, call number, output, args, kwargs
         counts: dict[str, int] = {}
 
@@ -650,7 +673,8 @@ class SymbolRunner:
                     stack.callback(module.register_forward_hook(make_hook(path), with_kwargs=True).remove)
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             calls_mode = _TorchCalls(record=True)
-            outputs = self._forward(inputs, train, seed, mode=calls_mode)
+            forward = lambda: self._forward(inputs, train, seed, mode=calls_mode)  # noqa: E731
+            outputs = around(calls_mode, forward) if around is not None else forward()
         return events, calls_mode.events, outputs, calls_mode.count + 1
 
     def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None,

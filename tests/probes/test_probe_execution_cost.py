@@ -215,3 +215,15 @@ def test_a_site_found_on_the_example_rows_serves_a_larger_batch_without_recordin
         want = shifted(reference, large, 1.0)
     assert torch.equal(got, want)
     assert all(key[2][0][1] == id(inputs["x"]) for key in runner._recorded)  # only the example rows recorded
+
+
+def test_the_first_capture_at_a_shape_is_also_the_discovery_recording():
+    runner, inputs = setup()
+    reference, _ = setup()
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"])
+        runs = runner.model.runs
+        sites = [runner.site(name, inputs, train=False, seed=0) for name in ("U", "R", "logit")]
+        assert runner.model.runs == runs  # located from the capture's recording
+        assert sites == [reference.site(name, inputs, train=False, seed=0) for name in ("U", "R", "logit")]
+        assert torch.equal(shifted(runner, inputs, 1.0), shifted(reference, inputs, 1.0))
