@@ -265,6 +265,7 @@ class SymbolRunner:
         self._slices: dict[tuple, Slice] = {}
         self._replays = Replays(model)
         self._refused: set[tuple] = set()  # replay keys whose replayed run did not reproduce the whole one
+        self._quiet = False  # see _without_discovery
 
     def extended(self, extra: Mapping[str, SymbolBinding]) -> "SymbolRunner":
         """A runner that also knows `extra` bindings and shares this one's located sites."""
@@ -385,12 +386,12 @@ class SymbolRunner:
             if replay:
                 stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
                     call, sites, [n for n in observe if self.binding(n).module is not None])))
-            if capture and not self._located(inputs, train):
-                # Nothing is located at this shape yet: this capture is also the discovery recording
-                # (batch_independence's symbol_where, identifiability's first edit recorded a forward more).
+            if capture and not self._located(train):
+                # Nothing is located yet: this capture is also the discovery recording (batch_independence's
+                # symbol_where, identifiability's first edit recorded a forward more); other shapes borrow.
+                self._recorded.clear()
                 recording = self._record(inputs, train, seed, param_grads,
                                          lambda mode, forward: self._replays.capture(inputs, mode, forward))
-                self._recorded.clear()
                 self._recorded[_recording_key(inputs, train, seed)] = (*recording, inputs)
                 outputs = recording[2]
             elif capture:
@@ -428,10 +429,19 @@ class SymbolRunner:
                 self._locate_all(inputs, train, seed)
         return seen
 
-    def _located(self, inputs, train: bool) -> bool:
-        """Whether some site was located on inputs of this shape."""
-        signature = _signature(inputs)
-        return any(t == train and s == signature for _, t, s in self._sites)
+    def _located(self, train: bool) -> bool:
+        """Whether some site was located in this mode (or none is wanted from this run)."""
+        return self._quiet or any(t == train for _, t, _ in self._sites)
+
+    @contextmanager
+    def _without_discovery(self) -> Iterator[None]:
+        """Runs that only confirm something (a slice) record nothing: a recording holds every activation
+        (positivity's 16-row confirmation of the modulator slice recorded the whole transformer, 156 MiB)."""
+        was, self._quiet = self._quiet, True
+        try:
+            yield
+        finally:
+            self._quiet = was
 
     # ---- replaying (see replay.py) ------------------------------------------------------
     def _replay_plan(self, inputs, train: bool, seed: int, edits) -> tuple[bool, bool]:
@@ -521,9 +531,10 @@ class SymbolRunner:
         # The slice must reproduce the whole model's symbols bit for bit, and with the inputs it does
         # not read moved: state forward sets from them (an attribute the module reads) shows there.
         moved = {k: (_moved(v) if k not in read else v) for k, v in inputs.items()}
-        try:
-            sliced = self._run_slice(best, inputs, train, seed, observe)
-            whole = self.run(moved, train=train, seed=seed, observe=observe)
+        try:  # values only: no autograd graph (positivity's search plans with grad on, leaves in its inputs)
+            with torch.no_grad(), self._without_discovery():
+                sliced = self._run_slice(best, inputs, train, seed, observe)
+                whole = self.run(moved, train=train, seed=seed, observe=observe)
         except (SymbolError, ForwardError):
             return Slice(why=f"module '{best.module}' could not be run on its own")
         if not all(_identical(sliced[n], whole[n]) for n in observe):
