@@ -20,6 +20,11 @@ M and T, so the probe never runs the encoder. The slice is kept only when it rep
 bit, the whole model's symbols on the example batch with the inputs it does not read moved (so
 state forward sets from them is caught); otherwise the whole model runs, and
 `plan(...).describe()` says which ran and why.
+
+Discovery is paid once: one recording locates every bound symbol and every tensor forward returns,
+the first eval capture doubles as that recording, and a site or slice found on the example rows is
+reused at another batch size (checked there: same call counts for a site, bit-for-bit agreement
+with the whole model for a slice) instead of recording a whole forward of the larger batch.
 """
 
 from __future__ import annotations

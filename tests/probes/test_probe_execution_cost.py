@@ -217,7 +217,7 @@ def test_a_site_found_on_the_example_rows_serves_a_larger_batch_without_recordin
     assert all(key[2][0][1] == id(inputs["x"]) for key in runner._recorded)  # only the example rows recorded
 
 
-def test_the_first_capture_at_a_shape_is_also_the_discovery_recording():
+def test_the_first_capture_is_also_the_discovery_recording():
     runner, inputs = setup()
     reference, _ = setup()
     with torch.no_grad():
