@@ -157,6 +157,11 @@ def test_gradients_summed_into_running_sums_equal_the_rows_and_keep_no_row():
             expected[name] = expected.get(name, 0) + row
         streamed = term_gradients(terms, params, into=sums)
         assert streamed.status == rows.status and streamed.values == rows.values and not streamed.rows
+    assert sums.pop("inf") is None  # a non-finite term keeps no sum (it is judged non-finite)
     assert set(sums) == {"fit", "reg"} and set(expected) == {"fit", "reg"}
-    for name in sums:
-        assert torch.equal(sums[name], expected[name])
+    for name in sums:  # one sum per parameter, streamed as the backward pass produced it
+        assert len(sums[name]) == len(params)
+        flat = torch.cat([s.reshape(-1) if s is not None else torch.zeros(p.numel()) for s, p in zip(sums[name], params)])
+        assert torch.equal(flat, expected[name])
+    assert sums["reg"][1:] == [None, None, None]  # reg reaches net[0].weight alone: no sum elsewhere
+    assert all(p.grad is None for p in params)  # the stream leaves no .grad behind

@@ -62,7 +62,11 @@ def owning_module(param_name: str) -> str:
     return param_name.rpartition(".")[0] or "<root>"
 
 
-def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set | None = None) -> dict[int, "StepMeasurement"]:
+def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set | None = None,
+             release: bool = True) -> dict[int, "StepMeasurement"]:
+    """The measurement; with `release` (what the checks memoise), statistics only: the per-term
+    gradient sums are freed once the statistics are computed (they would otherwise stay in memory
+    through loss.descent and the probes)."""
     from alignguard.gradients.measure import LossTermTypeError, measure_steps
 
     spec, model_file, model = context.spec, context.model_file, context.model
@@ -84,7 +88,7 @@ def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set 
 
     def at(at_steps: list[int]) -> dict:
         batches = [context.batch(i, step=at_steps[0]) for i in range(count)]
-        return measure_steps(model, batches, run_forward, terms_at, at_steps, seeds=seeds)
+        return measure_steps(model, batches, run_forward, terms_at, at_steps, seeds=seeds, release=release)
 
     try:
         if model_file.step_dependent:  # the batches change with the step: one forward per step
