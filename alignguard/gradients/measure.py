@@ -52,6 +52,7 @@ class TermGradients:
     status: dict[str, TermStatus]
     rows: dict[str, torch.Tensor]  # name -> (P,) gradient, alive terms only
     size: int = 0  # P
+    dtypes: dict[str, torch.dtype] = field(default_factory=dict)  # each term's dtype
 
     @property
     def grads(self) -> torch.Tensor:
@@ -83,7 +84,7 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
     keeps no sum from then on (`into[name] = None`): it is judged non-finite and no statistic reads it.
     """
     sizes = [p.numel() for p in params]
-    names, values, status, rows = list(terms), {}, {}, {}
+    names, values, status, rows, dtypes = list(terms), {}, {}, {}, {}
     candidates = []
     for name in names:
         term = terms[name]
@@ -92,6 +93,7 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
         if term.numel() != 1:
             raise LossTermTypeError(name, f"a tensor of shape {tuple(term.shape)}")
         values[name] = float(term.detach().reshape(()))
+        dtypes[name] = term.dtype
         if not torch.isfinite(term.detach()).all():
             status[name] = "nonfinite"
         elif not term.requires_grad or term.grad_fn is None:
@@ -105,7 +107,7 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
         with GradientStream(params) as stream:
             for name in candidates:
                 status[name] = _accumulate(stream, terms[name], values[name], into, name)
-        return TermGradients(names, values, status, {}, sum(sizes))
+        return TermGradients(names, values, status, {}, sum(sizes), dtypes)
     if batched and len(candidates) > 1:
         rows.update(_batched_rows({n: terms[n] for n in candidates}, params, sizes))
     alive: dict[str, torch.Tensor] = {}
@@ -121,7 +123,7 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
             status[name], alive[name] = "alive", row
         else:
             status[name] = "zero_value" if values[name] == 0.0 else "zero_gradient"
-    return TermGradients(names, values, status, alive, sum(sizes))
+    return TermGradients(names, values, status, alive, sum(sizes), dtypes)
 
 
 class GradientStream:
@@ -425,18 +427,27 @@ def measure_steps(
     steps: Sequence[int],
     seeds: Sequence[int] | None = None,
     release: bool = False,
+    on_first_batch: Callable[[dict[int, tuple[TermGradients, dict]]], None] | None = None,
 ) -> dict[int, StepMeasurement]:
     """Measure every term at every step, one forward per batch, in train mode.
 
     `run_forward(batch)` returns forward's outputs; `terms_at(batch, outputs, step)` the loss
     terms. With `seeds`, batch i runs under `torch.manual_seed(seeds[i])` inside a forked RNG, so
-    the measurement is reproducible and leaves the global RNG untouched. With `release`, each
+    the measurement is reproducible and leaves the global RNG untouched; buffers (BatchNorm's
+    running statistics) are restored afterwards, so the measurement leaves the model as it found
+    it. With `release`, each
     step's statistics are computed at the end and its gradient sums freed (`StepMeasurement.release`).
+
+    `on_first_batch({step: (TermGradients, {name: gradient per parameter})})` is called once the
+    first batch is measured and its graph freed: the sums then hold exactly that batch's gradients,
+    so a caller that needs one batch's gradients (loss.descent) reads them there instead of running
+    its own forward and backward pass, and holds no copy (it must not write to them).
     """
     named = trainable_parameters(model)
     params = [p for _, p in named]
     result = {step: StepMeasurement(step, [n for n, _ in named], [p.numel() for p in params]) for step in steps}
     was_training = model.training
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]  # train-mode forwards move BatchNorm statistics
     model.train()
     try:
         for i, batch in enumerate(batches):
@@ -444,12 +455,20 @@ def measure_steps(
                 if seeds is not None:
                     manual_seed(seeds[i])
                 outputs = run_forward(batch)
+                first = {}
                 for step in steps:  # gradients go straight into each step's running sums
-                    result[step].add(term_gradients(terms_at(batch, outputs, step), params,
-                                                    into=result[step].grad_sum))
+                    measured = term_gradients(terms_at(batch, outputs, step), params, into=result[step].grad_sum)
+                    result[step].add(measured)
+                    first[step] = (measured, result[step].grad_sum)
             del outputs  # frees the retained graph before the next batch
+            if i == 0 and on_first_batch is not None:
+                on_first_batch(first)
+            del first
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
     if release:
         for measured in result.values():
             measured.release()
