@@ -21,8 +21,10 @@ gradient does not. So a term that misses is measured again at ε/10, ε/100, ε/
 the shortest step measured, the one closest to the derivative. Shrinking stops as soon as the
 ratio is within tolerance, when a shorter step brought it no closer to 1 (a reversal stays at −1:
 one extra step), or when float rounding would dominate the shorter step (see `_rounding`).
-Cost: one forward and backward, then two forwards without autograd per term; two more per
-shorter step, paid only by a term that misses.
+Cost: two forwards without autograd per term; two more per shorter step, paid only by a term
+that misses. The gradients are the gradient measurement's first batch (same seed, batch and
+train-mode forward): the check measures its slopes there, through `first_batch_hook`, before the
+later batches are added, so it runs no forward and backward pass of its own and copies no gradient.
 """
 
 from __future__ import annotations
