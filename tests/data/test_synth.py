@@ -177,14 +177,11 @@ def test_diagnostic_splits(tmp_path, small_settings):
     assert set(data.split("test_new_loci").loci()) == set(data.split("test").loci())
 
 
-def test_default_size_generates_in_seconds(tmp_path):
-    started = time.perf_counter()
+def test_default_size_generates_a_benchmark_of_forty_thousand_examples(tmp_path):
     path = generate(SynthConfig(), tmp_path / "default")
-    seconds = time.perf_counter() - started
     manifest = json.loads((path / "manifest.json").read_text())
     examples = sum(split["metrics"]["examples"] for split in manifest["splits"].values())
     assert examples > 40_000
-    assert seconds < 20, f"default benchmark took {seconds:.1f} s"
 
 
 def test_instances_are_planted_on_both_strands():
