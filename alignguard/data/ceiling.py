@@ -58,6 +58,7 @@ def m_ceiling(config: SynthConfig, strengths: tuple[float, ...] = STRENGTHS) -> 
         raise ValueError(f"truth_panel = {config.truth_panel}: a correlation needs at least 3 panel cell lines")
     cells = draw_cells(config)
     train = np.arange(config.cells_train)
+    x, y = cells.descriptors[train], gauge_log_m(cells.truth.subset(train))
     panel_truth = np.exp(gauge_log_m(cells.panel))
 
     def score(strength: float) -> float:
@@ -65,6 +66,6 @@ def m_ceiling(config: SynthConfig, strengths: tuple[float, ...] = STRENGTHS) -> 
         return float(np.corrcoef(fitted, panel_truth)[0, 1])
 
     # efficient leave-one-out over the training cell lines: what a learner could choose without the panel
-    chosen = float(RidgeCV(alphas=strengths).fit(cells.descriptors[train], gauge_log_m(cells.truth.subset(train))).alpha_)
+    chosen = float(RidgeCV(alphas=strengths).fit(x, y).alpha_)
     return MCeiling(config.cells_train, config.seed, config.truth_panel, chosen, score(chosen),
                     {s: score(s) for s in strengths})
