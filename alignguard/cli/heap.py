@@ -38,3 +38,20 @@ def import_torch_and_freeze_heap(*, sleeping_threads: bool = False) -> None:
     if not _frozen:
         gc.freeze()
         _frozen = True
+
+
+def warm_up_worker() -> None:
+    """What a prestarted worker does while the CLI parses its arguments (alignguard/cli/app.py): torch
+    with sleeping threads, and the use cases' modules, so that its job starts with the model file."""
+    import_torch_and_freeze_heap(sleeping_threads=True)
+    import alignguard.api  # noqa: F401
+    import alignguard.checks.catalogue  # noqa: F401
+
+
+def torch_for_the_worker() -> None:
+    """Before `run_isolated` forks a worker for check, init or graph: import torch here, so the worker
+    starts with it, unless a prestarted worker has imported it already (then this process never needs it)."""
+    from alignguard.isolation import prestarted
+
+    if not prestarted():
+        import_torch_and_freeze_heap(sleeping_threads=True)
