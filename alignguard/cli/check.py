@@ -112,7 +112,7 @@ def _shown(path: Path, cwd: Path) -> Path:
 
 def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "ReportPlan", timeout: float | None):
     """(Report, exit code) of one pair; a pair that cannot be judged is reported, and with one pair re-raised."""
-    from alignguard.api import run_check
+    from alignguard.api import read_spec, run_check
     from alignguard.cli.progress import progress
     from alignguard.errors import AlignguardError
     from alignguard.isolation import run_isolated
@@ -124,8 +124,12 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
     worker_phases: dict[str, float] = {}
     try:
         with progress(f"alignguard: checking {model} against {spec}", enabled=not quiet):
+            # read here, no user code: the worker (prestarted) is meanwhile importing torch
+            spec_start = time.perf_counter()
+            design = read_spec(spec)
+            spec_read = time.perf_counter() - spec_start
             # the model file runs in a worker: its exits, prints and hangs cannot stand in for a verdict
-            report = run_isolated(run_check, spec, model, spec_path=str(spec), timeout=timeout,
+            report = run_isolated(run_check, design, model, spec_path=str(spec), timeout=timeout,
                                   stdout_to_stderr=True, timings=worker_phases)
     except AlignguardError as error:
         if single:
@@ -137,6 +141,7 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
     report.timings["total"] = time.perf_counter() - start
     # a prestarted worker imported torch while this process parsed the command line (cli/app.py)
     report.timings["import torch"] = worker_phases.get("import torch", torch_imported - start)
+    report.timings["load spec"] = spec_read
     return report, int(report.exit_code(plan.options.fail_on))
 
 
