@@ -128,6 +128,7 @@ def _check_pair(spec: Path, model: Path, *, quiet: bool, single: bool, plan: "Re
             spec_start = time.perf_counter()
             design = read_spec(spec)
             spec_read = time.perf_counter() - spec_start
+            plan.load_renderers()  # this process would only wait for the worker: import them now
             # the model file runs in a worker: its exits, prints and hangs cannot stand in for a verdict
             report = run_isolated(run_check, design, model, spec_path=str(spec), timeout=timeout,
                                   stdout_to_stderr=True, timings=worker_phases)
@@ -203,6 +204,15 @@ class ReportPlan:
                                  "alignguard check SPEC MODEL --format json")
         return cls(stdout_formats, files, RenderOptions(fail_on=fail_on, timings=timings),  # type: ignore[arg-type]
                    output_format=output_format, statistics=statistics, quiet=quiet)
+
+    def load_renderers(self) -> None:
+        """Import the renderers `emit_all` will call, so that none is imported after the verdict arrives."""
+        for fmt in [*self.stdout_formats, *(fmt for fmt, _ in self.files)]:
+            fmt.module()
+        if any(fmt.name == "text" for fmt in self.stdout_formats):
+            import rich.console  # noqa: F401
+
+            from alignguard.report import concise, console  # noqa: F401
 
     def emit(self, report, console_text: bool = True) -> None:
         self.emit_all([report], console_text=console_text)
