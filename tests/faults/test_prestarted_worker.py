@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,24 @@ def test_a_worker_whose_streams_are_not_the_ones_asked_for_is_replaced(monkeypat
         assert not _alive(pid)
     finally:
         worker._discard_prestarted()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_worker_that_sent_its_verdict_is_not_waited_for_but_reaped_by_the_next_call():
+    first = run_isolated(os.getpid)
+    assert first != os.getpid()
+    if first not in worker._exiting:
+        pytest.skip("the worker had already ended when its verdict was read (a busy machine): nothing to reap")
+    deadline = time.monotonic() + 60
+    while not _zombie(first) and time.monotonic() < deadline:  # its exit goes on without us
+        time.sleep(0.05)
+    assert _zombie(first)  # ended, not yet reaped
+    run_isolated(os.getpid)
+    assert first not in worker._exiting and not Path(f"/proc/{first}").exists()
