@@ -38,20 +38,29 @@ def main() -> None:
 
 
 def _exit_at_once(code: object) -> None:
-    """End a command that ran model code: atexit handlers, flushed streams, then os._exit, without the
-    interpreter's teardown of every module (0.02-0.17 s of CPU after the verdict is printed). With
-    threads still running, or a code that is not a number, the ordinary exit (it joins them, prints it)."""
+    """End a command that ran model code: flush the streams, wait for its worker (ending while the report
+    was written), run the atexit handlers, then os._exit, without the interpreter's teardown of every
+    module (0.02-0.17 s of CPU after the verdict is printed). With threads still running, or a code
+    that is not a number, the ordinary exit (it joins them, prints it)."""
     import atexit
     import os
     import threading
 
+    from alignguard.isolation import reap_workers
+
     if threading.active_count() > 1 or not (code is None or isinstance(code, int)):
         raise SystemExit(code)
-    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:  # a closed pipe (`alignguard check ... | head`): nothing more can be said there
+            pass
+    reap_workers()  # the report is out; the worker, ending meanwhile, is waited for (no orphan)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
             pass
     os._exit(code or 0)
 

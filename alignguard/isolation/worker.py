@@ -356,18 +356,27 @@ def _exit_fd(pid: int) -> int | None:
         return None
 
 
-_exiting: list[int] = []  # workers that sent their verdict and are still ending (reaped by the next call;
-# at this process's exit, by init)
+_exiting: list[int] = []  # workers that sent their verdict and are still ending
 
 
-def _reap_exited() -> None:
+def _reap_exited(block: bool = False) -> None:
     for pid in list(_exiting):
         try:
-            reaped, _ = os.waitpid(pid, os.WNOHANG)
+            reaped, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
             reaped = pid
         if reaped:
             _exiting.remove(pid)
+
+
+def reap_workers() -> None:
+    """Wait for the workers that sent their verdict to end (the next run_isolated reaps those already
+    gone). At exit, so that no worker outlives the command and its CPU and memory count as the command's
+    (a caller's wait4); the CLI calls it after its report is written."""
+    _reap_exited(block=True)
+
+
+atexit.register(reap_workers)
 
 
 def _pump(open_fds: set[int], result_r: int, inbox: _Inbox, relays: dict[int, _Relay], wait: float,
