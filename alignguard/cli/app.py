@@ -13,12 +13,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+started: float | None = None  # time.perf_counter() when main began: `check --timings` counts its total from it
 PRESTARTED = ("check", "init", "graph")  # commands whose one worker imports torch with sleeping threads
 NO_WORK = ("--help", "--version", "-V", "--install-completion", "--show-completion")
 
 
 def main() -> None:
+    import time
+
     from alignguard.isolation import mark_fresh_process, prestart
+
+    global started
+    started = time.perf_counter()
 
     mark_fresh_process()  # no torch operator has run in this process: workers forked from it may use threads
     if not runs_model_code(sys.argv[1:]):

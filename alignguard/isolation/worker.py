@@ -139,13 +139,14 @@ class _Prestarted:
 _prestarted: _Prestarted | None = None
 
 
-def prestart(warm_up: Callable[[], None], label: str) -> None:
+def prestart(warm_up: Callable[[], dict[str, float] | None], label: str) -> None:
     """Fork the worker now; it runs `warm_up` (e.g. imports torch) and then waits for its job.
 
     Called by the CLI entry point before its own imports, for commands that will run model code:
     the parent need not import torch at all. The first `run_isolated` of this process sends the
-    worker its job (and the seconds `warm_up` took, as the phase `label`); a process that ends
-    without one closes the job pipe, and the worker exits without a word. Once per process.
+    worker its job, and gets back the phases `warm_up` timed (the dict it returns; else its whole
+    time, named `label`); a process that ends without a job closes the job pipe, and the worker
+    exits without a word. Once per process.
     """
     global _prestarted
     if _prestarted is not None or not isolation_available():
@@ -494,10 +495,11 @@ def _waiting_worker(warm_up: Callable[[], None], label: str, job_fd: int, result
         _die_with_parent(parent, real_exit)
         start = time.perf_counter()
         try:
-            warm_up()
+            phases = warm_up()
         except Exception:
-            pass  # the job meets the same failure where it can be reported (e.g. importing torch)
-        warmed = time.perf_counter() - start
+            phases = None  # the job meets the same failure where it can be reported (e.g. importing torch)
+        if not isinstance(phases, dict):
+            phases = {label: time.perf_counter() - start}
         data = _read_job(job_fd)
     except BaseException:  # interrupted while waiting: nobody is listening
         real_exit(1)
@@ -509,7 +511,8 @@ def _waiting_worker(warm_up: Callable[[], None], label: str, job_fd: int, result
         _send(result_fd, ("crash", type(exc).__name__, _short(exc), None, None, traceback.format_exc()))
         real_exit(0)
     function, args, kwargs, targets, passes = job
-    _send(result_fd, ("phase", label, warmed))
+    for name, seconds in phases.items():
+        _send(result_fd, ("phase", name, seconds))
     _worker(function, args, kwargs, result_fd, dump_fd, targets, parent, passes)
 
 
