@@ -91,6 +91,7 @@ def train_and_test(model: Path, run_dir: Path, overrides: dict) -> tuple[dict, d
              "gate_passed": bool(run["gate"]["passed"]), "design_alarms": alarms,
              "truth": {key: recovery.get(key) for key in ("corr_T_truth_within_mean", "corr_T_truth_within_min",
                                                            "corr_T_access_within_mean", "corr_M_truth_across_cells")}}
+    facts["truth"]["corr_M_truth_unseen_panel"] = (recovery.get("unseen_panel") or {}).get("corr_M_truth")
     return summary["test"]["metrics"], facts
 
 
@@ -111,8 +112,15 @@ def truth_line(name: str, facts: list[dict]) -> str:
     return (f"{name:12} corr(T, T*) within cells {mean_sd(values('corr_T_truth_within_mean'))} (worst cell "
             f"{mean_sd(values('corr_T_truth_within_min'))}), corr(T, accessibility) within cells "
             f"{mean_sd(values('corr_T_access_within_mean'))}, corr(M, M*) across cells "
-            f"{mean_sd(values('corr_M_truth_across_cells'))}; design alarms: "
+            f"{mean_sd(values('corr_M_truth_across_cells'))} (per seed {per_seed(values('corr_M_truth_across_cells'))}), "
+            f"across the panel of further unseen cell lines (train/panel.py) "
+            f"{mean_sd(values('corr_M_truth_unseen_panel'))} (per seed {per_seed(values('corr_M_truth_unseen_panel'))}); "
+            "design alarms: "
             + (", ".join(sorted({a for f in facts for a in f['design_alarms']})) or "none"))
+
+
+def per_seed(values: list) -> str:
+    return " / ".join("n/a" if v is None else f"{v:.3f}" for v in values)
 
 
 def pick(metrics: dict, path: tuple[str, ...] | None):
