@@ -12,10 +12,10 @@ torch but runs no operator before forking; a process that already ran torch's Op
 suite calling the CLI in-process) cannot use that pool in a child (libgomp is not fork-safe), so
 such children compute on one thread (`mark_fresh_process` tells the two cases apart).
 
-`prestart` goes one step further for the CLI: it forks the worker as the process starts, before the
-CLI's own imports, and the worker imports torch (its warm-up) while the parent parses the command
-line; `run_isolated` then hands that worker its job over a pipe. The parent never imports torch, so
-the two imports overlap and the parent's exit is instant (docs/benchmarks.md section 1).
+`prestart` goes one step further for the CLI: it forks the worker as the process starts, before most
+of the CLI's own imports, and the worker imports torch (its warm-up) while the parent parses the
+command line; `run_isolated` then hands that worker its job over a pipe. The parent never imports
+torch, so the two start-ups overlap and the parent's exit is quick (docs/benchmarks.md section 1).
 """
 
 from __future__ import annotations
@@ -337,7 +337,8 @@ def _collect(pid: int, result_r: int, relays: list[_Relay], deadline: _Deadline)
             _signal_group(pid, signal.SIGKILL)
             status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     drain_until = time.monotonic() + DUMP_WAIT_S  # a process the worker forked may keep a pipe open
-    while status is not None and _pump(open_fds, result_r, inbox, relay_by_fd, 0.0, None) and time.monotonic() < drain_until:
+    while (status is not None and _pump(open_fds, result_r, inbox, relay_by_fd, 0.0, None)
+           and time.monotonic() < drain_until):
         pass  # what the worker wrote before it ended
     for fd in relay_by_fd:
         os.close(fd)
