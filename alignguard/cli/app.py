@@ -22,10 +22,12 @@ NO_WORK = ("--help", "--version", "-V", "--install-completion", "--show-completi
 def main() -> None:
     import time
 
+    from alignguard.cli.pipes import protect_stdout
     from alignguard.isolation import mark_fresh_process, prestart
 
     global started
     started = time.perf_counter()
+    protect_stdout()  # `alignguard check ... | head`: the verdict's exit code, not rich's or click's 1
 
     mark_fresh_process()  # no torch operator has run in this process: workers forked from it may use threads
     if not runs_model_code(sys.argv[1:]):
