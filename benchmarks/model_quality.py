@@ -119,6 +119,16 @@ def truth_line(name: str, facts: list[dict]) -> str:
             + (", ".join(sorted({a for f in facts for a in f['design_alarms']})) or "none"))
 
 
+def ceiling_line(seeds: list[int]) -> str:
+    """The panel figure's model-free reference per seed (alignguard/data/ceiling.py; the default benchmark)."""
+    from alignguard.data.ceiling import m_ceiling
+    from alignguard.data.config import SynthConfig
+
+    values = [m_ceiling(SynthConfig(seed=seed)).chosen for seed in seeds]
+    return (f"{'ceiling':12} corr(M, M*) across the panel of a ridge fit to the exact M* of the training cell lines "
+            f"(benchmarks/m_ceiling.py): per seed {per_seed(values)}")
+
+
 def per_seed(values: list) -> str:
     return " / ".join("n/a" if v is None else f"{v:.3f}" for v in values)
 
@@ -206,6 +216,8 @@ def main() -> int:
             print("truth recovery on the test cell lines (the truth brought to the model's gauge, docs/training.md):")
             for name, facts_of_model in run_facts.items():
                 print(truth_line(name, facts_of_model))
+            if mechanism == "multiplicative":
+                print(ceiling_line(args.seeds))
     print(f"\ntotal {time.perf_counter() - started:.0f} s; Bayes: the true probabilities on the same test examples "
           "(ECE of the truth is 0 in expectation); positive rate = a random ranker's AUPR")
     if args.json:

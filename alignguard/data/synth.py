@@ -79,10 +79,32 @@ def _draw_context(config: SynthConfig, truth: CellTruth, count: int, rng: np.ran
     return accessibility_logits(openness, truth, noise)
 
 
-def build_world(config: SynthConfig) -> World:
+@dataclass(frozen=True)
+class Cells:
+    """The cell lines alone (no loci): every descriptor, its hidden truth, and the unseen panel's.
+
+    Rows of `descriptors` are the training, then validation, then test cell lines; `truth` has no
+    baselines yet (they are calibrated on loci in `build_world`).
+    """
+
+    descriptors: np.ndarray  # (n_cells, D)
+    truth: CellTruth
+    panel_descriptors: np.ndarray  # (truth_panel, D)
+    panel: CellTruth
+
+
+def draw_cells(config: SynthConfig) -> Cells:
+    """The descriptors and hidden per-cell truth exactly as `build_world` draws them, without any locus."""
     hidden = HiddenMap.draw(config.descriptor_dim, _rng(config, STREAM_MAP))
     descriptors = _rng(config, STREAM_CELLS).normal(size=(config.n_cells, config.descriptor_dim))
-    truth = CellTruth.from_descriptors(hidden, descriptors, config)
+    panel_descriptors = _rng(config, STREAM_PANEL).normal(size=(config.truth_panel, config.descriptor_dim))
+    return Cells(descriptors, CellTruth.from_descriptors(hidden, descriptors, config),
+                 panel_descriptors, CellTruth.from_descriptors(hidden, panel_descriptors, config))
+
+
+def build_world(config: SynthConfig) -> World:
+    cells = draw_cells(config)
+    descriptors, truth = cells.descriptors, cells.truth
 
     calibration = _rng(config, STREAM_CALIBRATION)
     energy = Energy.build(config)
@@ -112,10 +134,8 @@ def build_world(config: SynthConfig) -> World:
         + [f"val_c{i}" for i in range(config.cells_val)]
         + [f"test_c{i}" for i in range(config.cells_test)]
     )
-    panel_descriptors = _rng(config, STREAM_PANEL).normal(size=(config.truth_panel, config.descriptor_dim))
-    panel = CellTruth.from_descriptors(hidden, panel_descriptors, config)
     return World(config, energy, names, descriptors.astype(np.float32), truth, targets, splits,
-                 panel_descriptors.astype(np.float32), panel)
+                 cells.panel_descriptors.astype(np.float32), cells.panel)
 
 
 @dataclass
