@@ -30,17 +30,25 @@ def load(spec: Spec | str | Path, model_path: str | Path,
          timings: dict[str, float] | None = None) -> tuple[Spec, "ModelFile"]:
     """The spec (loaded unless given) and the model file it names the entry points of."""
     from alignguard.modelfile.loader import load_model_file
-    from alignguard.spec.loader import load_spec
 
     timings = {} if timings is None else timings
     start = time.perf_counter()
     if not isinstance(spec, Spec):
-        spec = load_spec(spec)
+        spec = read_spec(spec)
     timings["load spec"] = time.perf_counter() - start
     start = time.perf_counter()
     model_file = load_model_file(model_path, spec.entry_points)  # imports torch and the model file
     timings["import model file"] = time.perf_counter() - start
     return spec, model_file
+
+
+def read_spec(path: str | Path) -> Spec:
+    """The spec file, parsed and validated. No user code runs here (YAML tags and formulas are never
+    executed), so the CLI reads the spec itself while its model worker imports torch, and hands the
+    worker the Spec."""
+    from alignguard.spec.loader import load_spec
+
+    return load_spec(path)
 
 
 def open_context(spec: Spec, model_file: "ModelFile", timings: dict[str, float] | None = None) -> "CheckContext":

@@ -91,6 +91,7 @@ def train_and_test(model: Path, run_dir: Path, overrides: dict) -> tuple[dict, d
              "gate_passed": bool(run["gate"]["passed"]), "design_alarms": alarms,
              "truth": {key: recovery.get(key) for key in ("corr_T_truth_within_mean", "corr_T_truth_within_min",
                                                            "corr_T_access_within_mean", "corr_M_truth_across_cells")}}
+    facts["truth"]["corr_M_truth_unseen_panel"] = (recovery.get("unseen_panel") or {}).get("corr_M_truth")
     return summary["test"]["metrics"], facts
 
 
@@ -111,8 +112,25 @@ def truth_line(name: str, facts: list[dict]) -> str:
     return (f"{name:12} corr(T, T*) within cells {mean_sd(values('corr_T_truth_within_mean'))} (worst cell "
             f"{mean_sd(values('corr_T_truth_within_min'))}), corr(T, accessibility) within cells "
             f"{mean_sd(values('corr_T_access_within_mean'))}, corr(M, M*) across cells "
-            f"{mean_sd(values('corr_M_truth_across_cells'))}; design alarms: "
+            f"{mean_sd(values('corr_M_truth_across_cells'))} (per seed {per_seed(values('corr_M_truth_across_cells'))}), "
+            f"across the panel of further unseen cell lines (train/panel.py) "
+            f"{mean_sd(values('corr_M_truth_unseen_panel'))} (per seed {per_seed(values('corr_M_truth_unseen_panel'))}); "
+            "design alarms: "
             + (", ".join(sorted({a for f in facts for a in f['design_alarms']})) or "none"))
+
+
+def ceiling_line(seeds: list[int]) -> str:
+    """The panel figure's model-free reference per seed (alignguard/data/ceiling.py; the default benchmark)."""
+    from alignguard.data.ceiling import m_ceiling
+    from alignguard.data.config import SynthConfig
+
+    values = [m_ceiling(SynthConfig(seed=seed)).chosen for seed in seeds]
+    return (f"{'ceiling':12} corr(M, M*) across the panel of a ridge fit to the exact M* of the training cell lines "
+            f"(benchmarks/m_ceiling.py): per seed {per_seed(values)}")
+
+
+def per_seed(values: list) -> str:
+    return " / ".join("n/a" if v is None else f"{v:.3f}" for v in values)
 
 
 def pick(metrics: dict, path: tuple[str, ...] | None):
@@ -198,6 +216,8 @@ def main() -> int:
             print("truth recovery on the test cell lines (the truth brought to the model's gauge, docs/training.md):")
             for name, facts_of_model in run_facts.items():
                 print(truth_line(name, facts_of_model))
+            if mechanism == "multiplicative":
+                print(ceiling_line(args.seeds))
     print(f"\ntotal {time.perf_counter() - started:.0f} s; Bayes: the true probabilities on the same test examples "
           "(ECE of the truth is 0 in expectation); positive rate = a random ranker's AUPR")
     if args.json:

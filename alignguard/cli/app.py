@@ -1,90 +1,95 @@
-"""The root `alignguard` command. Each command lives in its own module; none imports torch
-at import time, so `alignguard --help` and `alignguard schema` answer instantly."""
+"""The `alignguard` console script: `main` starts the model worker early, then runs the command.
+
+A command that runs model code (check, init, graph) spends most of its start-up importing torch,
+in the worker that will run the model. `main` forks that worker first, before the CLI's own imports
+(typer, rich, the commands, the renderers), so the worker imports torch while this process parses
+the command line and reads the spec; this process never imports torch (isolation.prestart,
+docs/architecture.md). Only what both need (alignguard.api: pydantic and the spec models) is
+imported before the fork. Everything else (`--help`, `schema`, a command given `--help`) starts no
+worker. The Typer application is `alignguard.cli.commands.app`, also reachable here as `app`.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import sys
+from typing import Any
 
-import typer
-
-from alignguard.cli import data as data_cli
-from alignguard.cli.check import check_command
-from alignguard.cli.errors import reports_errors
-from alignguard.cli.graph import graph_command
-from alignguard.cli.init import init_command
-from alignguard.cli.mutate import mutate_command
-from alignguard.cli.train import evaluate_command, train_command
-
-app = typer.Typer(
-    name="alignguard",
-    help="Prove a PyTorch model implements its design before anyone spends GPU hours training it.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # help is plain text: "[default: 0]" and "[tool.alignguard]" print as written
-    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from alignguard import __version__
-
-        typer.echo(f"alignguard {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def root(
-    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Print Python tracebacks of internal errors."),
-) -> None:
-    """Prove a PyTorch model implements its design before anyone spends GPU hours training it."""
-    if debug:
-        os.environ["ALIGNGUARD_DEBUG"] = "1"  # the model worker and every error door read it
-
-
-app.command("check")(check_command)
-app.command("train")(train_command)
-app.command("evaluate")(evaluate_command)
-app.command("graph")(graph_command)
-app.command("init")(init_command)
-app.command("mutate")(mutate_command)
-app.add_typer(data_cli.app, name="data", help="Generate, import and inspect datasets.")
-
-
-@app.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema of design specs (point your editor's YAML plugin at it)."""
-    from alignguard.spec.model import Spec
-
-    typer.echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2))
-
-
-@app.command("explain")
-@reports_errors
-def explain_command(check_id: str = typer.Argument(..., help="A check id, e.g. noise.present.")) -> None:
-    """Explain what a check proves and how to fix its typical failures."""
-    import difflib
-
-    from alignguard.checks.catalogue import all_check_ids, explanation
-    from alignguard.errors import UsageError
-
-    text = explanation(check_id)
-    if text is None:
-        ids = all_check_ids()
-        guess = difflib.get_close_matches(check_id, ids, n=1)
-        raise UsageError(f"there is no check '{check_id}'",
-                         fix=(f"did you mean '{guess[0]}'? " if guess else "") + "known: " + ", ".join(ids))
-    typer.echo(f"{check_id}\n\n{text}")
+started: float | None = None  # time.perf_counter() when main began: `check --timings` counts its total from it
+PRESTARTED = ("check", "init", "graph")  # commands whose one worker imports torch with sleeping threads
+NO_WORK = ("--help", "--version", "-V", "--install-completion", "--show-completion")
 
 
 def main() -> None:
-    from alignguard.isolation import mark_fresh_process
+    import time
+
+    from alignguard.cli.pipes import protect_stdout
+    from alignguard.isolation import mark_fresh_process, prestart
+
+    global started
+    started = time.perf_counter()
+    protect_stdout()  # `alignguard check ... | head`: the verdict's exit code, not rich's or click's 1
 
     mark_fresh_process()  # no torch operator has run in this process: workers forked from it may use threads
-    app()
+    if not runs_model_code(sys.argv[1:]):
+        from alignguard.cli.commands import app
+
+        return app()
+    # both processes need the use cases' module (the worker unpickles its job, run_check and the Spec,
+    # with it): imported once, before the fork, instead of twice after it (~0.15 s of CPU, pydantic's)
+    import alignguard.api  # noqa: F401
+    from alignguard.cli.heap import warm_up_worker
+
+    prestart(warm_up_worker, "import torch")
+    from alignguard.cli.commands import app
+
+    try:
+        app()
+    except SystemExit as exc:  # typer always ends this way
+        _exit_at_once(exc.code)
+    raise SystemExit(0)
+
+
+def _exit_at_once(code: object) -> None:
+    """End a command that ran model code: flush the streams, wait for its worker (ending while the report
+    was written), run the atexit handlers, then os._exit, without the interpreter's teardown of every
+    module (0.02-0.17 s of CPU after the verdict is printed). With threads still running, or a code
+    that is not a number, the ordinary exit (it joins them, prints it)."""
+    import atexit
+    import os
+    import threading
+
+    from alignguard.isolation import reap_workers
+
+    if threading.active_count() > 1 or not (code is None or isinstance(code, int)):
+        raise SystemExit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed pipe (`alignguard check ... | head`): nothing more can be said there
+            pass
+    reap_workers()  # the report is out; the worker, ending meanwhile, is waited for (no orphan)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code or 0)
+
+
+def runs_model_code(argv: list[str]) -> bool:
+    """Whether these arguments name a command that will run model code in one worker (the global
+    options before the command are flags, so the first other word is the command)."""
+    command = next((word for word in argv if not word.startswith("-")), None)
+    return command in PRESTARTED and not any(word in NO_WORK for word in argv)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # tests and tools drive the Typer app in-process (typer.testing.CliRunner)
+        from alignguard.cli.commands import app
+
+        return app
+    raise AttributeError(f"module 'alignguard.cli.app' has no attribute '{name}'")
 
 
 if __name__ == "__main__":

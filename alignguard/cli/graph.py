@@ -27,7 +27,7 @@ def graph_command(
     timeout: Optional[float] = timeout_option("drawing the graph"),
 ) -> None:
     """Draw MODEL's captured graph with SPEC's symbols, components and formulas highlighted."""
-    from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.cli.heap import torch_for_the_worker
     from alignguard.errors import UsageError
     from alignguard.isolation import run_isolated
     from alignguard.report.graph_render import SUFFIXES
@@ -36,7 +36,7 @@ def graph_command(
     if output.suffix.lower() not in SUFFIXES:  # before the slow capture
         raise UsageError(f"cannot draw a graph as '{output.name}'", fix=f"use one of {', '.join(SUFFIXES)}")
     limit = resolve_timeout(timeout)
-    import_torch_and_freeze_heap(sleeping_threads=True)
+    torch_for_the_worker()
     view = run_isolated(_draw, spec, model, output, depth, activity="drawing the graph", timeout=limit,
                         stdout_to_stderr=True)
     count = view.graph.number_of_nodes()

@@ -28,11 +28,11 @@ def init_command(
     if output.exists() and not force:
         raise UsageError(f"'{output}' already exists", fix="choose another --output, or pass --force to overwrite it")
     from alignguard.api import infer_starter_spec
-    from alignguard.cli.heap import import_torch_and_freeze_heap
+    from alignguard.cli.heap import torch_for_the_worker
     from alignguard.isolation import run_isolated
 
     limit = resolve_timeout(timeout)
-    import_torch_and_freeze_heap(sleeping_threads=True)
+    torch_for_the_worker()
     survey, text = run_isolated(infer_starter_spec, model, activity="the survey", timeout=limit,
                                 stdout_to_stderr=True)
     # editors with the YAML language server validate and complete the spec from the schema beside it

@@ -57,6 +57,12 @@ class SynthConfig(StrictModel):
         1.0, ge=0.0, description="Strength of descriptor effects on M*, T*, accessibility and per-cell rates."
     )
     access_effect: float = Field(1.0, ge=0.0, description="Strength of accessibility effects on B*, T*.")
+    truth_panel: int = Field(
+        256, ge=0, le=100_000,
+        description="Extra unseen cell lines recorded with their hidden M*, T* only (descriptors, no examples), "
+        "so truth recovery can correlate a model's M with M* over many new cell lines, not only the few "
+        "test cell lines.",
+    )
     diagnostic_splits: bool = Field(
         False,
         description="Also write test_new_cells (training loci x test cells) and test_new_loci "

@@ -40,6 +40,7 @@ DEFAULT_CACHE = Path(".alignguard-cache") / "data"
 # Independent random streams, so e.g. adding a co-factor does not change the cell descriptors.
 STREAM_MAP, STREAM_CELLS, STREAM_CALIBRATION, STREAM_BLOCKS = 1, 2, 3, 4
 STREAM_LOCI, STREAM_CONTEXT, STREAM_LABELS = 5, 6, 7
+STREAM_PANEL = 8
 
 
 def _rng(config: SynthConfig, stream: int, shard: int = 0) -> np.random.Generator:
@@ -57,6 +58,8 @@ class World:
     truth: CellTruth  # with calibrated baselines beta0(c)
     targets: np.ndarray  # pi(c), each cell line's expected positive rate
     splits: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (block ids, cell ids)
+    panel_descriptors: np.ndarray  # (truth_panel, D): unseen cell lines with a known truth, no examples
+    panel: CellTruth  # their M*, t(c) (no baselines: they have no examples to calibrate on)
 
     def block_of(self, loci: np.ndarray) -> np.ndarray:
         return (loci * self.config.locus_blocks // self.config.n_loci).astype(np.int16)
@@ -76,10 +79,32 @@ def _draw_context(config: SynthConfig, truth: CellTruth, count: int, rng: np.ran
     return accessibility_logits(openness, truth, noise)
 
 
-def build_world(config: SynthConfig) -> World:
+@dataclass(frozen=True)
+class Cells:
+    """The cell lines alone (no loci): every descriptor, its hidden truth, and the unseen panel's.
+
+    Rows of `descriptors` are the training, then validation, then test cell lines; `truth` has no
+    baselines yet (they are calibrated on loci in `build_world`).
+    """
+
+    descriptors: np.ndarray  # (n_cells, D)
+    truth: CellTruth
+    panel_descriptors: np.ndarray  # (truth_panel, D)
+    panel: CellTruth
+
+
+def draw_cells(config: SynthConfig) -> Cells:
+    """The descriptors and hidden per-cell truth exactly as `build_world` draws them, without any locus."""
     hidden = HiddenMap.draw(config.descriptor_dim, _rng(config, STREAM_MAP))
     descriptors = _rng(config, STREAM_CELLS).normal(size=(config.n_cells, config.descriptor_dim))
-    truth = CellTruth.from_descriptors(hidden, descriptors, config)
+    panel_descriptors = _rng(config, STREAM_PANEL).normal(size=(config.truth_panel, config.descriptor_dim))
+    return Cells(descriptors, CellTruth.from_descriptors(hidden, descriptors, config),
+                 panel_descriptors, CellTruth.from_descriptors(hidden, panel_descriptors, config))
+
+
+def build_world(config: SynthConfig) -> World:
+    cells = draw_cells(config)
+    descriptors, truth = cells.descriptors, cells.truth
 
     calibration = _rng(config, STREAM_CALIBRATION)
     energy = Energy.build(config)
@@ -109,7 +134,8 @@ def build_world(config: SynthConfig) -> World:
         + [f"val_c{i}" for i in range(config.cells_val)]
         + [f"test_c{i}" for i in range(config.cells_test)]
     )
-    return World(config, energy, names, descriptors.astype(np.float32), truth, targets, splits)
+    return World(config, energy, names, descriptors.astype(np.float32), truth, targets, splits,
+                 cells.panel_descriptors.astype(np.float32), cells.panel)
 
 
 @dataclass
@@ -291,6 +317,14 @@ def _truth(world: World) -> dict:
                 "target_rate": float(world.targets[i]),
             }
             for i, name in enumerate(world.cell_names)
+        },
+        # Unseen cell lines beyond the test split, drawn like every descriptor (d ~ N(0, I)), for
+        # truth recovery across many cell lines (M is one number per cell line: a correlation over
+        # the 3 test cell lines turns on one pair's order).
+        "panel": {
+            "descriptors": [[float(v) for v in row] for row in world.panel_descriptors],
+            "M": [float(v) for v in world.panel.m],
+            "T_at_half_access": [float(v) for v in np.exp(world.panel.log_t_cell)],
         },
     }
 

@@ -52,6 +52,7 @@ class TermGradients:
     status: dict[str, TermStatus]
     rows: dict[str, torch.Tensor]  # name -> (P,) gradient, alive terms only
     size: int = 0  # P
+    dtypes: dict[str, torch.dtype] = field(default_factory=dict)  # each term's dtype
 
     @property
     def grads(self) -> torch.Tensor:
@@ -62,12 +63,12 @@ class TermGradients:
 
     def stats(self) -> GradientStats:
         keep = [n for n in self.names if self.status[n] != "nonfinite"]
-        gram = _gram([self.rows.get(n) for n in keep])
+        gram = gram_blocks([[self.rows.get(n)] for n in keep], 1).sum(dim=0)
         return gradient_stats_from_gram(keep, gram)
 
 
 def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], batched: bool = False,
-                   into: dict[str, torch.Tensor] | None = None) -> TermGradients:
+                   into: dict[str, list | None] | None = None) -> TermGradients:
     """Gradient of every term over `params` on the shared graph of one forward pass.
 
     By default one `autograd.grad(retain_graph=True)` per term: the first vmapped backward imports
@@ -77,13 +78,13 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
     cannot run the backward (an op or autograd.Function without a batching rule), and
     for every row that comes back zero (to tell *why* it is zero), one `autograd.grad` per term.
 
-    With `into` (name -> float32 running sum on the CPU, created on first use), each alive term's
-    gradient is added there piece by piece as autograd returns it, and no flat row is kept: a
-    measurement over batches then holds K sums and one term's pieces at a time, not K rows besides
-    (on the 52 M-parameter DeepSEA CNN, 0.6 GB less).
+    With `into` (name -> one float32 running sum per parameter, on the CPU), each term's gradient
+    is streamed there (see `GradientStream`) and no row is kept: a measurement over batches holds K
+    sums and one parameter's gradient at a time, not K rows besides. A term non-finite in a batch
+    keeps no sum from then on (`into[name] = None`): it is judged non-finite and no statistic reads it.
     """
     sizes = [p.numel() for p in params]
-    names, values, status, rows = list(terms), {}, {}, {}
+    names, values, status, rows, dtypes = list(terms), {}, {}, {}, {}
     candidates = []
     for name in names:
         term = terms[name]
@@ -92,6 +93,7 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
         if term.numel() != 1:
             raise LossTermTypeError(name, f"a tensor of shape {tuple(term.shape)}")
         values[name] = float(term.detach().reshape(()))
+        dtypes[name] = term.dtype
         if not torch.isfinite(term.detach()).all():
             status[name] = "nonfinite"
         elif not term.requires_grad or term.grad_fn is None:
@@ -99,9 +101,13 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
         else:
             candidates.append(name)
     if into is not None:
-        for name in candidates:
-            status[name] = _accumulate(terms[name], values[name], params, sizes, into, name)
-        return TermGradients(names, values, status, {}, sum(sizes))
+        for name in names:
+            if status.get(name) == "nonfinite":
+                into[name] = None
+        with GradientStream(params) as stream:
+            for name in candidates:
+                status[name] = _accumulate(stream, terms[name], values[name], into, name)
+        return TermGradients(names, values, status, {}, sum(sizes), dtypes)
     if batched and len(candidates) > 1:
         rows.update(_batched_rows({n: terms[n] for n in candidates}, params, sizes))
     alive: dict[str, torch.Tensor] = {}
@@ -117,7 +123,49 @@ def term_gradients(terms: Mapping[str, Any], params: Sequence[torch.Tensor], bat
             status[name], alive[name] = "alive", row
         else:
             status[name] = "zero_value" if values[name] == 0.0 else "zero_gradient"
-    return TermGradients(names, values, status, alive, sum(sizes))
+    return TermGradients(names, values, status, alive, sum(sizes), dtypes)
+
+
+class GradientStream:
+    """One term's gradient handed over one parameter at a time, as the backward pass produces it.
+
+    `run(term, sink)` runs `backward(inputs=params)` with a post-accumulate hook on each parameter
+    that passes `p.grad` to `sink(index, grad)` and clears it at once, so no more than one
+    parameter's gradient exists outside the sink (autograd.grad would return all P values together).
+    The tensors come from AccumulateGrad, which never hands over one aliasing another tensor, so
+    the sink may keep them and add into them in place. Existing `.grad`s are restored on exit.
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]):
+        self.params = list(params)
+        self._sink: Callable[[int, torch.Tensor], None] | None = None
+
+    def __enter__(self) -> "GradientStream":
+        self._saved = [p.grad for p in self.params]
+        for p in self.params:
+            p.grad = None
+        self._handles = [p.register_post_accumulate_grad_hook(self._hook(i)) for i, p in enumerate(self.params)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        for p, grad in zip(self.params, self._saved):
+            p.grad = grad
+
+    def _hook(self, index: int) -> Callable[[torch.Tensor], None]:
+        def hook(p: torch.Tensor) -> None:
+            grad, p.grad = p.grad, None
+            if self._sink is not None and grad is not None:
+                self._sink(index, grad)
+        return hook
+
+    def run(self, term: torch.Tensor, sink: Callable[[int, torch.Tensor], None]) -> None:
+        self._sink = sink
+        try:
+            torch.autograd.backward(term.reshape(()), inputs=self.params, retain_graph=True)
+        finally:
+            self._sink = None
 
 
 def _finite(row: torch.Tensor) -> bool:
@@ -125,23 +173,48 @@ def _finite(row: torch.Tensor) -> bool:
     return bool(torch.isfinite(row.sum())) or bool(torch.isfinite(row).all())
 
 
-def _gram(rows: Sequence[torch.Tensor | None]) -> torch.Tensor:
-    """(K, K) float64 dot products of the rows (None: a zero row), without stacking them."""
-    k = len(rows)
-    gram = torch.zeros(k, k, dtype=torch.float64)
-    for i in range(k):
-        for j in range(i, k):
-            if rows[i] is not None and rows[j] is not None:
-                gram[i, j] = gram[j, i] = float(_dot(rows[i], rows[j]))
-    return gram
+CHUNK = 1 << 18  # elements per float64 temporary (2 MiB): small enough for malloc's heap, no mmap churn
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
-    """a·b accumulated in float64, in chunks so no full float64 copy of either is made."""
-    total = torch.zeros((), dtype=torch.float64)
-    for start in range(0, a.numel(), chunk):
-        total += (a[start:start + chunk].double() @ b[start:start + chunk].double()).cpu()
+def dot64(a: torch.Tensor, b: torch.Tensor) -> float:
+    """a·b accumulated in float64, chunk by chunk: no float64 copy of either is ever whole."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    if a.numel() <= CHUNK:
+        return float(a.double() @ b.double().to(a.device))
+    total = 0.0
+    for start in range(0, a.numel(), CHUNK):
+        total += float(a[start:start + CHUNK].double() @ b[start:start + CHUNK].double().to(a.device))
     return total
+
+
+def norm64(pieces: Iterable[torch.Tensor | None]) -> float:
+    """|g| in float64 over a gradient given as pieces (None: zero)."""
+    return sum(dot64(g, g) for g in pieces if g is not None) ** 0.5
+
+
+def gram_blocks(sums: Sequence[Sequence[torch.Tensor | None] | None], count: int) -> torch.Tensor:
+    """(count, K, K) float64: per parameter, the dot products of the K terms' pieces (None: zero).
+
+    One pass: each piece is converted to float64 once per chunk, whatever K; shares, cosines,
+    norms and per-parameter norms all follow from these blocks.
+    """
+    k = len(sums)
+    blocks = torch.zeros(count, k, k, dtype=torch.float64)
+    for index in range(count):
+        present = [(i, s[index].reshape(-1)) for i, s in enumerate(sums) if s is not None and s[index] is not None]
+        if not present:
+            continue
+        size = present[0][1].numel()
+        block = blocks[index]
+        for start in range(0, size, CHUNK):
+            chunk = [(i, g[start:start + CHUNK].double()) for i, g in present]
+            for a, (i, x) in enumerate(chunk):
+                for j, y in chunk[a:]:
+                    value = float(x @ y.to(x.device))
+                    block[i, j] += value
+                    if i != j:
+                        block[j, i] += value
+    return blocks
 
 
 def _single_row(term: torch.Tensor, params: Sequence[torch.Tensor], sizes: list[int]) -> torch.Tensor | None:
@@ -154,26 +227,53 @@ def _single_row(term: torch.Tensor, params: Sequence[torch.Tensor], sizes: list[
     return row
 
 
-def _accumulate(term: torch.Tensor, value: float, params: Sequence[torch.Tensor], sizes: list[int],
-                into: dict[str, torch.Tensor], name: str) -> TermStatus:
-    """The term's status; when alive, its gradient added into `into[name]` one parameter at a time."""
-    grads = torch.autograd.grad(term.reshape(()), params, retain_graph=True, allow_unused=True)
-    pieces = [(g, n) for g, n in zip(grads, sizes)]
-    if all(g is None for g, _ in pieces):
-        return "unreached"
-    if not all(_finite(g) for g, _ in pieces if g is not None):
+def _own(grad: torch.Tensor) -> torch.Tensor:
+    """The gradient as a float32 CPU tensor; AccumulateGrad's own tensor when it already is one."""
+    return grad.detach().to(device="cpu", dtype=torch.float32)
+
+
+def _accumulate(stream: GradientStream, term: torch.Tensor, value: float, into: dict[str, list | None],
+                name: str) -> TermStatus:
+    """The term's status; its gradient streamed into `into[name]`, one float32 sum per parameter.
+
+    The first batch's pieces are kept as they come (no copy); later ones are added in place. A
+    non-finite piece stops the streaming and drops the term's sums for good (`into[name] = None`).
+    """
+    if name in into and into[name] is None:  # non-finite in an earlier batch: nothing to sum
+        sums, fresh = None, False
+    else:
+        fresh = name not in into
+        sums = into.setdefault(name, [None] * len(stream.params))
+    seen = {"reached": False, "finite": True, "nonzero": False}
+
+    def sink(index: int, grad: torch.Tensor) -> None:
+        seen["reached"] = True
+        if not seen["finite"]:
+            return
+        if not _finite(grad):
+            seen["finite"] = False
+            return
+        if not seen["nonzero"] and bool(grad.any()):
+            seen["nonzero"] = True
+        if sums is not None:
+            if sums[index] is None:
+                sums[index] = _own(grad)
+            else:
+                sums[index].add_(grad.detach().to(device="cpu", dtype=torch.float32))
+
+    stream.run(term, sink)
+    if not seen["reached"]:
+        status: TermStatus = "unreached"
+    elif not seen["finite"]:
+        into[name] = None
         return "nonfinite"
-    if not any(bool(g.any()) for g, _ in pieces if g is not None):
-        return "zero_value" if value == 0.0 else "zero_gradient"
-    total = into.get(name)
-    if total is None:
-        total = into[name] = torch.zeros(sum(sizes), dtype=torch.float32)
-    offset = 0
-    for g, n in pieces:
-        if g is not None:
-            total[offset:offset + n].add_(g.detach().reshape(-1).to(device="cpu", dtype=torch.float32))
-        offset += n
-    return "alive"
+    elif seen["nonzero"]:
+        return "alive"
+    else:
+        status = "zero_value" if value == 0.0 else "zero_gradient"
+    if fresh:
+        del into[name]  # nothing but zeros was added: keep no sum, as for a term never alive
+    return status
 
 
 def _batched_rows(terms: Mapping[str, torch.Tensor], params: Sequence[torch.Tensor],
@@ -202,9 +302,10 @@ def _batched_rows(terms: Mapping[str, torch.Tensor], params: Sequence[torch.Tens
 class StepMeasurement:
     """Every term at one training step, over several example batches (gradients averaged).
 
-    Each term keeps one running sum of its gradient (float32, as autograd gives it; the dot
-    products that shares and cosines are made of are taken in float64); means and statistics are
-    computed once and reused by every check that reads them.
+    Each term keeps one running sum of its gradient per parameter (float32, as autograd gives it).
+    Every statistic the checks read (shares, cosines, norms, per-parameter norms) follows from one
+    (K, K) float64 block of dot products per parameter, computed once in one pass (`gram_blocks`);
+    `release()` keeps the blocks and frees the sums (K whole-model gradients) for the phases after.
     """
 
     step: int
@@ -213,11 +314,16 @@ class StepMeasurement:
     names: list[str] = field(default_factory=list)  # every term seen, in first-seen order
     values: dict[str, list[float | None]] = field(default_factory=dict)  # per batch (None: absent)
     statuses: dict[str, list[TermStatus]] = field(default_factory=dict)  # per batch
-    grad_sum: dict[str, torch.Tensor] = field(default_factory=dict)  # sum over the batches where it is alive
+    # name -> one sum per parameter (None: no gradient there) over the batches where it is alive;
+    # None for a term that was non-finite in some batch
+    grad_sum: dict[str, list | None] = field(default_factory=dict)
     batches: int = 0
+    released: bool = False
     _cache: dict = field(default_factory=dict, repr=False)
 
     def add(self, batch: TermGradients) -> None:
+        if self.released:
+            raise RuntimeError("this measurement's gradient sums were released; measure again to add batches")
         self._cache.clear()
         for name in batch.names:
             if name not in self.names:
@@ -229,12 +335,11 @@ class StepMeasurement:
                 self.values[name].append(batch.values[name])
                 self.statuses[name].append(batch.status[name])
                 row = batch.rows.get(name)
-                if row is not None:
-                    row = row.cpu()
-                    if name in self.grad_sum:
-                        self.grad_sum[name].add_(row)
-                    else:
-                        self.grad_sum[name] = row.clone() if row.dtype == torch.float32 else row.float()
+                if row is not None:  # a row of the unstreamed path: added parameter by parameter
+                    sums = self.grad_sum.setdefault(name, [None] * len(self.param_sizes))
+                    if sums is not None:
+                        for index, piece in enumerate(torch.split(row.cpu().float(), self.param_sizes)):
+                            sums[index] = piece.clone() if sums[index] is None else sums[index].add_(piece)
             else:
                 self.values[name].append(None)
                 self.statuses[name].append("absent")
@@ -259,38 +364,59 @@ class StepMeasurement:
         return sum(values) / len(values) if values else None
 
     def mean_grad(self, name: str) -> torch.Tensor:
-        """The term's gradient averaged over the batches (float64, a new tensor each call)."""
-        total = self.grad_sum.get(name)
-        if total is None:
-            return torch.zeros(sum(self.param_sizes), dtype=torch.float64)
-        return total.double() / max(self.batches, 1)
+        """The term's gradient averaged over the batches (float64, a new flat tensor each call)."""
+        if self.released:
+            raise RuntimeError("this measurement's gradient sums were released; only its statistics remain")
+        sums = self.grad_sum.get(name)
+        pieces = [(s.reshape(-1).double() if s is not None else torch.zeros(n, dtype=torch.float64))
+                  for s, n in zip(sums or [None] * len(self.param_sizes), self.param_sizes)]
+        return (torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.float64)) / max(self.batches, 1)
+
+    def _blocks(self) -> tuple[list[str], torch.Tensor]:
+        """(the terms with a sum, their (params, K, K) float64 blocks of summed-gradient dot products)."""
+        if "blocks" not in self._cache:
+            names = [n for n in self.names if self.grad_sum.get(n) is not None]
+            blocks = gram_blocks([self.grad_sum[n] for n in names], len(self.param_sizes))
+            self._cache["blocks"] = (names, blocks)
+        return self._cache["blocks"]
+
+    def release(self) -> None:
+        """Compute the dot-product blocks now and free the gradient sums (statistics stay readable)."""
+        self._blocks()
+        self.grad_sum = {n: None for n in self.grad_sum}
+        self.released = True
 
     def grad_norm(self, name: str) -> float:
         """|mean gradient| of the term."""
-        total = self.grad_sum.get(name)
-        return float(_dot(total, total).sqrt()) / max(self.batches, 1) if total is not None else 0.0
+        names, blocks = self._blocks()
+        if name not in names:
+            return 0.0
+        i = names.index(name)
+        return float(blocks[:, i, i].sum().clamp(min=0).sqrt()) / max(self.batches, 1)
 
     def stats(self) -> GradientStats:
         """Shares, norms and cosines of the mean gradients of every finite term (computed once)."""
         if "stats" not in self._cache:
             names = [n for n in self.names if self.status(n) != "nonfinite"]
-            gram = _gram([self.grad_sum.get(n) for n in names]) / max(self.batches, 1) ** 2
-            self._cache["stats"] = gradient_stats_from_gram(names, gram)
+            summed, blocks = self._blocks()
+            total = blocks.sum(dim=0)
+            index = [summed.index(n) if n in summed else None for n in names]
+            gram = torch.zeros(len(names), len(names), dtype=torch.float64)
+            for a, i in enumerate(index):
+                for b, j in enumerate(index):
+                    if i is not None and j is not None:
+                        gram[a, b] = total[i, j]
+            self._cache["stats"] = gradient_stats_from_gram(names, gram / max(self.batches, 1) ** 2)
         return self._cache["stats"]
 
     def param_norms(self, name: str) -> dict[str, float]:
-        """|mean gradient| of the term on each trainable parameter (computed once per term)."""
-        key = ("norms", name)
-        if key not in self._cache:
-            total = self.grad_sum.get(name)
-            if total is None:
-                self._cache[key] = {p: 0.0 for p in self.param_names}
-            else:
-                pieces = torch.split(total, self.param_sizes)
-                scale = max(self.batches, 1)
-                self._cache[key] = {p: float(_dot(piece, piece).sqrt()) / scale
-                                    for p, piece in zip(self.param_names, pieces)}
-        return self._cache[key]
+        """|mean gradient| of the term on each trainable parameter."""
+        names, blocks = self._blocks()
+        if name not in names:
+            return {p: 0.0 for p in self.param_names}
+        i, scale = names.index(name), max(self.batches, 1)
+        norms = blocks[:, i, i].clamp(min=0).sqrt() / scale
+        return {p: float(v) for p, v in zip(self.param_names, norms)}
 
 
 def measure_steps(
@@ -300,17 +426,28 @@ def measure_steps(
     terms_at: Callable[[dict, Any, int], Mapping[str, Any]],
     steps: Sequence[int],
     seeds: Sequence[int] | None = None,
+    release: bool = False,
+    on_first_batch: Callable[[dict[int, tuple[TermGradients, dict]]], None] | None = None,
 ) -> dict[int, StepMeasurement]:
     """Measure every term at every step, one forward per batch, in train mode.
 
     `run_forward(batch)` returns forward's outputs; `terms_at(batch, outputs, step)` the loss
     terms. With `seeds`, batch i runs under `torch.manual_seed(seeds[i])` inside a forked RNG, so
-    the measurement is reproducible and leaves the global RNG untouched.
+    the measurement is reproducible and leaves the global RNG untouched; buffers (BatchNorm's
+    running statistics) are restored afterwards, so the measurement leaves the model as it found
+    it. With `release`, each
+    step's statistics are computed at the end and its gradient sums freed (`StepMeasurement.release`).
+
+    `on_first_batch({step: (TermGradients, {name: gradient per parameter})})` is called once the
+    first batch is measured and its graph freed: the sums then hold exactly that batch's gradients,
+    so a caller that needs one batch's gradients (loss.descent) reads them there instead of running
+    its own forward and backward pass, and holds no copy (it must not write to them).
     """
     named = trainable_parameters(model)
     params = [p for _, p in named]
     result = {step: StepMeasurement(step, [n for n, _ in named], [p.numel() for p in params]) for step in steps}
     was_training = model.training
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]  # train-mode forwards move BatchNorm statistics
     model.train()
     try:
         for i, batch in enumerate(batches):
@@ -318,10 +455,21 @@ def measure_steps(
                 if seeds is not None:
                     manual_seed(seeds[i])
                 outputs = run_forward(batch)
+                first = {}
                 for step in steps:  # gradients go straight into each step's running sums
-                    result[step].add(term_gradients(terms_at(batch, outputs, step), params,
-                                                    into=result[step].grad_sum))
+                    measured = term_gradients(terms_at(batch, outputs, step), params, into=result[step].grad_sum)
+                    result[step].add(measured)
+                    first[step] = (measured, result[step].grad_sum)
             del outputs  # frees the retained graph before the next batch
+            if i == 0 and on_first_batch is not None:
+                on_first_batch(first)
+            del first
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+    if release:
+        for measured in result.values():
+            measured.release()
     return result

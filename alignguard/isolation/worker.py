@@ -11,10 +11,16 @@ isolation costs milliseconds instead of a second interpreter importing torch. Th
 torch but runs no operator before forking; a process that already ran torch's OpenMP pool (a test
 suite calling the CLI in-process) cannot use that pool in a child (libgomp is not fork-safe), so
 such children compute on one thread (`mark_fresh_process` tells the two cases apart).
+
+`prestart` goes one step further for the CLI: it forks the worker as the process starts, before most
+of the CLI's own imports, and the worker imports torch (its warm-up) while the parent parses the
+command line; `run_isolated` then hands that worker its job over a pipe. The parent never imports
+torch, so the two start-ups overlap and the parent's exit is quick (docs/benchmarks.md section 1).
 """
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import faulthandler
 import os
@@ -38,6 +44,8 @@ DUMP_WAIT_S = 1.0  # how long a hung worker gets to write its stack before it is
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _fresh = False
 _channel: tuple[int, int] | None = None  # in a worker: (its pid, the result pipe), for set_deadline
+# Verdict-free messages on the result pipe: a moved deadline, a phase the worker timed before its job.
+CONTROL = ("deadline", "phase")
 
 
 def set_deadline(seconds: float | None, activity: str) -> None:
@@ -70,26 +78,26 @@ class _Relay:
 
 def run_isolated(function: Callable, *args: Any, activity: str = "the check", timeout: float | None = None,
                  stdout_to_stderr: bool = False, passes: tuple[type[BaseException], ...] = (),
-                 **kwargs: Any) -> Any:
+                 timings: dict[str, float] | None = None, **kwargs: Any) -> Any:
     """`function(*args, **kwargs)` in a forked worker: its return value, or what it raised.
 
     AlignguardError and the `passes` exception types are raised again here as they were; any other
     exception, an exit, a signal or the `timeout` (seconds) becomes a ModelFileError (exit 2) that
     names `activity`, the phase and the line of user code. With `stdout_to_stderr`, whatever the
     worker prints goes to standard error, so a report on standard output stays machine-readable.
+    A worker `prestart`ed by this process takes the job when it can; `timings` receives the phases it
+    timed before (its warm-up).
     """
     if not isolation_available():  # Windows: no fork; run in-process (documented in docs/architecture.md)
         return function(*args, **kwargs)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    result_r, result_w = os.pipe()
-    dump = tempfile.TemporaryFile()
+    _reap_exited()
     targets, relays = _plan_streams(stdout_to_stderr)
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the worker: never returns
-        _worker(function, args, kwargs, result_w, dump.fileno(), targets, parent, passes)
-    os.close(result_w)
+    worker = _take_prestarted(function, args, kwargs, targets, relays, passes)
+    if worker is None:
+        worker = _fork(function, args, kwargs, targets, passes)
+    pid, result_r, dump = worker
     for relay in relays:
         os.close(relay.write_fd)
     try:
@@ -100,7 +108,110 @@ def run_isolated(function: Callable, *args: Any, activity: str = "the check", ti
     finally:
         os.close(result_r)
         dump.close()
+    if timings is not None:
+        timings.update(inbox.phases)
     return _verdict(inbox.messages, status, hung, frames, activity)
+
+
+def _fork(function, args, kwargs, targets: dict[int, int], passes) -> tuple[int, int, Any]:
+    """A worker forked now, already running `function`: (pid, result pipe, dump file)."""
+    result_r, result_w = os.pipe()
+    dump = tempfile.TemporaryFile()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        _worker(function, args, kwargs, result_w, dump.fileno(), targets, parent, passes)
+    os.close(result_w)
+    return pid, result_r, dump
+
+
+# --- a worker started before it is needed ----------------------------------------------------
+
+
+@dataclass
+class _Prestarted:
+    pid: int
+    job_w: int
+    result_r: int
+    dump: Any
+
+
+_prestarted: _Prestarted | None = None
+
+
+def prestart(warm_up: Callable[[], dict[str, float] | None], label: str) -> None:
+    """Fork the worker now; it runs `warm_up` (e.g. imports torch) and then waits for its job.
+
+    Called by the CLI entry point before its own imports, for commands that will run model code:
+    the parent need not import torch at all. The first `run_isolated` of this process sends the
+    worker its job, and gets back the phases `warm_up` timed (the dict it returns; else its whole
+    time, named `label`); a process that ends without a job closes the job pipe, and the worker
+    exits without a word. Once per process.
+    """
+    global _prestarted
+    if _prestarted is not None or not isolation_available():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    job_r, job_w = os.pipe()
+    result_r, result_w = os.pipe()
+    dump = tempfile.TemporaryFile()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        os.close(job_w)
+        os.close(result_r)
+        _waiting_worker(warm_up, label, job_r, result_w, dump.fileno(), parent)
+    os.close(job_r)
+    os.close(result_w)
+    _prestarted = _Prestarted(pid, job_w, result_r, dump)
+    atexit.register(_discard_prestarted)
+
+
+def prestarted() -> bool:
+    """Whether a prestarted worker waits for this process's first job (the caller need not import torch)."""
+    return _prestarted is not None
+
+
+def _take_prestarted(function, args, kwargs, targets: dict[int, int], relays: list, passes):
+    """The prestarted worker, given this job; None (and the worker discarded) when it cannot take it: the
+    worker's streams are the ones it inherited (fd 1 and 2), and the job crosses a pipe (pickled)."""
+    global _prestarted
+    worker, _prestarted = _prestarted, None
+    if worker is None:
+        return None
+    try:
+        if relays or not set(targets.values()) <= {1, 2}:
+            raise ValueError("the streams to write to are not the worker's own")
+        payload = pickle.dumps((function, args, kwargs, targets, passes), protocol=pickle.HIGHEST_PROTOCOL)
+        _write_all(worker.job_w, HEADER.pack(len(payload)) + payload)
+        os.close(worker.job_w)
+    except Exception:  # unpicklable arguments, a worker that died while warming up: fork afresh
+        _discard(worker)
+        return None
+    return worker.pid, worker.result_r, worker.dump
+
+
+def _discard_prestarted() -> None:
+    global _prestarted
+    worker, _prestarted = _prestarted, None
+    if worker is not None:
+        _discard(worker)
+
+
+def _discard(worker: _Prestarted) -> None:
+    """An unused worker: closing its job pipe ends it (it may still be importing: the signal ends that)."""
+    for fd in (worker.job_w, worker.result_r):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    worker.dump.close()
+    _signal_group(worker.pid, signal.SIGKILL)
+    try:
+        os.waitpid(worker.pid, 0)
+    except ChildProcessError:
+        pass
 
 
 # --- the parent ------------------------------------------------------------------------------
@@ -173,6 +284,7 @@ class _Inbox:
         self.data = bytearray()
         self.offset = 0
         self.messages: list[tuple] = []
+        self.phases: dict[str, float] = {}
         self.broken = False
 
     def feed(self, chunk: bytes) -> list[tuple]:
@@ -189,7 +301,8 @@ class _Inbox:
                 self.broken = True  # damaged: trust nothing after it
                 break
             self.offset = end
-        self.messages.extend(message for message in new if message[0] != "deadline")
+        self.messages.extend(message for message in new if message[0] not in CONTROL)
+        self.phases.update({message[1]: message[2] for message in new if message[0] == "phase"})
         return new
 
 
@@ -205,12 +318,18 @@ def _collect(pid: int, result_r: int, relays: list[_Relay], deadline: _Deadline)
     inbox = _Inbox()
     relay_by_fd = {relay.read_fd: relay for relay in relays}
     open_fds = {result_r, *relay_by_fd}
+    ended = _exit_fd(pid)
     status, hung = None, None
     while status is None:
-        _pump(open_fds, result_r, inbox, relay_by_fd, deadline.wait(), deadline)
+        _pump(open_fds, result_r, inbox, relay_by_fd, deadline.wait(), deadline, ended)
         reaped, raw = os.waitpid(pid, os.WNOHANG)
         if reaped:
             status = os.waitstatus_to_exitcode(raw)
+        elif inbox.messages and not relays:
+            # the verdict is complete and the worker only exits after it: do not wait for the kernel to
+            # free its memory (0.05-0.25 s), reap it later; with relays, its last output is still to come
+            _exiting.append(pid)
+            break
         elif deadline.passed():
             hung = deadline
             _signal_group(pid, signal.SIGUSR1)  # faulthandler writes the stack
@@ -218,23 +337,61 @@ def _collect(pid: int, result_r: int, relays: list[_Relay], deadline: _Deadline)
             _signal_group(pid, signal.SIGKILL)
             status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     drain_until = time.monotonic() + DUMP_WAIT_S  # a process the worker forked may keep a pipe open
-    while _pump(open_fds, result_r, inbox, relay_by_fd, 0.0, None) and time.monotonic() < drain_until:
+    while (status is not None and _pump(open_fds, result_r, inbox, relay_by_fd, 0.0, None)
+           and time.monotonic() < drain_until):
         pass  # what the worker wrote before it ended
     for fd in relay_by_fd:
         os.close(fd)
+    if ended is not None:
+        os.close(ended)
     for relay in relays:
         relay.stream.write(relay.decoder.decode(b"", final=True))
     return inbox, status, hung
 
 
+def _exit_fd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the worker ends (Linux pidfd), else None (then the
+    parent looks every 10 ms once the worker has closed its pipes: it is on its way out)."""
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+
+
+_exiting: list[int] = []  # workers that sent their verdict and are still ending
+
+
+def _reap_exited(block: bool = False) -> None:
+    for pid in list(_exiting):
+        try:
+            reaped, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            reaped = pid
+        if reaped:
+            _exiting.remove(pid)
+
+
+def reap_workers() -> None:
+    """Wait for the workers that sent their verdict to end (the next run_isolated reaps those already
+    gone). At exit, so that no worker outlives the command and its CPU and memory count as the command's
+    (a caller's wait4); the CLI calls it after its report is written."""
+    _reap_exited(block=True)
+
+
+atexit.register(reap_workers)
+
+
 def _pump(open_fds: set[int], result_r: int, inbox: _Inbox, relays: dict[int, _Relay], wait: float,
-          deadline: _Deadline | None) -> bool:
-    """One select round; True when something was read."""
-    if not open_fds:
-        time.sleep(wait)
+          deadline: _Deadline | None, ended: int | None = None) -> bool:
+    """One select round (returning early when the worker ends); True when something was read."""
+    watched = [*open_fds, *([] if ended is None else [ended])]
+    if not watched:
+        time.sleep(min(wait, 0.01))
         return False
-    readable, _, _ = select.select(list(open_fds), [], [], wait)
+    readable, _, _ = select.select(watched, [], [], wait)
     for fd in readable:
+        if fd == ended:
+            continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             open_fds.discard(fd)
@@ -259,7 +416,7 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
-def _verdict(messages: list[tuple], status: int, hung: _Deadline | None, frames, activity: str):
+def _verdict(messages: list[tuple], status: int | None, hung: _Deadline | None, frames, activity: str):
     final = messages[-1] if messages else None
     if hung is not None:
         where = locate.describe(frames) if frames else "at an unknown place (no stack could be read)"
@@ -328,6 +485,53 @@ def _worker(function, args, kwargs, result_fd: int, dump_fd: int, targets: dict[
             except BaseException:
                 pass
         real_exit(0)
+
+
+def _waiting_worker(warm_up: Callable[[], None], label: str, job_fd: int, result_fd: int, dump_fd: int,
+                    parent: int) -> None:
+    """A prestarted worker: warm up, wait for the job, run it as `_worker`; end quietly without one."""
+    real_exit = os._exit
+    try:
+        os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the parent, which forwards it once the job runs
+        _die_with_parent(parent, real_exit)
+        start = time.perf_counter()
+        try:
+            phases = warm_up()
+        except Exception:
+            phases = None  # the job meets the same failure where it can be reported (e.g. importing torch)
+        if not isinstance(phases, dict):
+            phases = {label: time.perf_counter() - start}
+        data = _read_job(job_fd)
+    except BaseException:  # interrupted while waiting: nobody is listening
+        real_exit(1)
+    if data is None:  # the parent ended, or needed no worker
+        real_exit(0)
+    try:
+        job = pickle.loads(data)
+    except BaseException as exc:
+        _send(result_fd, ("crash", type(exc).__name__, _short(exc), None, None, traceback.format_exc()))
+        real_exit(0)
+    function, args, kwargs, targets, passes = job
+    for name, seconds in phases.items():
+        _send(result_fd, ("phase", name, seconds))
+    _worker(function, args, kwargs, result_fd, dump_fd, targets, parent, passes)
+
+
+def _read_job(fd: int) -> bytes | None:
+    """The one framed message on the job pipe (pickled), or None when the pipe closed without one."""
+    data = bytearray()
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data.extend(chunk)
+    os.close(fd)
+    if len(data) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack_from(data)
+    if len(data) != HEADER.size + size:
+        return None
+    return bytes(data[HEADER.size:])
 
 
 def _settle(result_fd: int, dump_fd: int, targets: dict[int, int], parent: int, real_exit) -> None:
@@ -410,7 +614,11 @@ def _send(fd: int, message: tuple) -> None:
     except Exception as exc:
         payload = pickle.dumps(("crash", type(exc).__name__, f"the result could not be sent back: {_short(exc)}",
                                 None, None, traceback.format_exc()))
-    view = memoryview(HEADER.pack(len(payload)) + payload)
+    _write_all(fd, HEADER.pack(len(payload)) + payload)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]

@@ -12,7 +12,11 @@ differs, or the output was changed in place since.
 Forward may keep state between calls (an attribute a module sets and a later one reads): the
 capture is dropped by any other forward of the model (a hook on the root module sees it), so a
 replayed call's state is always the one its own inputs set. And a capture is used only after a
-replayed run reproduced the captured run's outputs bit for bit; otherwise every run is whole.
+replayed run reproduced the captured run's outputs bit for bit; otherwise every run is whole. That
+confirmation waits for the second run on the same inputs: most inputs a probe makes (batch
+independence's halves, swap's shuffled contexts) run once, and confirming their capture straight
+away ran the model twice for nothing (DeepSEA's first convolution is its only input-only call, so
+each confirmation was a whole forward).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Replays:
         self.pinned: tuple = ()
         self.calls: list[Call] = []
         self.valid = False
+        self.pending: tuple | None = None  # what the captured run observed, until a replayed run confirms it
         self._own = False  # a forward of ours is running: the root hook lets it through
         self._hook = None
 
@@ -70,8 +75,13 @@ class Replays:
     def ready(self, key: tuple) -> bool:
         return self.valid and self.key == key and all(call.intact() for call in self.calls)
 
+    def hold(self, key: tuple, inputs: Mapping[str, Any], observed: tuple) -> None:
+        """Keep the calls just captured for `key`, unconfirmed: `observed` is what the captured run saw."""
+        self.key, self.valid, self.pinned, self.pending = key, False, tuple(inputs.values()), observed
+        self.watch()
+
     def drop(self) -> None:
-        self.key, self.calls, self.valid, self.pinned = None, [], False, ()
+        self.key, self.calls, self.valid, self.pinned, self.pending = None, [], False, (), None
         if self._hook is not None:
             self._hook.remove()
             self._hook = None

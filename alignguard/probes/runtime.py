@@ -20,6 +20,11 @@ M and T, so the probe never runs the encoder. The slice is kept only when it rep
 bit, the whole model's symbols on the example batch with the inputs it does not read moved (so
 state forward sets from them is caught); otherwise the whole model runs, and
 `plan(...).describe()` says which ran and why.
+
+Discovery is paid once: one recording locates every bound symbol and every tensor forward returns,
+the first eval capture doubles as that recording, and a site or slice found on the example rows is
+reused at another batch size (checked there: same call counts for a site, bit-for-bit agreement
+with the whole model for a slice) instead of recording a whole forward of the larger batch.
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ class Site:
     op_name: str = ""
     file: str | None = None
     line: int | None = None
+    # In the recording that located it: calls of `module`, or torch calls of forward (for an `op` site).
+    # A run at another input shape may use the site when it makes as many (see SymbolRunner._edit_sites).
+    total: int = 0
 
     def describe(self) -> str:
         element = f"[{self.index}]" if self.index is not None else ""
@@ -235,6 +243,16 @@ def _replace(output: Any, index: int | None, value: torch.Tensor) -> Any:
     return type(output)._make(items) if hasattr(output, "_make") else tuple(items)  # namedtuple or tuple
 
 
+def _recording_key(inputs: Mapping[str, Any], train: bool, seed: int) -> tuple:
+    return (train, seed, tuple((k, id(v)) for k, v in inputs.items()))
+
+
+def _place(binding: SymbolBinding) -> tuple:
+    """Where a binding points: symbols bound alike (a spec symbol, translation's partner of the same
+    forward output) share one located site."""
+    return (binding.module, binding.output, binding.index)
+
+
 def _signature(inputs: Mapping[str, Any]) -> tuple:
     return tuple((k, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else (k, type(v)) for k, v in inputs.items())
 
@@ -252,6 +270,7 @@ class SymbolRunner:
         self._slices: dict[tuple, Slice] = {}
         self._replays = Replays(model)
         self._refused: set[tuple] = set()  # replay keys whose replayed run did not reproduce the whole one
+        self._quiet = False  # see _without_discovery
 
     def extended(self, extra: Mapping[str, SymbolBinding]) -> "SymbolRunner":
         """A runner that also knows `extra` bindings and shares this one's located sites."""
@@ -329,19 +348,19 @@ class SymbolRunner:
             # A forward that fails with its parameters frozen (one differentiating them itself) runs as it is.
             return self._run(inputs, train, seed, observe, edits, whole, vary, True, tuple(hold))
 
-    def _run(self, inputs, train, seed, observe, edits, whole, vary, param_grads, hold=()) -> dict[str, Any]:
-        observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (edits or {}).items()}
+    def _run(self, inputs, train, seed, observe, given_edits, whole, vary, param_grads, hold=()) -> dict[str, Any]:
+        observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (given_edits or {}).items()}
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
             if part.module:
                 return self._run_slice(part, inputs, train, seed, observe, param_grads)
-        sites = {name: self.site(name, inputs, train=train, seed=seed) for name in edits}
+        sites, borrowed = self._edit_sites(edits, inputs, train, seed)
         op_edits: dict[int, list] = {}
         for name, site in sites.items():
             if site.op is not None:
                 op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
-        replay, capture = self._replay_plan(inputs, train, seed, edits)
+        replay, capture = self._replay_plan(inputs, train, seed, edits, hold)
         capture = capture and not hold  # a capture must hold the model as it is, not as the caller changed it
         if capture:
             calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
@@ -377,11 +396,32 @@ class SymbolRunner:
                 stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
                     call, sites, [n for n in observe if self.binding(n).module is not None]) or any(
                     not path or call.holds(path=path) for path in hold)))  # '' is the root: it holds every call
-            if capture:
+            if capture and not self._located(train):
+                # Nothing is located yet: this capture is also the discovery recording (batch_independence's
+                # symbol_where, identifiability's first edit recorded a forward more); other shapes borrow.
+                self._recorded.clear()
+                recording = self._record(inputs, train, seed, param_grads,
+                                         lambda mode, forward: self._replays.capture(inputs, mode, forward))
+                self._recorded[_recording_key(inputs, train, seed)] = (*recording, inputs)
+                outputs = recording[2]
+            elif capture:
                 outputs = self._replays.capture(inputs, calls_mode,
                                                 lambda: self._forward(inputs, train, seed, mode=calls_mode))
             else:
                 outputs = self._forward(inputs, train, seed, mode=calls_mode)
+        if borrowed:
+            ops = calls_mode.count + 1 if calls_mode is not None else 0
+            wrong = [n for n in borrowed if sites[n].total != (ops if sites[n].op is not None
+                                                               else calls.get(sites[n].module, -1) + 1)]
+            signature = _signature(inputs)
+            for name in borrowed:
+                if name not in wrong:
+                    self._sites[(_place(self.binding(name)), train, signature)] = sites[name]
+            if wrong:  # forward differs at this shape: locate the sites on these inputs and run again
+                for name in wrong:
+                    place = _place(self.binding(name))
+                    self._sites[(place, train, signature)] = self._find_site(self.binding(name), inputs, train, seed)
+                return self._run(inputs, train, seed, observe, given_edits, whole, vary, param_grads, hold)
         for name in observe:
             binding = self.binding(name)
             if binding.output is not None:
@@ -393,16 +433,36 @@ class SymbolRunner:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
             seen[name] = self.part(name, seen[name], whole)
         seen["__outputs__"] = outputs
-        if capture:
-            self._confirm(inputs, seed, observe, seen)
+        if capture:  # confirmed only if a later run on the same inputs wants it (most inputs run once)
+            self._replays.hold(self._replays.key_of(inputs, seed), inputs, (observe, dict(seen)))
+            if _recording_key(inputs, train, seed) in self._recorded:
+                self._locate_all(inputs, train, seed)
         return seen
 
+    def _located(self, train: bool) -> bool:
+        """Whether some site was located in this mode (or none is wanted from this run)."""
+        return self._quiet or any(t == train for _, t, _ in self._sites)
+
+    @contextmanager
+    def _without_discovery(self) -> Iterator[None]:
+        """Runs that only confirm something (a slice) record nothing: a recording holds every activation
+        (positivity's 16-row confirmation of the modulator slice recorded the whole transformer, 156 MiB)."""
+        was, self._quiet = self._quiet, True
+        try:
+            yield
+        finally:
+            self._quiet = was
+
     # ---- replaying (see replay.py) ------------------------------------------------------
-    def _replay_plan(self, inputs, train: bool, seed: int, edits) -> tuple[bool, bool]:
-        """(replay captured calls, capture them in this run): eval runs under no_grad only."""
+    def _replay_plan(self, inputs, train: bool, seed: int, edits, hold=()) -> tuple[bool, bool]:
+        """(replay captured calls, capture them in this run): eval runs under no_grad only. A run that holds
+        modules the caller changed neither confirms a pending capture nor takes one (both must see the model
+        as it is)."""
         if train or torch.is_grad_enabled():
             return False, False
         key = self._replays.key_of(inputs, seed)
+        if self._replays.pending is not None and self._replays.key == key and not hold:
+            self._confirm(inputs, seed)
         if self._replays.ready(key):
             return True, False
         return False, not edits and key not in self._refused
@@ -413,12 +473,10 @@ class SymbolRunner:
                     for site in sites.values())
                 or any(call.holds(path=self.binding(n).module) for n in hooked))
 
-    def _confirm(self, inputs, seed: int, observe: list[str], whole: dict[str, Any]) -> None:
-        """Keep the capture only if a replayed run reproduces this whole run bit for bit."""
+    def _confirm(self, inputs, seed: int) -> None:
+        """Keep the capture only if a replayed run reproduces the captured whole run bit for bit."""
         replays = self._replays
-        replays.key, replays.valid = replays.key_of(inputs, seed), True
-        replays.pinned = tuple(inputs.values())
-        replays.watch()
+        (observe, whole), replays.pending, replays.valid = replays.pending, None, True
         key = replays.key
         try:
             again = self._run(inputs, False, seed, observe, {}, False, None, True)
@@ -438,7 +496,14 @@ class SymbolRunner:
         observe, vary = tuple(dict.fromkeys(observe)), tuple(sorted(set(vary)))
         key = (observe, train, vary, _signature(inputs))
         if key not in self._slices:
-            self._slices[key] = self._find_slice(observe, inputs, train, seed, vary)
+            # A slice found at another input shape (the example rows) is tried first: finding it again
+            # records a whole forward of these inputs (positivity's 16-row search). It is still
+            # confirmed bit for bit on these inputs, as a newly found one is.
+            known = next((part for (o, t, v, _), part in self._slices.items()
+                          if (o, t, v) == key[:3] and part.module), None)
+            part = self._validated(known, inputs, train, seed, observe) if known is not None else None
+            self._slices[key] = part if part is not None and part.module else self._find_slice(
+                observe, inputs, train, seed, vary)
         return self._slices[key]
 
     def _find_slice(self, observe, inputs, train, seed, vary) -> Slice:
@@ -470,13 +535,18 @@ class SymbolRunner:
             return Slice(why=f"no submodule call takes forward inputs only (including {', '.join(vary) or 'none'}) "
                          f"and returns {', '.join(observe)}")
         best = min(candidates, key=lambda c: c[:2])[2]
+        return self._validated(best, inputs, train, seed, observe)
+
+    def _validated(self, best: Slice, inputs, train, seed, observe) -> Slice:
+        """`best` if it reproduces the whole model on these inputs, else the whole model and why."""
         read = {v for kind, v in (*best.args, *(a for _, a in best.kwargs)) if kind == "input"}
         # The slice must reproduce the whole model's symbols bit for bit, and with the inputs it does
         # not read moved: state forward sets from them (an attribute the module reads) shows there.
         moved = {k: (_moved(v) if k not in read else v) for k, v in inputs.items()}
-        try:
-            sliced = self._run_slice(best, inputs, train, seed, observe)
-            whole = self.run(moved, train=train, seed=seed, observe=observe)
+        try:  # values only: no autograd graph (positivity's search plans with grad on, leaves in its inputs)
+            with torch.no_grad(), self._without_discovery():
+                sliced = self._run_slice(best, inputs, train, seed, observe)
+                whole = self.run(moved, train=train, seed=seed, observe=observe)
         except (SymbolError, ForwardError):
             return Slice(why=f"module '{best.module}' could not be run on its own")
         if not all(_identical(sliced[n], whole[n]) for n in observe):
@@ -511,14 +581,49 @@ class SymbolRunner:
 
     # ---- locating -----------------------------------------------------------------------
     def site(self, name: str, inputs: Mapping[str, Any], *, train: bool, seed: int) -> Site:
-        """Where the symbol's tensor is produced (memoised per symbol, mode and input shapes)."""
-        key = (name, train, _signature(inputs))
+        """Where the symbol's tensor is produced (memoised per place it is bound to, mode and input shapes)."""
+        binding = self.binding(name)
+        signature = _signature(inputs)
+        key = (_place(binding), train, signature)
         if key not in self._sites:
-            self._sites[key] = self._find_site(name, inputs, train, seed)
+            self._sites[key] = self._find_site(binding, inputs, train, seed)
+            self._locate_all(inputs, train, seed)
         return self._sites[key]
 
-    def _find_site(self, name: str, inputs: Mapping[str, Any], train: bool, seed: int) -> Site:
-        binding = self.binding(name)
+    def _locate_all(self, inputs, train: bool, seed: int) -> None:
+        """Every bound symbol's and every returned tensor's site from the one recording of these inputs:
+        a later probe on another symbol (identifiability's M, B, T, symbol_where, translation_symmetry's
+        partners) then records nothing again. Errors are raised when the symbol is asked for."""
+        signature = _signature(inputs)
+        outputs = self._recording(inputs, train, seed)[2]
+        for other in [*self.bindings.values(), *(SymbolBinding(output=k) for k in output_tensors(outputs))]:
+            if (_place(other), train, signature) not in self._sites:
+                try:
+                    self._sites[(_place(other), train, signature)] = self._find_site(other, inputs, train, seed)
+                except SymbolError:
+                    pass
+
+    def _edit_sites(self, names, inputs, train: bool, seed: int) -> tuple[dict[str, Site], set[str]]:
+        """The sites of the edited symbols, and which of them were located at another input shape.
+
+        modulation runs 64 (x, c) pairs, positivity's search 16 rows: recording those forwards only to
+        find a site already found on the example rows cost a whole forward of the large batch, holding
+        every module output. Such a borrowed site is kept only if the run makes as many calls of its
+        module (as many torch calls, for a site inside forward) as the recording did; `_run` checks
+        that and otherwise locates it on this run's inputs and runs again."""
+        signature, sites, borrowed = _signature(inputs), {}, set()
+        for name in names:
+            place = _place(self.binding(name))
+            if (place, train, signature) not in self._sites:
+                other = next((site for (n, t, _), site in self._sites.items() if n == place and t == train), None)
+                if other is not None and other.total:
+                    sites[name] = other
+                    borrowed.add(name)
+                    continue
+            sites[name] = self.site(name, inputs, train=train, seed=seed)
+        return sites, borrowed
+
+    def _find_site(self, binding: SymbolBinding, inputs: Mapping[str, Any], train: bool, seed: int) -> Site:
         if binding.module is not None:
             self._module(binding.module)
             module_events, _, _ = self._recording(inputs, train, seed)
@@ -526,8 +631,9 @@ class SymbolRunner:
             if not calls:
                 raise SymbolError(f"module '{binding.module}' is never called in forward: matched nothing")
             _select(calls[-1], binding.index, binding.describe())
-            return Site(binding.module, binding.index, len(calls) - 1)
+            return Site(binding.module, binding.index, len(calls) - 1, total=len(calls))
         module_events, op_events, outputs = self._recording(inputs, train, seed)
+        forward_calls = self._recorded_ops(inputs, train, seed)
         target = forward_value(outputs, binding.output)
         if not isinstance(target, torch.Tensor):
             raise SymbolError(f"forward output '{binding.output}' is a {type(target).__name__}, not a tensor")
@@ -537,12 +643,13 @@ class SymbolRunner:
                        if (positions := _positions(output, same))]
             if matches:  # calls finish inner-first: the last identity match is the outermost wrapper;
                 path, number, positions = matches[0] if fallback else matches[-1]  # a view's earliest is its producer
-                return Site(path, positions[0], number, also=positions[1:])
+                total = sum(1 for event in module_events if event[0] == path)
+                return Site(path, positions[0], number, also=positions[1:], total=total)
             ops = [(count, name, file, line, positions) for count, result, name, file, line in op_events
                    if (positions := _positions(result, same))]
             if ops:  # the call that created the tensor, not a later view of it
                 count, op_name, file, line, positions = ops[0]
-                return Site(None, positions[0], 0, positions[1:], count, op_name, file, line)
+                return Site(None, positions[0], 0, positions[1:], count, op_name, file, line, total=forward_calls)
         raise SymbolError(
             f"forward output '{binding.output}' is not produced by any torch call or submodule in forward (an "
             "input returned as is?), so it cannot be intervened on; bind the symbol to the module that "
@@ -555,11 +662,16 @@ class SymbolRunner:
         were most of its check's memory), and it is read only while sites and slices are located,
         which are memoised: so one recording is kept, the previous one is dropped, and it is taken
         with the parameters frozen, so it holds no autograd graph through the model."""
-        key = (train, seed, tuple((k, id(v)) for k, v in inputs.items()))
+        key = _recording_key(inputs, train, seed)
         if key not in self._recorded:  # the entry keeps `inputs` alive, so their ids stay unique
             self._recorded.clear()
             self._recorded[key] = (*self._record_calls(inputs, train, seed), inputs)
         return self._recorded[key][:3]
+
+    def _recorded_ops(self, inputs, train, seed) -> int:
+        """How many torch calls forward made in the recording of these inputs."""
+        self._recording(inputs, train, seed)
+        return self._recorded[_recording_key(inputs, train, seed)][3]
 
     def _record_calls(self, inputs, train, seed):
         try:
@@ -567,7 +679,8 @@ class SymbolRunner:
         except ForwardError:  # a forward that fails with its parameters frozen is recorded as it is
             return self._record(inputs, train, seed, param_grads=True)
 
-    def _record(self, inputs, train, seed, param_grads: bool):
+    def _record(self, inputs, train, seed, param_grads: bool, around: Callable | None = None):
+        """One recorded forward; `around(mode, forward)`, when given, runs the forward (a replay capture)."""
         events: list[tuple[str, int, Any, tuple, dict]] = []  # path, call number, output, args, kwargs
         counts: dict[str, int] = {}
 
@@ -583,8 +696,9 @@ class SymbolRunner:
                     stack.callback(module.register_forward_hook(make_hook(path), with_kwargs=True).remove)
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             calls_mode = _TorchCalls(record=True)
-            outputs = self._forward(inputs, train, seed, mode=calls_mode)
-        return events, calls_mode.events, outputs
+            forward = lambda: self._forward(inputs, train, seed, mode=calls_mode)  # noqa: E731
+            outputs = around(calls_mode, forward) if around is not None else forward()
+        return events, calls_mode.events, outputs, calls_mode.count + 1
 
     def _forward(self, inputs: Mapping[str, Any], train: bool, seed: int, call: Callable[[], Any] | None = None,
                  mode: "_TorchCalls | None" = None) -> Any:

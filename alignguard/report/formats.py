@@ -26,14 +26,14 @@ class Format:
     document: bool
 
     def render(self, report: Report, options: RenderOptions) -> str:
-        return self._module().render(report, options)
+        return self.module().render(report, options)
 
     def render_many(self, reports: list[Report], options: RenderOptions) -> str:
         """Several reports (one per spec/model pair) as one output: SARIF runs and JUnit suites
         merge, GitHub annotations share one cap, line formats follow one another."""
         if len(reports) == 1:
             return self.render(reports[0], options)
-        module = self._module()
+        module = self.module()
         if hasattr(module, "render_many"):
             return module.render_many(reports, options)
         if self.document:
@@ -41,7 +41,8 @@ class Format:
                              fix="use sarif or junit (they hold several), or check one pair: alignguard check SPEC MODEL")
         return "\n".join(self.render(report, options) for report in reports)
 
-    def _module(self):
+    def module(self):
+        """The renderer module (imported on first use)."""
         return importlib.import_module(f"alignguard.report.{_MODULES.get(self.name, self.name)}")
 
 

@@ -34,6 +34,7 @@ class Datasets:
     kind: str  # "synthetic" | "real" | "arrays"
     description: dict[str, Any] = field(default_factory=dict)  # recorded in run.json
     truth: dict[str, dict[str, float]] = field(default_factory=dict)  # per-cell hidden M*, T* (synthetic)
+    panel: dict[str, Any] | None = None  # unseen cell lines with a known truth, no examples (train/panel.py)
 
 
 class ArraySplit:

@@ -149,8 +149,15 @@ def truth_table(recovery: dict[str, Any], title: str) -> Table:
     for name, row in recovery["per_cell"].items():
         table.add_row(name, str(row["examples"]), _3(row["corr_T_truth"]), _3(row["corr_T_access"]), _3(row["M"]),
                       _3(row["M_truth_in_model_gauge"]))
+    panel = recovery.get("unseen_panel") or {}
+    across_panel = ""
+    if panel.get("corr_M_truth") is not None:
+        interval = panel.get("corr_M_truth_ci95")
+        across_panel = (f"; across a panel of {panel['cells']} further unseen cell lines "
+                        f"{_3(panel['corr_M_truth'])}" + (f" (95 % CI {_3(interval[0])}–{_3(interval[1])})"
+                                                          if interval else ""))
     table.caption = (f"within each cell line; corr(M, M*) across the {recovery['cells']} cell lines "
-                     f"{_3(recovery.get('corr_M_truth_across_cells'))} (M* brought to the model's gauge: "
-                     "k(c)·M*, k(c) the geometric mean of T/T* in the cell line)")
+                     f"{_3(recovery.get('corr_M_truth_across_cells'))}{across_panel} (M* brought to the "
+                     "model's gauge: k(c)·M*, k(c) the geometric mean of T/T* in the cell line)")
     table.caption_justify = "left"
     return table

@@ -322,7 +322,7 @@ def _finish(run_dir: Path, trainer, summary: dict[str, Any], console: Console, d
     if trainer.datasets.test is not None and (run_dir / rundir.CHECKPOINTS / "best.pt").is_file():
         test = evaluate_checkpoint(run_dir, trainer.datasets.test, trainer.datasets.truth, console,
                                    title="Test (held-out cell lines), best checkpoint", model_file=trainer.model_file,
-                                   spec=trainer.spec, config=trainer.config)
+                                   spec=trainer.spec, config=trainer.config, panel=trainer.datasets.panel)
     summary = {**summary, "figures": [str(p.relative_to(run_dir)) for p in figures],
                "best_validation": best[-1]["val"] if best else None, "test": test}
     (run_dir / "summary.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
@@ -335,8 +335,9 @@ def _finish(run_dir: Path, trainer, summary: dict[str, Any], console: Console, d
 
 
 def evaluate_checkpoint(run_dir: Path, split, truth, console: Console, *, title: str, model_file, spec,
-                        config: TrainConfig) -> dict[str, Any]:
-    """Load best.pt into a fresh model, predict `split`, print and return the metrics."""
+                        config: TrainConfig, panel: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load best.pt into a fresh model, predict `split`, print and return the metrics (and, with the
+    benchmark's panel of unseen cell lines, corr(M, M*) across them: train/panel.py)."""
     import torch
 
     from alignguard.train import checkpoint as ckpt
@@ -350,15 +351,21 @@ def evaluate_checkpoint(run_dir: Path, split, truth, console: Console, *, title:
     device = "cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu"
     model.to(device)
     names, keys = _forward_names(model), _output_keys(spec)
-    predictions = predict(model, split, forward=lambda b: model(**{n: b[n] for n in names if n in b}),
-                          to_device=lambda b: {k: v.to(device) for k, v in b.items()},
+    forward = lambda b: model(**{n: b[n] for n in names if n in b})  # noqa: E731
+    to_device = lambda b: {k: v.to(device) for k, v in b.items()}  # noqa: E731
+    predictions = predict(model, split, forward=forward, to_device=to_device,
                           batch_size=config.eval_batch_size, dist=DistInfo(), output_keys=keys,
                           probe_rows=config.monitor.probe_examples)
     result = assess(predictions, split.cell_names, probes=True, seed=config.seed, truth=truth)
+    recovery = (result.get("probes") or {}).get("truth_recovery")
+    if recovery is not None and panel:
+        from alignguard.train.panel import panel_recovery
+
+        recovery["unseen_panel"] = panel_recovery(model, panel, split, forward=forward, to_device=to_device,
+                                                  output_keys=keys, batch_size=config.eval_batch_size)
     result["checkpoint"] = {"epoch": payload.get("epoch"), "step": payload.get("step"),
                             "validation_value": payload.get("value"), "full_design": payload.get("full_design")}
     console.print(metrics_table(result["metrics"], title))
-    recovery = (result.get("probes") or {}).get("truth_recovery")
     if recovery:
         from alignguard.train.evaluation import truth_table
 
@@ -396,7 +403,7 @@ def evaluate_run(run_dir: Path, data: Path | None, console: Console | None = Non
         console.print("[yellow]the dataset has no test split; evaluating on the validation split[/]")
     result = evaluate_checkpoint(run_dir, split, datasets.truth, console,
                                  title=f"{name.capitalize()} split (held-out cell lines), best checkpoint",
-                                 model_file=model_file, spec=spec, config=config)
+                                 model_file=model_file, spec=spec, config=config, panel=datasets.panel)
     result["split"], result["data"] = name, datasets.description.get("path")
     result = _clean(result)  # what evaluation.json holds is what the caller gets (evaluate --format json)
     (run_dir / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -74,25 +74,43 @@ def load_datasets(config: DataConfig, dist: DistInfo = DistInfo()) -> tuple[Data
                           "reference": data.bayes(name).model_dump()} for name, split in splits.items()},
     }
     datasets = Datasets(train=splits["train"], val=splits["val"], test=splits.get("test"), kind=data.kind,
-                        description=description, truth=cell_truth(data))
+                        description=description, truth=cell_truth(data), panel=truth_panel(data))
     return datasets, data
+
+
+def _access_slope(data) -> float | None:
+    """The slope of log T* in accessibility (multiplicative truth), 0 (additive), None (unknown)."""
+    from alignguard.data.groundtruth import LOG_T_ACCESS_SCALE
+
+    truth = getattr(data, "truth", None) or {}
+    config = getattr(getattr(data, "manifest", None), "config", None) or {}
+    if truth.get("mechanism") == "multiplicative" and isinstance(config.get("access_effect"), (int, float)):
+        return LOG_T_ACCESS_SCALE * float(config["access_effect"])
+    return 0.0 if truth.get("mechanism") == "additive" else None
+
+
+def truth_panel(data) -> dict[str, Any] | None:
+    """The manifest's panel of unseen cell lines (descriptors, M*, T*(c, 1/2)) with the slope of log T*,
+    or None (real data, a dataset written before the panel existed, a constant M* as under the additive
+    truth: nothing to recover)."""
+    truth = getattr(data, "truth", None) or {}
+    panel = truth.get("panel") if isinstance(truth, dict) else None
+    slope = _access_slope(data)
+    if not isinstance(panel, dict) or slope is None or len(panel.get("M") or ()) < 3:
+        return None
+    if float(np.ptp(np.asarray(panel["M"], dtype=np.float64))) == 0.0:
+        return None
+    return {**panel, "T_access_slope": slope}
 
 
 def cell_truth(data) -> dict[str, dict[str, float]]:
     """Per-cell hidden parameters of a synthetic dataset (M*, T* at half accessibility, and the slope of
     log T* in accessibility, T*(c, a) = T*(c, 1/2)·exp(-slope·(a - 1/2))), else {}."""
-    from alignguard.data.groundtruth import LOG_T_ACCESS_SCALE
-
     truth = getattr(data, "truth", None) or {}
     cells = truth.get("cells") if isinstance(truth, dict) else None
     if not isinstance(cells, dict):
         return {}
-    config = getattr(getattr(data, "manifest", None), "config", None) or {}
-    slope = None
-    if truth.get("mechanism") == "multiplicative" and isinstance(config.get("access_effect"), (int, float)):
-        slope = LOG_T_ACCESS_SCALE * float(config["access_effect"])
-    elif truth.get("mechanism") == "additive":
-        slope = 0.0
+    slope = _access_slope(data)
     result = {name: {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
               for name, values in cells.items() if isinstance(values, dict)}
     if slope is not None:

@@ -97,3 +97,16 @@ def test_real_model_rows_print_ratios_and_name_each_missed_target():
 def test_scripts_say_how_to_run_them(name):
     module = _script(name)
     assert f"python benchmarks/{name}.py" in module.__doc__
+
+
+def test_m_ceiling_picks_the_smallest_count_that_reaches_the_target_in_every_seed(capsys):
+    ceiling = _script("m_ceiling")
+    table = {8: [0.7, 0.9], 16: [0.81, 0.79], 24: [0.8, 0.85], 32: [0.9, 0.9]}
+    assert ceiling.smallest_count(table, 0.8) == 24 and ceiling.smallest_count(table, 0.95) is None
+    assert ceiling.main(["--counts", "4", "400", "--seeds", "0", "--target", "0.8"]) == 0
+    assert "in every seed: 400" in capsys.readouterr().out
+
+
+def test_quality_prints_the_panel_ceiling_per_seed():
+    line = _script("model_quality").ceiling_line([0, 1])
+    assert line.startswith("ceiling") and line.count(" / ") == 1 and "per seed 0.716" in line

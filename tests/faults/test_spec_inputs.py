@@ -76,7 +76,7 @@ def test_error_messages_quote_a_value_without_rendering_it():
         value = [value] * 10
     started = time.perf_counter()
     text = _short({"role": value})
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 1.0  # rendering the 10^10 leaves would never finish
     assert len(text) <= 60 and text.startswith("{'role': [[[[") and text.endswith("...")
 
 

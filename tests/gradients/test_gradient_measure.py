@@ -157,6 +157,87 @@ def test_gradients_summed_into_running_sums_equal_the_rows_and_keep_no_row():
             expected[name] = expected.get(name, 0) + row
         streamed = term_gradients(terms, params, into=sums)
         assert streamed.status == rows.status and streamed.values == rows.values and not streamed.rows
+    assert sums.pop("inf") is None  # a non-finite term keeps no sum (it is judged non-finite)
     assert set(sums) == {"fit", "reg"} and set(expected) == {"fit", "reg"}
-    for name in sums:
-        assert torch.equal(sums[name], expected[name])
+    for name in sums:  # one sum per parameter, streamed as the backward pass produced it
+        assert len(sums[name]) == len(params)
+        flat = torch.cat([s.reshape(-1) if s is not None else torch.zeros(p.numel()) for s, p in zip(sums[name], params)])
+        assert torch.equal(flat, expected[name])
+    assert sums["reg"][1:] == [None, None, None]  # reg reaches net[0].weight alone: no sum elsewhere
+    assert all(p.grad is None for p in params)  # the stream leaves no .grad behind
+
+
+def test_released_measurement_keeps_every_statistic_and_frees_the_sums():
+    """The checks' measurement frees its per-term sums once the per-parameter dot-product blocks are
+    computed (issue 20: K model-sized vectors less through loss.descent and the probes); every
+    statistic it answers afterwards is the one the sums gave."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    batches = [{"x": torch.randn(7, 3)} for _ in range(3)]
+
+    def terms_at(batch, out, step):
+        return {"fit": out.pow(2).mean(), "pull": -0.5 * out[:, 0].mean(), "reg": 1e-2 * model[0].weight.pow(2).sum()}
+
+    def run(release):
+        return measure_steps(model, batches, lambda b: model(b["x"]), terms_at, [0], seeds=[0, 1, 2], release=release)[0]
+
+    kept, released = run(False), run(True)
+    assert released.released and all(v is None for v in released.grad_sum.values())
+    for name in kept.names:
+        mean = kept.mean_grad(name)
+        assert released.grad_norm(name) == pytest.approx(float(mean.norm()), rel=1e-12)
+        pieces = torch.split(mean, kept.param_sizes)
+        expected = {p: float(g.norm()) for p, g in zip(kept.param_names, pieces)}
+        assert released.param_norms(name) == pytest.approx(expected, rel=1e-12)
+    means = torch.stack([kept.mean_grad(n) for n in kept.names])
+    gram = means @ means.T
+    stats = released.stats()
+    total = means.sum(dim=0)
+    for i, name in enumerate(kept.names):
+        assert stats.shares[name] == pytest.approx(float(means[i] @ total / (total @ total)), rel=1e-10)
+    assert stats.cosine("fit", "pull") == pytest.approx(float(gram[0, 1] / (gram[0, 0] * gram[1, 1]).sqrt()), rel=1e-10)
+    with pytest.raises(RuntimeError, match="released"):
+        released.mean_grad("fit")
+
+
+def test_streamed_measurement_restores_grads_and_buffers_and_never_aliases():
+    """The stream clears and restores `.grad` around each backward; a gradient that autograd routes
+    to two parameters through one tensor (an addition) is summed for each separately; BatchNorm
+    statistics are as before the measurement."""
+    torch.manual_seed(0)
+    a, b = torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(4))
+    norm = torch.nn.BatchNorm1d(4)
+    model = torch.nn.Module()
+    model.a, model.b, model.norm = a, b, norm
+    a.grad = torch.full((4,), 7.0)
+    buffers = {k: v.clone() for k, v in norm.state_dict().items()}
+    batches = [{"x": torch.randn(6, 4)} for _ in range(2)]
+
+    def terms_at(batch, out, step):
+        return {"sum": ((a + b) * out.pow(2)).mean(), "a": a.pow(2).sum()}
+
+    steps = measure_steps(model, batches, lambda batch: norm(batch["x"]), terms_at, [0], seeds=[0, 1])
+    assert torch.equal(a.grad, torch.full((4,), 7.0)) and b.grad is None
+    assert all(torch.equal(v, norm.state_dict()[k]) for k, v in buffers.items())
+    with torch.no_grad():  # d sum / da_j = d sum / db_j = mean over rows of out_j² / 4, summed over the batches
+        expected = sum(torch.nn.functional.batch_norm(batch["x"], None, None, training=True).pow(2).mean(dim=0) / 4
+                       for batch in batches)
+    into_a, into_b = steps[0].grad_sum["sum"][:2]
+    assert into_a.data_ptr() != into_b.data_ptr()
+    assert torch.allclose(into_a, expected, atol=1e-6) and torch.allclose(into_b, expected, atol=1e-6)
+
+
+def test_a_term_non_finite_in_a_later_batch_keeps_no_sum():
+    """A finite value whose gradient is not finite in batch 1 only (sqrt at 0): the term is judged
+    non-finite and keeps no sum (its batch-0 gradient is not reported as its reach either)."""
+    model = torch.nn.Linear(2, 1)
+    batches = [{"x": torch.ones(2, 2), "bad": False}, {"x": torch.ones(2, 2), "bad": True}]
+
+    def terms_at(batch, out, step):
+        kink = (out.mean() - out.mean().detach()).abs().sqrt() if batch["bad"] else 0.0
+        return {"a": out.mean() + kink, "b": 2 * model.bias.sum()}
+
+    step = measure_steps(model, batches, lambda b: model(b["x"]), terms_at, [0])[0]
+    assert step.statuses["a"] == ["alive", "nonfinite"] and step.status("a") == "nonfinite"
+    assert step.grad_sum["a"] is None and step.param_norms("a") == {"weight": 0.0, "bias": 0.0}
+    assert step.stats().names == ["b"]

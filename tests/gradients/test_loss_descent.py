@@ -197,3 +197,23 @@ def test_reference_models(model, failing):
     results = list(LossDescentCheck().run(context))
     assert {r.element for r in results if r.failed} == failing
     assert all(abs(r.details["ratio"] - 1) < 0.01 for r in results if not r.failed)
+
+
+def test_descent_runs_no_forward_or_backward_of_its_own():
+    """loss.descent reads the gradient measurement's first batch (issue 20): with the measurement's
+    batches counted, the check adds only its central differences' forwards (two per term at ε when
+    it passes there), no train forward with a graph and no backward."""
+    from alignguard.checks.gradients.losses import LossCheck
+
+    context = context_for(**{"gradients.batches": 2})
+    forwards = {"graph": 0, "no_grad": 0}
+    context.model.register_forward_hook(
+        lambda module, args, out: forwards.__setitem__("graph" if torch.is_grad_enabled() else "no_grad",
+                                                      forwards["graph" if torch.is_grad_enabled() else "no_grad"] + 1))
+    list(LossCheck().run(context))  # the measurement: one forward with a graph per batch, descent inside it
+    measured = dict(forwards)
+    results = {r.element: r for r in LossDescentCheck().run(context)}
+    assert forwards == measured  # the check itself ran nothing more
+    assert measured["graph"] == 2  # 2 batches, both steps (0 and 5) from the same forwards
+    assert results and all(r.status is Status.PASS for r in results.values())
+    assert measured["no_grad"] == 2 * sum(len(r.details["ratios"]) for r in results.values())  # θ ± εĝ per ε

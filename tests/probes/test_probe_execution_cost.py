@@ -102,12 +102,26 @@ def test_a_forward_whose_output_depends_on_history_is_never_replayed():
     runner, inputs = setup(counter=True)
     with torch.no_grad():
         runner.run(inputs, observe=["logit"])
-        assert not runner._replays.valid and runner._refused  # the replayed run did not reproduce it
+        assert runner._replays.pending is not None and not runner._replays.valid  # confirmed when reused
         for name in ("U", "R"):
             runner.site(name, inputs, train=False, seed=0)
         calls = runner.model.encoder.calls
         shifted(runner, inputs, 1.0)
+        assert not runner._replays.valid and runner._refused  # the replayed run did not reproduce it
     assert runner.model.encoder.calls == calls + 1
+
+
+def test_inputs_that_run_once_run_the_model_once():
+    """A capture is confirmed by the second run on its inputs, not by running the first one twice."""
+    runner, inputs = setup()
+    with torch.no_grad():
+        for scale in (1.0, 2.0, 3.0):
+            runner.run({k: v * scale for k, v in inputs.items()}, observe=["logit"])
+        assert runner.model.encoder.calls == 3
+        runner.run(inputs, observe=["logit"])
+        runner.run(inputs, observe=["logit"])  # confirms: a replayed run, the encoder does not run
+        runner.run(inputs, observe=["logit"])
+    assert runner.model.encoder.calls == 4
 
 
 def test_grad_mode_and_train_mode_runs_are_never_replayed():
@@ -162,3 +176,54 @@ def test_inputs_are_held_while_keyed_so_a_reused_id_never_answers_for_another_ba
     assert got.shape == (2,)
     reference, _ = setup()
     assert torch.equal(got, reference.run(half, observe=["U"])["U"])
+
+
+class RowLoop(nn.Module):
+    """Calls its head once per row: at another batch size the head's last call, and forward's torch
+    calls, are numbered differently, so a site located on one batch size is wrong on another."""
+
+    def __init__(self):
+        super().__init__()
+        self.head, self.scale = nn.Linear(3, 1), nn.Linear(3, 1)
+
+    def forward(self, x):
+        u = torch.cat([self.head(x[i:i + 1]) for i in range(len(x))]).squeeze(-1)
+        return {"U": u, "logit": u * self.scale(x).squeeze(-1).exp()}
+
+
+def test_a_site_located_at_another_batch_size_is_used_only_when_forward_has_the_same_calls():
+    for binding in (SymbolBinding(module="head"), SymbolBinding(output="U")):
+        bindings = {"U": binding, "logit": SymbolBinding(output="logit")}
+        torch.manual_seed(0)
+        model = RowLoop()
+        small, large = {"x": torch.randn(2, 3)}, {"x": torch.randn(5, 3)}
+        runner, fresh = SymbolRunner(model, bindings), SymbolRunner(model, bindings)
+        with torch.no_grad():
+            runner.site("U", small, train=False, seed=0)
+            got = runner.run(large, observe=["logit"], edits={"U": lambda t: t + 1.0})["logit"]
+            want = fresh.run(large, observe=["logit"], edits={"U": lambda t: t + 1.0})["logit"]
+        assert torch.equal(got, want), binding
+
+
+def test_a_site_found_on_the_example_rows_serves_a_larger_batch_without_recording_it():
+    runner, inputs = setup()
+    reference, _ = setup()
+    large = {k: v.repeat(4, 1) for k, v in inputs.items()}
+    with torch.no_grad():
+        runner.site("U", inputs, train=False, seed=0)
+        got = shifted(runner, large, 1.0)
+        want = shifted(reference, large, 1.0)
+    assert torch.equal(got, want)
+    assert all(key[2][0][1] == id(inputs["x"]) for key in runner._recorded)  # only the example rows recorded
+
+
+def test_the_first_capture_is_also_the_discovery_recording():
+    runner, inputs = setup()
+    reference, _ = setup()
+    with torch.no_grad():
+        runner.run(inputs, observe=["logit"])
+        runs = runner.model.runs
+        sites = [runner.site(name, inputs, train=False, seed=0) for name in ("U", "R", "logit")]
+        assert runner.model.runs == runs  # located from the capture's recording
+        assert sites == [reference.site(name, inputs, train=False, seed=0) for name in ("U", "R", "logit")]
+        assert torch.equal(shifted(runner, inputs, 1.0), shifted(reference, inputs, 1.0))

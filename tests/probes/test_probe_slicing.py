@@ -89,3 +89,34 @@ def test_a_slice_that_reads_state_forward_sets_is_rejected():
     runner, inputs = setup(leak=True)
     part = runner.plan(["M"], inputs, train=False, seed=0, vary=["c"])
     assert part.module == "" and "does not reproduce" in part.describe()
+
+
+class Rowwise(Net):
+    """From 8 rows on, forward scales c before the modulator reads it: the slice found on fewer rows
+    does not compute M at 8 rows."""
+
+    def forward(self, x, c):
+        self.scaled_c = len(c) >= 8
+        return super().forward(x, c)
+
+
+def test_a_slice_found_on_the_example_rows_is_confirmed_not_searched_again_at_another_batch_size():
+    runner, inputs = setup()
+    runner.plan(["M", "T"], inputs, train=False, seed=0, vary=["c"])
+    large = {k: v.repeat(3, 1) for k, v in inputs.items()}
+    calls = runner.model.encoder_calls
+    part = runner.plan(["M", "T"], large, train=False, seed=0, vary=["c"])
+    assert part.module == "modulator"
+    assert runner.model.encoder_calls == calls + 1  # the confirming whole run; no discovery recording
+    assert all(key[2][0][1] == id(inputs["x"]) for key in runner._recorded)
+
+
+def test_a_slice_found_at_another_batch_size_that_no_longer_computes_the_symbols_is_dropped():
+    torch.manual_seed(0)
+    runner = SymbolRunner(Rowwise(), BINDINGS)
+    small = {"x": torch.randn(4, 4), "c": torch.randn(4, 2)}
+    assert runner.plan(["M"], small, train=False, seed=0, vary=["c"]).module == "modulator"
+    large = {k: v.repeat(2, 1) for k, v in small.items()}
+    assert not runner.plan(["M"], large, train=False, seed=0, vary=["c"]).module
+    whole = runner.run(large, observe=["M"])
+    assert torch.equal(runner.run(large, observe=["M"], vary=["c"])["M"], whole["M"])

@@ -77,6 +77,9 @@ def test_train_then_evaluate_records_provenance_and_prints_metrics_beside_the_ce
         "gradient_shares.png", "mi_zI_c.png", "temperature_per_cell.png", "truth_recovery.png", "val_aupr.png"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test"]["metrics"]["pooled"]["bayes_aupr"] is not None
+    panel = summary["test"]["probes"]["truth_recovery"]["unseen_panel"]  # M* across 256 unseen cell lines
+    assert panel["cells"] == 256 and -1.0 <= panel["corr_M_truth"] <= 1.0
+    assert "further unseen cell lines" in output
 
     code, output = invoke("evaluate", out)
     assert code == 0, output

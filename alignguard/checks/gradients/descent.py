@@ -21,19 +21,23 @@ gradient does not. So a term that misses is measured again at ε/10, ε/100, ε/
 the shortest step measured, the one closest to the derivative. Shrinking stops as soon as the
 ratio is within tolerance, when a shorter step brought it no closer to 1 (a reversal stays at −1:
 one extra step), or when float rounding would dominate the shorter step (see `_rounding`).
-Cost: one forward and backward, then two forwards without autograd per term; two more per
-shorter step, paid only by a term that misses.
+Cost: two forwards without autograd per term; two more per shorter step, paid only by a term
+that misses. The gradients are the gradient measurement's first batch (same seed, batch and
+train-mode forward): the check measures its slopes there, through `first_batch_hook`, before the
+later batches are added, so it runs no forward and backward pass of its own and copies no gradient.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from alignguard.checks.base import Check
 from alignguard.checks.context import CheckContext
-from alignguard.checks.gradients.measurement import conflict_step, loss_terms_where
+from alignguard.errors import AlignguardError
+from alignguard.checks.gradients.measurement import conflict_step, loss_terms_where, measurement
 from alignguard.results import CheckResult, failed, passed
 from alignguard.seeding import manual_seed
 
@@ -97,49 +101,26 @@ class LossDescentCheck(Check):
         return bool(spec.losses) and spec.gradients.descent
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
-        from alignguard.gradients.measure import term_gradients, trainable_parameters
+        from alignguard.gradients.measure import trainable_parameters
 
-        spec, model = context.spec, context.model
-        named = trainable_parameters(model)
-        params = [p for _, p in named]
         where = loss_terms_where(context)
-        if not params:
+        if not trainable_parameters(context.model):
             yield failed(ID, "losses", "autograd gradients that are the slopes of the loss values",
                          "matched nothing: the model has no trainable parameters",
                          fix="build the model with trainable parameters", where=where)
             return
-        terms_step = self._steps(context)
-        measured: list[tuple[str, int, Any, float]] = []  # (name, step, flat gradient, unit roundoff)
-        values: dict[str, float] = {}
-        with _restored(model) as saved, _train_mode(model):
-            shared = None if context.model_file.step_dependent else self._forward(context, spec.entry_points.step)
-            for step in sorted(set(terms_step.values()) | {conflict_step(spec)}):
-                outputs = shared if shared is not None else self._forward(context, step)  # batches follow the step
-                terms = self._terms(context, outputs, step)
-                mine = {k: v for k, v in terms.items() if terms_step.get(k, conflict_step(spec)) == step}
-                if not mine:
-                    continue
-                rows: dict = {}  # filled piece by piece: no (P,) concatenation besides autograd's own pieces
-                grads = term_gradients(mine, params, into=rows)
-                for name in grads.names:
-                    values[name] = grads.values[name]
-                    if grads.status[name] == "alive":
-                        measured.append((name, step, rows[name], _roundoff(params, mine[name])))
-                del grads, rows
-                del outputs
-            del shared
-            measured = [(name, step, self._undeclared(context, name, named, g), u) for name, step, g, u in measured]
-            origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
-            results = [self._slopes(context, params, name, step, g, values[name], u, origin) if g.norm() > 0
-                       else (None, "") for name, step, g, u in measured]
-        if not measured:
+        measurement(context)  # loss.descent is measured on its first batch (see `first_batch_hook`)
+        found = context.memo(ID, _Found)
+        if found.error is not None:
+            raise found.error
+        if not found.judged:
             yield failed(ID, "losses", "autograd gradients that are the slopes of the loss values",
                          "matched nothing: no loss term has a gradient (see loss.alive)",
                          fix="make the design's loss terms alive first", where=where)
             return
-        for (name, step, grad, _), (slopes, stop) in zip(measured, results):
+        for name, step, norm, value, slopes, stop in found.judged:
             if slopes is None:
-                loss = spec.losses.get(name)
+                loss = context.spec.losses.get(name)
                 why = (f"L_{name} declares a straight-through estimator: its gradient is not the slope of a step "
                        "function by design (judged by gradient.straight_through)" if loss and loss.straight_through
                        else f"all of L_{name}'s gradient lies on parameters declared `reversed_on` (judged by "
@@ -147,23 +128,52 @@ class LossDescentCheck(Check):
                 yield passed(ID, f"loss {name}", "the gradient is the slope, where the design does not say otherwise",
                              why, where=where)
                 continue
-            yield self._judge(context, name, step, float(grad.double().norm()), values[name], slopes, stop, where)
+            yield self._judge(context, name, step, norm, value, slopes, stop, where)
+
+    def measure_first_batch(self, context, first: dict) -> list[tuple]:
+        """[(name, step, |g|, value, slopes, why shrinking stopped)] of every alive term, from the
+        gradient measurement's first batch (`first`: {step: (TermGradients, {name: gradient per
+        parameter})}); slopes None where every parameter with a gradient is declared otherwise."""
+        from alignguard.gradients.measure import norm64, trainable_parameters
+
+        spec, model = context.spec, context.model
+        named = trainable_parameters(model)
+        params = [p for _, p in named]
+        terms_step = self._steps(context)
+        measured: list[tuple[str, int, Any, float, float]] = []  # (name, step, gradient per parameter, value, roundoff)
+        for step in sorted(first):
+            grads, sums = first[step]
+            for name in grads.names:
+                if terms_step.get(name, conflict_step(spec)) == step and grads.status[name] == "alive":
+                    measured.append((name, step, sums[name], grads.values[name], _roundoff(params, grads.dtypes[name])))
+        judged = []
+        with _restored(model) as saved, _train_mode(model):
+            origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
+            for name, step, grad, value, roundoff in measured:
+                grad = self._undeclared(context, name, named, grad)
+                if not _nonzero(grad):
+                    judged.append((name, step, 0.0, value, None, ""))
+                    continue
+                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin)
+                judged.append((name, step, norm64(grad), value, slopes, stop))
+        return judged
 
     # ---- measuring ----------------------------------------------------------------------
-    def _undeclared(self, context, name, named, grad):
-        """The gradient with the parameters the loss declares `reversed_on` zeroed (gradient.direction judges those)."""
+    def _undeclared(self, context, name, named, grad: list):
+        """The gradient (one piece per parameter, None: zero) with the parameters the loss declares
+        `reversed_on` left out (gradient.direction judges those)."""
         loss = context.spec.losses.get(name)
         if loss is not None and loss.straight_through:
             # Upstream of the estimator the gradient is not the slope by design (gradient.straight_through
             # judges it); downstream (a VQ-VAE's decoder) it is, and a reversed term shows there.
             upstream = _upstream_of(context, [rule.input for rule in loss.straight_through], named)
-            return grad * (~upstream).to(grad.dtype)
+            return [None if out else g for g, out in zip(grad, upstream)]
         if loss is None or not loss.reversed_on:
             return grad
-        from alignguard.checks.gradients.direction import group_mask
+        from alignguard.checks.gradients.direction import group_covers
 
-        mask = group_mask(context, loss.reversed_on, [n for n, _ in named], [p.numel() for _, p in named])
-        return grad * (~mask).to(grad.dtype)
+        covered = group_covers(context, loss.reversed_on, [n for n, _ in named])
+        return [None if out else g for g, out in zip(grad, covered)]
 
     def _steps(self, context) -> dict[str, int]:
         """The step each declared term is measured at; other terms use the conflict step."""
@@ -180,7 +190,7 @@ class LossDescentCheck(Check):
     def _terms(self, context, outputs, step: int) -> dict:
         return context.model_file.loss_terms_at(context.model, context.batch(0, step=step), outputs, step)
 
-    def _slopes(self, context, params, name, step, grad, value, roundoff, origin=None) -> tuple[list[Slope], str]:
+    def _slopes(self, context, params, name, step, pieces, value, roundoff, origin=None) -> tuple[list[Slope], str]:
         """The central difference at ε and, while it misses, at shorter steps; and why shrinking stopped.
 
         The spec's ε is always measured; a shorter step only while the last one missed, brought the
@@ -188,10 +198,10 @@ class LossDescentCheck(Check):
         """
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
-        # Per parameter, in the parameters' own dtype: no float64 copy of the whole model is made.
-        pieces = grad.split([p.numel() for p in params])
-        norm = sum(float(g[i:i + CHUNK].double().pow(2).sum())
-                   for g in pieces for i in range(0, g.numel(), CHUNK)) ** 0.5
+        from alignguard.gradients.measure import norm64
+
+        # `pieces`: the gradient per parameter (None: zero), float32; no float64 copy of it is made.
+        norm = norm64(pieces)
         origin = origin if origin is not None else [p.detach().clone() for p in params]
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
@@ -226,7 +236,8 @@ class LossDescentCheck(Check):
         for sign, along in held.items():
             with torch.no_grad():
                 for p, start, g in zip(params, origin, pieces):
-                    p.copy_(_held(p, start, g, along))
+                    if g is not None:
+                        _hold(p, start, g, along)
                 with _buffers_kept(context.model):
                     value[sign] = self._value(context, name, step)
         with torch.no_grad():
@@ -294,44 +305,99 @@ class LossDescentCheck(Check):
                       where=where, details=details)
 
 
+@dataclass
+class _Found:
+    """What loss.descent measured on the gradient measurement's first batch(es), or the error it met."""
+
+    judged: list = field(default_factory=list)
+    error: Exception | None = None
+
+
+def first_batch_hook(context: CheckContext) -> Callable[[dict], None] | None:
+    """The gradient measurement's `on_first_batch` for loss.descent (None when the check does not apply).
+
+    loss.descent needs one batch's per-term gradients on the real model: the measurement's first
+    batch is that batch (same seed, same example batch, train mode), so the check measures its
+    slopes there, before the later batches are added to the sums, and pays for no forward and
+    backward pass of its own and holds no copy of the gradients. An error that is not the model
+    file's (`AlignguardError`) is kept for the check to report, not raised in the measurement.
+    """
+    check = LossDescentCheck()
+    if not check.applies(context.spec):
+        return None
+
+    def hook(first: dict) -> None:
+        found = context.memo(ID, _Found)
+        if found.error is not None:
+            return
+        with context.timed(ID):
+            try:
+                found.judged += check.measure_first_batch(context, first)
+            except AlignguardError:
+                raise
+            except Exception as exc:  # a bug in the check: reported as its error result
+                found.error = exc
+
+    return hook
+
+
 def _closer(miss: float, previous: float) -> bool:
     """The shorter step's miss |ratio − 1| is finite and at most CONVERGING times the previous (finite) one."""
     return math.isfinite(miss) and (not math.isfinite(previous) or miss <= CONVERGING * previous)
 
 
-CHUNK = 1 << 22  # elements per float64 temporary: a 47M-weight layer never gets a whole float64 copy
-
-
 def _held(p, start, g, step: float):
-    """The value parameter `p` would hold at θ + step·g (g unnormalised: `step` carries 1/|g|), rounded
-    to its dtype. One fused add in at least float32 (a float64 detour cost half of loss.descent on the
-    ResNet-50 layout); `_along` measures the step from these very values, so the prediction stays
-    exact whatever this rounding does."""
+    """The values parameter `p` would hold at θ + step·g (g unnormalised: `step` carries 1/|g|), rounded
+    to its dtype, flat, one chunk at a time: (offset, values). One fused add in at least float32 (a
+    float64 detour cost half of loss.descent on the ResNet-50 layout); `_along` and `_hold` run these
+    very chunks, so the prediction is exact whatever this rounding does, and no temporary is
+    larger than a chunk."""
     import torch
 
+    from alignguard.gradients.measure import CHUNK
+
     compute = torch.promote_types(start.dtype, torch.float32)
-    g = g.to(device=start.device, dtype=compute).reshape(start.shape)
-    return torch.add(start.to(compute), g, alpha=step).to(p.dtype)
+    start, g = start.reshape(-1), g.reshape(-1).to(start.device)
+    for i in range(0, start.numel(), CHUNK):
+        yield i, torch.add(start[i:i + CHUNK].to(compute), g[i:i + CHUNK].to(compute), alpha=step).to(p.dtype)
+
+
+def _hold(p, start, g, step: float) -> None:
+    """Write θ + step·g into parameter `p` in place, chunk by chunk (the values `_held` gives)."""
+    flat = p.detach().view(-1) if p.is_contiguous() else None
+    if flat is None:
+        import torch
+
+        p.copy_(torch.cat([values for _, values in _held(p, start, g, step)]).view_as(p))
+        return
+    for i, values in _held(p, start, g, step):
+        flat[i:i + values.numel()].copy_(values)
 
 
 def _along(params, origin, pieces, plus: float, minus: float) -> tuple[float, float]:
     """(g·(δ₊ − δ₋), |δ₊ − δ₋|) in float64, where δ± are the perturbations the parameters will hold,
-    one parameter at a time."""
+    one chunk of one parameter at a time."""
     dot = sq = 0.0
     for p, start, g in zip(params, origin, pieces):
-        a, b = _held(p, start, g, plus).reshape(-1), _held(p, start, g, minus).reshape(-1)
-        for i in range(0, a.numel(), CHUNK):
-            span = a[i:i + CHUNK].double() - b[i:i + CHUNK].double()
-            dot += float(g[i:i + CHUNK].double().to(span.device) @ span)
-            sq += float(span.pow(2).sum())
+        if g is None:
+            continue  # the parameter does not move
+        flat = g.reshape(-1)
+        for (i, a), (_, b) in zip(_held(p, start, g, plus), _held(p, start, g, minus)):
+            span = a.double() - b.double()
+            dot += float(flat[i:i + span.numel()].double().to(span.device) @ span)
+            sq += float(span @ span)
     return dot, sq ** 0.5
 
 
-def _roundoff(params, term) -> float:
-    """Unit roundoff of the coarsest floating dtype among the parameters and the term."""
+def _nonzero(pieces) -> bool:
+    return any(g is not None and bool(g.any()) for g in pieces)
+
+
+def _roundoff(params, term_dtype) -> float:
+    """Unit roundoff of the coarsest floating dtype among the parameters and the term's `term_dtype`."""
     import torch
 
-    dtypes = {p.dtype for p in params if p.is_floating_point()} | {term.dtype}
+    dtypes = {p.dtype for p in params if p.is_floating_point()} | {term_dtype}
     return max(torch.finfo(d).eps for d in dtypes if d.is_floating_point)
 
 
@@ -357,8 +423,8 @@ def _rounding(epsilon, span: float, predicted, value, roundoff, tolerance) -> st
 
 
 def _upstream_of(context, symbols: list[str], named) -> Any:
-    """Flat mask over the trainable parameters `symbols` depend on through autograd (train mode, the probe
-    rows): the parameters whose gradient reaches them only through a straight-through estimator."""
+    """Per trainable parameter: do `symbols` depend on it through autograd (train mode, the probe rows)?
+    Those are the parameters whose gradient reaches them only through a straight-through estimator."""
     import torch
 
     from alignguard.checks.running import probe_inputs, runner, user_forward
@@ -375,7 +441,7 @@ def _upstream_of(context, symbols: list[str], named) -> Any:
         weights = torch.randn(value.shape, generator=torch.Generator().manual_seed(0)).to(value)
         grads = torch.autograd.grad((value * weights).sum(), params, allow_unused=True, retain_graph=True)
         reached = [r or (g is not None and bool(g.abs().sum() > 0)) for r, g in zip(reached, grads)]
-    return torch.cat([torch.full((p.numel(),), r, dtype=torch.bool) for p, r in zip(params, reached)])
+    return reached
 
 
 @contextmanager

@@ -22,15 +22,13 @@ from alignguard.checks.gradients.rules import resolve_target
 ID = "gradient.direction"
 
 
-def group_mask(context: CheckContext, names: list[str], param_names: list[str], sizes: list[int]):
-    """Flat boolean mask over the trainable parameters covered by the components/patterns `names`."""
-    import torch
-
+def group_covers(context: CheckContext, names: list[str], param_names: list[str]) -> list[bool]:
+    """Per trainable parameter: is it covered by the components/patterns `names`?"""
     covered: set[str] = set()
     for name in names:
         target = resolve_target(context, name)
         covered |= set(target.params or ())
-    return torch.cat([torch.full((n,), p in covered, dtype=torch.bool) for p, n in zip(param_names, sizes)])
+    return [p in covered for p in param_names]
 
 
 class GradientDirectionCheck(Check):
@@ -59,7 +57,7 @@ class GradientDirectionCheck(Check):
         descent = LossDescentCheck()
         named = trainable_parameters(context.model)
         params = [p for _, p in named]
-        param_names, sizes = [n for n, _ in named], [p.numel() for p in params]
+        param_names = [n for n, _ in named]
         where = loss_terms_where(context)
         for name, loss in context.spec.losses.items():
             groups = [(t, "reversed") for t in loss.reversed_on] + [(t, "plain") for t in loss.plain_on]
@@ -72,13 +70,17 @@ class GradientDirectionCheck(Check):
                     yield failed(ID, f"loss {name}", "the term to judge", f"matched nothing: no term '{name}'",
                                  fix="return the term (see loss.present)", where=where)
                     continue
-                grads = term_gradients({name: terms[name]}, params)
-                grad, value, roundoff = grads.grads[0].double(), grads.values[name], _roundoff(params, terms[name])
-                del outputs
+                rows: dict = {}  # the term's gradient per parameter, streamed (no flat or float64 copy)
+                grads = term_gradients({name: terms[name]}, params, into=rows)
+                grad = rows.get(name) or [None] * len(params)
+                value, roundoff = grads.values[name], _roundoff(params, terms[name].dtype)
+                del outputs, grads, rows
                 for target, expected_kind in groups:
-                    mask = group_mask(context, [target], param_names, sizes)
+                    covers = group_covers(context, [target], param_names)
+                    size = sum(p.numel() for p, inside in zip(params, covers) if inside)
                     yield self._judge(context, descent, params, name, loss.step, target, expected_kind,
-                                      grad * mask.to(grad.dtype), value, roundoff, int(mask.sum()), where)
+                                      [g if inside else None for g, inside in zip(grad, covers)], value, roundoff,
+                                      size, where)
 
     def _judge(self, context, descent, params, name, step, target, kind, grad, value, roundoff, size, where):
         label = resolve_target(context, target).label
@@ -90,7 +92,9 @@ class GradientDirectionCheck(Check):
         if not size:
             return failed(ID, element, expected, f"matched nothing: {label} has no trainable parameters",
                           fix="point the rule at trainable parameters", where=where)
-        norm = float(grad.norm())
+        from alignguard.gradients.measure import norm64
+
+        norm = norm64(grad)
         if norm == 0:
             return failed(ID, element, expected,
                           f"L_{name} has no gradient on {label} at step {step} (a reversal coefficient that is 0 at "

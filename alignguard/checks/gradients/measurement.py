@@ -3,6 +3,8 @@
 Each loss is measured at the training step its spec entry names (β starts at 0, so a share at
 step 0 would say nothing); conflict and cancellation at `gradients.step` (default: the largest
 loss step). All steps reuse one forward pass per example batch, on the real model in train mode.
+loss.descent measures its slopes on the first batch's gradients, inside this measurement (see
+`descent.first_batch_hook`), so it runs no forward and backward pass of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def measured_steps(spec: "Spec") -> list[int]:
 
 def measurement(context: "CheckContext") -> dict[int, "StepMeasurement"]:
     """{step: StepMeasurement} over `gradients.batches` example batches (memoised)."""
-    return context.memo("gradients", lambda: _measure(context, measured_steps(context.spec)))
+    return context.memo("gradients", lambda: _measure(context, measured_steps(context.spec), with_descent=True))
 
 
 def measurement_at(context: "CheckContext", steps: list[int], names_at: list[int] = ()) -> tuple[dict, set]:
@@ -62,10 +64,19 @@ def owning_module(param_name: str) -> str:
     return param_name.rpartition(".")[0] or "<root>"
 
 
-def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set | None = None) -> dict[int, "StepMeasurement"]:
+def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set | None = None,
+             release: bool = True, with_descent: bool = False) -> dict[int, "StepMeasurement"]:
+    """The measurement; with `release` (what the checks memoise), statistics only: the per-term
+    gradient sums are freed once the statistics are computed (they would otherwise stay in memory
+    through loss.descent and the probes)."""
     from alignguard.gradients.measure import LossTermTypeError, measure_steps
 
     spec, model_file, model = context.spec, context.model_file, context.model
+    from alignguard.checks.gradients.descent import first_batch_hook
+
+    # loss.descent measures its slopes on the first batch's gradients (in the checks' measurement;
+    # `measurement_at`, for `init`, runs no descent)
+    first_batch = first_batch_hook(context) if with_descent else None
     count = spec.gradients.batches
     seeds = [spec.entry_points.seed + i for i in range(count)]
     loss_name = model_file.loss_terms.__name__
@@ -84,7 +95,8 @@ def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set 
 
     def at(at_steps: list[int]) -> dict:
         batches = [context.batch(i, step=at_steps[0]) for i in range(count)]
-        return measure_steps(model, batches, run_forward, terms_at, at_steps, seeds=seeds)
+        return measure_steps(model, batches, run_forward, terms_at, at_steps, seeds=seeds, release=release,
+                             on_first_batch=first_batch)
 
     try:
         if model_file.step_dependent:  # the batches change with the step: one forward per step

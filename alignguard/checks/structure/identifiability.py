@@ -393,11 +393,13 @@ def confirm(context: CheckContext, item: Analysed, symmetry: Symmetry, per_examp
     (True), change it (False: the model breaks the formula's symmetry), or could not be set (None)."""
     import torch
 
-    from alignguard.checks.running import probe_inputs, probe_seed, user_forward
-    from alignguard.probes.runtime import ForwardError, SymbolError, SymbolRunner
+    from alignguard.checks.running import probe_inputs, probe_seed, runner as shared_runner, user_forward
+    from alignguard.probes.runtime import ForwardError, SymbolError
 
     inputs, seed = probe_inputs(context), probe_seed(context)
-    runner = SymbolRunner(context.model, item.bindings)
+    # The check run's runner (the spec's bindings, plus output bindings of implementation leaves), so
+    # every item and the probes share one recording of the example rows and one replay of the encoder.
+    runner = shared_runner(context).extended(item.bindings)
     moved = list(symmetry.support)
     needed = sorted(set(moved) | set().union(*symmetry.coefficient_symbols.values()))
     try:
