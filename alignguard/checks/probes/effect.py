@@ -158,7 +158,9 @@ def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
             # at a generic point every tensor moved: no recorded call may be replayed ('' holds them all)
             held = ("",) if attempt.rest else ()
             with _shifted(others if attempt.rest else [], *(attempt.rest or (0.0, 0.0)), generator):
-                base = read(attempt.train, hold=held)
+                # as built, the unperturbed values are the same for every component: read once per check run
+                base = (read(attempt.train, hold=held) if attempt.rest else context.memo(
+                    f"effect:as_built:{attempt.train}:{','.join(symbols)}", lambda: _as_built(read, attempt.train)))
                 with _perturbed(model, path, own, *attempt.own, generator):
                     changed = read(attempt.train, hold=held or (path,))
         except SymbolError as exc:  # e.g. a symbol only train mode returns (an auxiliary head)
@@ -171,6 +173,13 @@ def _measure(context, path: str, symbols: list[str], inputs: dict, seed: int):
     if len(unreadable) == 2:
         return unreadable[False]
     return moved, attempts, what
+
+
+def _as_built(read, train: bool) -> dict:
+    """The unperturbed values. In eval the first no_grad run on these inputs captures the input-only calls
+    and only a second, unheld run confirms the capture (probes/replay.py); held runs never do, so it is
+    read twice here, the second time mostly replayed, and every perturbed run after it replays."""
+    return read(train) if train else (read(train), read(train))[1]
 
 
 @contextmanager
