@@ -116,6 +116,12 @@ class ModelGraph:
         """
         from alignguard.spec.selection import overlaps
 
+        return [node for node, read in self.input_readers(input_name)
+                if read is None or overlaps(read, selection, shape)]
+
+    def input_readers(self, input_name: str) -> list[tuple[str, object]]:
+        """Every node that reads forward argument `input_name` (through layout-keeping ops), with the
+        selection it reads (`c[:, :-1]`), or None for a node that reads the input whole."""
         start = self.inputs.get(input_name)
         if start is None:
             return []
@@ -129,8 +135,8 @@ class ModelGraph:
                 data = self.node(consumer)
                 if data.get("op") in LAYOUT_KEEPING_OPS:
                     frontier.append(consumer)
-                elif data.get("selection") is None or overlaps(data["selection"], selection, shape):
-                    readers.append(consumer)
+                else:
+                    readers.append((consumer, data.get("selection")))
         return readers
 
     # ---- paths ---------------------------------------------------------------------------

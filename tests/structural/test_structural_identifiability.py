@@ -176,3 +176,33 @@ def test_a_model_that_breaks_the_formulas_symmetry_is_not_reported():
 
     results = identifiability(Reads())
     assert all(r.details.get("confirmed") is not True for r in results if "T" in r.details.get("moved", []))
+
+
+PARTLESS = """version: 1
+name: partless
+inputs:
+  x: {role: invariant}
+  c: {role: context}
+symbols: {U_I: U_I, M: M, B: B, T: T, logit: logit}
+formulas:
+  - equation: logit = (M * U_I + B) / T
+"""
+
+
+def test_a_spec_without_parts_sees_the_slices_forward_reads():
+    # What `init` writes names no parts of c. The reference model reads c[:, :-1] into M and c[:, -1:] into
+    # T, so no k(c) can rescale both: the gauge is a constant, found from the slices alone.
+    from alignguard.spec.loader import parse_spec
+
+    results = identifiability(cmdn.build_model(), parse_spec(PARTLESS))
+    assert results and all(r.status is Status.PASS for r in results), [r.found for r in results if r.failed]
+    scale = gauge(results, ["M", "B", "T"])
+    assert scale.details["gauge_inputs"] == []
+    assert scale.details["dependencies"]["M"] == ["c[:, :-1]"] and scale.details["dependencies"]["T"] == ["c[:, -1:]"]
+
+
+def test_a_modulator_reading_c_whole_still_leaves_k_of_c_without_parts():
+    from alignguard.spec.loader import parse_spec
+
+    scale = gauge(identifiability(whole_context_cmdn(), parse_spec(PARTLESS)), ["M", "B", "T"])
+    assert scale.status is Status.FAIL and "determined only up to k(c)" in scale.found

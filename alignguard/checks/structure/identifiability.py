@@ -2,7 +2,8 @@
 
 `logit = (M*U_I + B)/T` predicts the same after (M, B, T) -> k·(M, B, T). Whether that makes T
 meaningless depends on what k may depend on: each moved symbol must stay a function of the inputs it
-reads, so k can depend only on the inputs (or named input parts) *every* moved symbol reads. A gauge
+reads, so k can depend only on the inputs (or named input parts; for an input without parts, the
+disjoint slices forward reads) *every* moved symbol reads. A gauge
 that can depend on a non-constant input is a finding (T(c) is then arbitrary within the orbit and
 cannot be read as chromatin sharpness); a global constant gauge is a note; a symbol the spec lists
 under `identifiable` fails on any gauge. A symmetry that must move a symbol no trainable parameter
@@ -56,7 +57,8 @@ class IdentifiabilityCheck(Check):
             "Finds each design formula's continuous symmetries, scalings and compensated shifts of its symbols "
             "(for logit = (M*U_I + B)/T: (M, B, T) -> k·(M, B, T), (U_I+δ, B−M·δ), (k·M, U_I/k), (U_I, B, T) -> "
             "k·(U_I, B, T)), numerically from the formula. From the captured graph it finds which inputs, or named "
-            "input parts, each moved symbol depends on: the gauge k can depend only on inputs every moved symbol "
+            "input parts (an input without parts: the disjoint slices forward reads, c[:, :-1] and c[:, -1:]), each "
+            "moved symbol depends on: the gauge k can depend only on inputs every moved symbol "
             "reads (a move that needs a symbol the moved one cannot see, like B+U_I·δ with B blind to x, is not "
             "available). A gauge that can depend on a non-constant input fails: 'M, B and T are determined only up "
             "to k(c)', so T(c) cannot be read as sharpness. A global constant gauge is a note, unless a moved "
@@ -260,6 +262,14 @@ def dependencies(context: CheckContext, leaves: dict[str, str]) -> dict[str, set
     for element in input_elements(spec):
         nodes = element_nodes(context, element)
         reach[element] = None if isinstance(nodes, Resolution) else graph.index.reach(nodes)
+    implicit = {}
+    for name, input_spec in spec.inputs.items():
+        slices = {} if input_spec.parts else slices_read(context, name)
+        if slices:  # the input then stands only for the nodes that read it whole
+            reach.pop(name, None)
+            implicit.update(slices)
+    for element, nodes in implicit.items():
+        reach[element] = graph.index.reach(graph.index.positions(nodes))
     result = {}
     for symbol, node in leaves.items():
         position = graph.index.positions([node])[0]
@@ -269,6 +279,33 @@ def dependencies(context: CheckContext, leaves: dict[str, str]) -> dict[str, set
                 found.discard(name)
         result[symbol] = found
     return result
+
+
+def slices_read(context: CheckContext, input_name: str) -> dict[str, list[str]]:
+    """An input without named parts, as the disjoint slices forward reads (`c[:, :-1]`, `c[:, -1:]`): each
+    slice's readers, and the input's own name for the nodes that read it whole. Nothing when forward
+    reads it only whole or its slices overlap (the input is then one element, as before). Without this a
+    spec that does not name parts (what `init` writes) would see M(descriptor) and T(accessibility) both
+    read 'c' and report a gauge k(c) the model cannot realise."""
+    from alignguard.spec.selection import overlaps, read_elements, render
+
+    readers = context.graph.input_readers(input_name)
+    value = context.batch(0).get(input_name)
+    shape = tuple(getattr(value, "shape", ()))
+    groups: dict[str, tuple[object, list[str]]] = {}
+    whole = []
+    for node, selection in readers:
+        if selection is None or read_elements(selection, shape) is None:
+            whole.append(node)
+        else:
+            groups.setdefault(f"{input_name}{render(selection)}", (selection, []))[1].append(node)
+    selections = [selection for selection, _ in groups.values()]
+    if len(groups) < 2 or any(overlaps(a, b, shape) for i, a in enumerate(selections) for b in selections[i + 1:]):
+        return {}
+    elements = {name: nodes for name, (_, nodes) in groups.items()}
+    if whole:
+        elements[input_name] = whole
+    return elements
 
 
 def display_inputs(spec, elements: set[str]) -> list[str]:
