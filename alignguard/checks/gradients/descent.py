@@ -130,10 +130,11 @@ class LossDescentCheck(Check):
                 continue
             yield self._judge(context, name, step, norm, value, slopes, stop, where)
 
-    def measure_first_batch(self, context, first: dict) -> list[tuple]:
+    def measure_first_batch(self, context, first: dict, outputs: Any = None) -> list[tuple]:
         """[(name, step, |g|, value, slopes, why shrinking stopped)] of every alive term, from the
         gradient measurement's first batch (`first`: {step: (TermGradients, {name: gradient per
-        parameter})}); slopes None where every parameter with a gradient is declared otherwise."""
+        parameter})}; `outputs`: its forward's outputs, detached, or None); slopes None where every
+        parameter with a gradient is declared otherwise."""
         from alignguard.gradients.measure import norm64, trainable_parameters
 
         spec, model = context.spec, context.model
@@ -149,14 +150,55 @@ class LossDescentCheck(Check):
         judged = []
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
+            free = self._output_free(context, measured, outputs)
             for name, step, grad, value, roundoff in measured:
                 grad = self._undeclared(context, name, named, grad)
                 if not _nonzero(grad):
                     judged.append((name, step, 0.0, value, None, ""))
                     continue
-                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin)
-                judged.append((name, step, norm64(grad), value, slopes, stop))
+                norm = norm64(grad)
+                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm,
+                                            stale=outputs if (name, step) in free else None)
+                if (name, step) in free and not self._passes(context, slopes):
+                    # judged only with forwards: a miss may come from state forward leaves on the model
+                    slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm)
+                judged.append((name, step, norm, value, slopes, stop))
         return judged
+
+    def _output_free(self, context, measured: list, outputs: Any) -> set[tuple[str, int]]:
+        """The (term, step)s whose value reads none of forward's outputs: `loss_terms` given the first
+        batch's outputs with every floating tensor replaced by noise, and another random state, returns
+        bit for bit the value the measurement saw (an L2 over the weights). Their evaluations at θ ± δ
+        skip the forward and pass the first batch's outputs instead (two forwards less per step
+        length); a term so measured that misses is measured again with forwards before it is judged,
+        so a term that reads state forward leaves on the model cannot fail for this."""
+        import torch
+
+        if outputs is None or not measured:
+            return set()
+        tensors = _tensors(outputs)
+        if not tensors or any(not t.is_floating_point() for t in tensors):
+            return set()  # an integer output (indices) cannot be replaced by noise
+        generator = torch.Generator().manual_seed(context.spec.entry_points.seed + 7919)
+        noise = _replaced(outputs, lambda t: (torch.randn(t.shape, generator=generator, dtype=t.dtype) * 3 + 1)
+                          .to(t.device))
+        free = set()
+        for step in sorted({step for _, step, *_ in measured}):
+            manual_seed(context.spec.entry_points.seed + 7919)
+            try:
+                with torch.no_grad():
+                    terms = self._terms(context, noise, step)
+            except Exception:  # noqa: BLE001 - noise a term cannot take (a BCE on probabilities): it reads them
+                continue
+            for name, at, _, value, _ in measured:
+                term = terms.get(name) if at == step else None
+                if isinstance(term, torch.Tensor) and term.numel() == 1 and math.isfinite(value) \
+                        and float(term.detach().reshape(())) == value:
+                    free.add((name, step))
+        return free
+
+    def _passes(self, context, slopes: list[Slope]) -> bool:
+        return abs(slopes[-1].ratio - 1.0) <= context.spec.gradients.descent_tolerance
 
     # ---- measuring ----------------------------------------------------------------------
     def _undeclared(self, context, name, named, grad: list):
@@ -190,18 +232,20 @@ class LossDescentCheck(Check):
     def _terms(self, context, outputs, step: int) -> dict:
         return context.model_file.loss_terms_at(context.model, context.batch(0, step=step), outputs, step)
 
-    def _slopes(self, context, params, name, step, pieces, value, roundoff, origin=None) -> tuple[list[Slope], str]:
+    def _slopes(self, context, params, name, step, pieces, value, roundoff, origin=None, norm=None,
+                stale: Any = None) -> tuple[list[Slope], str]:
         """The central difference at ε and, while it misses, at shorter steps; and why shrinking stopped.
 
         The spec's ε is always measured; a shorter step only while the last one missed, brought the
         ratio closer to 1, and float rounding would not dominate it ("" when none of these stopped it).
+        With `stale` (outputs of a term that reads none, see `_output_free`) no forward is run.
         """
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
         from alignguard.gradients.measure import norm64
 
         # `pieces`: the gradient per parameter (None: zero), float32; no float64 copy of it is made.
-        norm = norm64(pieces)
+        norm = norm if norm is not None else norm64(pieces)
         origin = origin if origin is not None else [p.detach().clone() for p in params]
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
@@ -213,7 +257,7 @@ class LossDescentCheck(Check):
             if below and divisor > 1:
                 return slopes, f"no shorter step: ε = {epsilon / divisor:g} {below}"
             stop = f"ε = {epsilon:g} itself {below}" if below else ""
-            change = self._change(context, params, origin, pieces, held, name, step)
+            change = self._change(context, params, origin, pieces, held, name, step, stale)
             slopes.append(Slope(epsilon / divisor, change, predicted, span))
             if stop:  # the spec's own ε is already below the floor: say so
                 return slopes, stop
@@ -224,7 +268,7 @@ class LossDescentCheck(Check):
                 return slopes, NO_CLOSER
         return slopes, ""
 
-    def _change(self, context, params, origin, pieces, held, name: str, step: int) -> float:
+    def _change(self, context, params, origin, pieces, held, name: str, step: int, stale: Any = None) -> float:
         """L(θ+δ₊) − L(θ+δ₋) in float64, the parameters holding θ + δ± (δ± = held[±1]·g) in turn, then θ again.
 
         δ± are the perturbations the parameters actually hold after rounding to their dtype, so
@@ -239,14 +283,16 @@ class LossDescentCheck(Check):
                     if g is not None:
                         _hold(p, start, g, along)
                 with _buffers_kept(context.model):
-                    value[sign] = self._value(context, name, step)
+                    value[sign] = self._value(context, name, step, stale)
         with torch.no_grad():
             for p, start in zip(params, origin):
                 p.copy_(start)
         return value[1.0] - value[-1.0]
 
-    def _value(self, context, name: str, step: int) -> float:
-        outputs = self._forward(context, step)
+    def _value(self, context, name: str, step: int, stale: Any = None) -> float:
+        if stale is not None:
+            manual_seed(context.spec.entry_points.seed)
+        outputs = self._forward(context, step) if stale is None else stale
         term = self._terms(context, outputs, step).get(name)
         if term is None:
             return float("nan")  # the term vanished when the parameters moved: judged as not finite
@@ -326,19 +372,41 @@ def first_batch_hook(context: CheckContext) -> Callable[[dict], None] | None:
     if not check.applies(context.spec):
         return None
 
-    def hook(first: dict) -> None:
+    def hook(first: dict, outputs: Any = None) -> None:
         found = context.memo(ID, _Found)
         if found.error is not None:
             return
         with context.timed(ID):
             try:
-                found.judged += check.measure_first_batch(context, first)
+                found.judged += check.measure_first_batch(context, first, outputs)
             except AlignguardError:
                 raise
             except Exception as exc:  # a bug in the check: reported as its error result
                 found.error = exc
 
     return hook
+
+
+def _tensors(outputs: Any) -> list:
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (list, tuple)) else ()
+    return [t for v in values for t in _tensors(v)]
+
+
+def _replaced(outputs: Any, new: Callable) -> Any:
+    """`outputs` with every tensor t replaced by new(t), the containers rebuilt."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return new(outputs)
+    if isinstance(outputs, dict):
+        return {k: _replaced(v, new) for k, v in outputs.items()}
+    if type(outputs) in (list, tuple):
+        return type(outputs)(_replaced(v, new) for v in outputs)
+    return outputs
 
 
 def _closer(miss: float, previous: float) -> bool:
