@@ -150,6 +150,7 @@ class LossDescentCheck(Check):
         judged = []
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
+            self._saved_buffers = [(b, saved[id(b)]) for b in model.buffers()]  # what each forward's buffers go back to
             free = self._output_free(context, measured, outputs)
             for name, step, grad, value, roundoff in measured:
                 grad = self._undeclared(context, name, named, grad)
@@ -163,6 +164,7 @@ class LossDescentCheck(Check):
                     # judged only with forwards: a miss may come from state forward leaves on the model
                     slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm)
                 judged.append((name, step, norm, value, slopes, stop))
+        self._saved_buffers = None  # the copies `_restored` made: freed with it
         return judged
 
     def _output_free(self, context, measured: list, outputs: Any) -> set[tuple[str, int]]:
@@ -247,17 +249,20 @@ class LossDescentCheck(Check):
         # `pieces`: the gradient per parameter (None: zero), float32; no float64 copy of it is made.
         norm = norm if norm is not None else norm64(pieces)
         origin = origin if origin is not None else [p.detach().clone() for p in params]
+        from alignguard.checks.gradients.perturb import Moved
+
+        moved = Moved(params, origin, pieces)
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
             # θ ± step·g is recomputed where it is needed (deterministically, so identically) rather
             # than held: two whole-model copies less (0.4 GB on the DeepSEA CNN).
             held = {sign: sign * epsilon / divisor / norm for sign in (1.0, -1.0)}
-            predicted, span = _along(params, origin, pieces, held[1.0], held[-1.0])
+            predicted, span = moved.along(held[1.0], held[-1.0])
             below = _rounding(epsilon / divisor, span, predicted, value, roundoff, tolerance)
             if below and divisor > 1:
                 return slopes, f"no shorter step: ε = {epsilon / divisor:g} {below}"
             stop = f"ε = {epsilon:g} itself {below}" if below else ""
-            change = self._change(context, params, origin, pieces, held, name, step, stale)
+            change = self._change(context, moved, held, name, step, stale)
             slopes.append(Slope(epsilon / divisor, change, predicted, span))
             if stop:  # the spec's own ε is already below the floor: say so
                 return slopes, stop
@@ -268,25 +273,20 @@ class LossDescentCheck(Check):
                 return slopes, NO_CLOSER
         return slopes, ""
 
-    def _change(self, context, params, origin, pieces, held, name: str, step: int, stale: Any = None) -> float:
+    def _change(self, context, moved, held, name: str, step: int, stale: Any = None) -> float:
         """L(θ+δ₊) − L(θ+δ₋) in float64, the parameters holding θ + δ± (δ± = held[±1]·g) in turn, then θ again.
 
         δ± are the perturbations the parameters actually hold after rounding to their dtype, so
         the prediction g·(δ₊ − δ₋) is exact to first order whatever that rounding did.
         """
-        import torch
-
         value = {}
-        for sign, along in held.items():
-            with torch.no_grad():
-                for p, start, g in zip(params, origin, pieces):
-                    if g is not None:
-                        _hold(p, start, g, along)
-                with _buffers_kept(context.model):
+        try:
+            for sign, along in held.items():
+                moved.hold(along)
+                with _buffers_kept(context.model, getattr(self, "_saved_buffers", None)):
                     value[sign] = self._value(context, name, step, stale)
-        with torch.no_grad():
-            for p, start in zip(params, origin):
-                p.copy_(start)
+        finally:
+            moved.restore()
         return value[1.0] - value[-1.0]
 
     def _value(self, context, name: str, step: int, stale: Any = None) -> float:
@@ -414,49 +414,6 @@ def _closer(miss: float, previous: float) -> bool:
     return math.isfinite(miss) and (not math.isfinite(previous) or miss <= CONVERGING * previous)
 
 
-def _held(p, start, g, step: float):
-    """The values parameter `p` would hold at θ + step·g (g unnormalised: `step` carries 1/|g|), rounded
-    to its dtype, flat, one chunk at a time: (offset, values). One fused add in at least float32 (a
-    float64 detour cost half of loss.descent on the ResNet-50 layout); `_along` and `_hold` run these
-    very chunks, so the prediction is exact whatever this rounding does, and no temporary is
-    larger than a chunk."""
-    import torch
-
-    from alignguard.gradients.measure import CHUNK
-
-    compute = torch.promote_types(start.dtype, torch.float32)
-    start, g = start.reshape(-1), g.reshape(-1).to(start.device)
-    for i in range(0, start.numel(), CHUNK):
-        yield i, torch.add(start[i:i + CHUNK].to(compute), g[i:i + CHUNK].to(compute), alpha=step).to(p.dtype)
-
-
-def _hold(p, start, g, step: float) -> None:
-    """Write θ + step·g into parameter `p` in place, chunk by chunk (the values `_held` gives)."""
-    flat = p.detach().view(-1) if p.is_contiguous() else None
-    if flat is None:
-        import torch
-
-        p.copy_(torch.cat([values for _, values in _held(p, start, g, step)]).view_as(p))
-        return
-    for i, values in _held(p, start, g, step):
-        flat[i:i + values.numel()].copy_(values)
-
-
-def _along(params, origin, pieces, plus: float, minus: float) -> tuple[float, float]:
-    """(g·(δ₊ − δ₋), |δ₊ − δ₋|) in float64, where δ± are the perturbations the parameters will hold,
-    one chunk of one parameter at a time."""
-    dot = sq = 0.0
-    for p, start, g in zip(params, origin, pieces):
-        if g is None:
-            continue  # the parameter does not move
-        flat = g.reshape(-1)
-        for (i, a), (_, b) in zip(_held(p, start, g, plus), _held(p, start, g, minus)):
-            span = a.double() - b.double()
-            dot += float(flat[i:i + span.numel()].double().to(span.device) @ span)
-            sq += float(span @ span)
-    return dot, sq ** 0.5
-
-
 def _nonzero(pieces) -> bool:
     return any(g is not None and bool(g.any()) for g in pieces)
 
@@ -537,15 +494,25 @@ def _restored(model) -> Iterator[dict]:
         yield {id(tensor): copy for tensor, copy in saved}
     finally:
         with torch.no_grad():
-            for tensor, copy in saved:
-                tensor.copy_(copy)
+            if saved:
+                torch._foreach_copy_([tensor for tensor, _ in saved], [copy for _, copy in saved])
 
 
 @contextmanager
-def _buffers_kept(model) -> Iterator[None]:
-    """A train-mode forward updates BatchNorm's running statistics: undo that after each one."""
+def _buffers_kept(model, saved: list | None = None) -> Iterator[None]:
+    """A train-mode forward updates BatchNorm's running statistics: undo that after each one (back to
+    `saved`, [(buffer, its value now)] when the caller holds copies already, one foreach copy)."""
     import torch
 
+    if saved is not None:
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            with torch.no_grad():
+                if saved:
+                    torch._foreach_copy_([b for b, _ in saved], [copy for _, copy in saved])
+        return
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         with torch.no_grad():
