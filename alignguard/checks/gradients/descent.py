@@ -22,7 +22,8 @@ the shortest step measured, the one closest to the derivative. Shrinking stops a
 ratio is within tolerance, when a shorter step brought it no closer to 1 (a reversal stays at −1:
 one extra step), or when float rounding would dominate the shorter step (see `_rounding`).
 Cost: two forwards without autograd per term; two more per shorter step, paid only by a term
-that misses. The gradients are the gradient measurement's first batch (same seed, batch and
+that misses; none for a term whose value reads no output of forward (an L2 over the weights: see
+`_output_free`), which runs only `loss_terms`. The gradients are the gradient measurement's first batch (same seed, batch and
 train-mode forward): the check measures its slopes there, through `first_batch_hook`, before the
 later batches are added, so it runs no forward and backward pass of its own and copies no gradient.
 """
