@@ -427,7 +427,7 @@ def measure_steps(
     steps: Sequence[int],
     seeds: Sequence[int] | None = None,
     release: bool = False,
-    on_first_batch: Callable[[dict[int, tuple[TermGradients, dict]]], None] | None = None,
+    on_first_batch: Callable[[dict[int, tuple[TermGradients, dict]], Any], None] | None = None,
 ) -> dict[int, StepMeasurement]:
     """Measure every term at every step, one forward per batch, in train mode.
 
@@ -438,8 +438,8 @@ def measure_steps(
     it. With `release`, each
     step's statistics are computed at the end and its gradient sums freed (`StepMeasurement.release`).
 
-    `on_first_batch({step: (TermGradients, {name: gradient per parameter})})` is called once the
-    first batch is measured and its graph freed: the sums then hold exactly that batch's gradients,
+    `on_first_batch({step: (TermGradients, {name: gradient per parameter})}, outputs)` is called once the
+    first batch is measured and its graph freed (`outputs`: that forward's outputs, detached): the sums then hold exactly that batch's gradients,
     so a caller that needs one batch's gradients (loss.descent) reads them there instead of running
     its own forward and backward pass, and holds no copy (it must not write to them).
     """
@@ -460,10 +460,11 @@ def measure_steps(
                     measured = term_gradients(terms_at(batch, outputs, step), params, into=result[step].grad_sum)
                     result[step].add(measured)
                     first[step] = (measured, result[step].grad_sum)
+            seen = _detached(outputs) if i == 0 and on_first_batch is not None else None
             del outputs  # frees the retained graph before the next batch
             if i == 0 and on_first_batch is not None:
-                on_first_batch(first)
-            del first
+                on_first_batch(first, seen)
+            del first, seen
     finally:
         model.train(was_training)
         with torch.no_grad():
@@ -473,3 +474,24 @@ def measure_steps(
         for measured in result.values():
             measured.release()
     return result
+
+
+def _detached(outputs: Any) -> Any:
+    """forward's outputs with every tensor detached (dicts, lists and tuples rebuilt), holding no graph;
+    None when they hold anything else (an object could keep the graph alive)."""
+    try:
+        return _detach(outputs)
+    except TypeError:
+        return None
+
+
+def _detach(outputs: Any) -> Any:
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach()
+    if isinstance(outputs, dict):
+        return {k: _detach(v) for k, v in outputs.items()}
+    if type(outputs) in (list, tuple):
+        return type(outputs)(_detach(v) for v in outputs)
+    if outputs is None or isinstance(outputs, (bool, int, float, str)):
+        return outputs
+    raise TypeError(type(outputs).__name__)

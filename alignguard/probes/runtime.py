@@ -279,6 +279,11 @@ class SymbolRunner:
         other._replays, other._refused = self._replays, self._refused
         return other
 
+    def drop_recording(self) -> None:
+        """Free the kept discovery recording (every module output of one forward): a phase that needs
+        the memory more (the gradient measurement) calls this; a later discovery records again."""
+        self._recorded.clear()
+
     def binding(self, name: str) -> SymbolBinding:
         if name not in self.bindings:
             raise SymbolError(f"matched nothing: '{name}' is not a bound symbol")

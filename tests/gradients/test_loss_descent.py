@@ -142,7 +142,9 @@ def test_a_step_too_long_for_the_curvature_is_not_a_wrong_gradient():
     assert "+0.046 at ε = 0.001, +0.455 at ε = 0.0001, +0.993 at ε = 1e-05" in wave.found
     assert "measured curvature, not the gradient" in wave.found
     assert all(len(results[t].details["ratios"]) == 1 for t in ("loss bce", "loss kl"))
-    assert len(calls) == 1 + 2 * 3 + 2 * 2  # two forwards per term, two more per shorter step of the miss
+    # the gradient's forward, then two per term that reads forward's outputs; `wave` reads none (a function
+    # of the parameters alone), so its three step lengths run `loss_terms` only
+    assert len(calls) == 1 + 2 * 2
     assert all(torch.equal(before[k], v) for k, v in context.model.state_dict().items())
 
 
@@ -217,3 +219,35 @@ def test_descent_runs_no_forward_or_backward_of_its_own():
     assert measured["graph"] == 2  # 2 batches, both steps (0 and 5) from the same forwards
     assert results and all(r.status is Status.PASS for r in results.values())
     assert measured["no_grad"] == 2 * sum(len(r.details["ratios"]) for r in results.values())  # θ ± εĝ per ε
+
+
+def no_grad_forwards(context):
+    calls = []
+    context.model.register_forward_hook(lambda *_: calls.append(1) if not torch.is_grad_enabled() else None)
+    return calls
+
+
+def test_a_term_that_reads_no_output_is_measured_without_forwards():
+    """An L2 over the weights reads no output of forward (issue 20: 0.3 s a call on a 52 M-weight CNN):
+    its central differences call `loss_terms` on the first batch's outputs, not the model."""
+    context = context_for(**{"entry_points.loss_terms": "decay_terms"})
+    calls = no_grad_forwards(context)
+    results = {r.element: r for r in LossDescentCheck().run(context)}
+    assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values()]
+    assert results["loss l2"].details["ratio"] == pytest.approx(1.0, abs=0.01)
+    forwards_for = {name: 2 * len(results[f"loss {name}"].details["ratios"]) for name in ("bce", "kl")}
+    assert len(calls) == sum(forwards_for.values())  # none for l2
+
+
+def test_a_reversed_term_that_reads_no_output_still_fails():
+    results = descent("reversed_decay_terms")
+    assert results["loss l2"].failed and results["loss l2"].details["ratio"] == pytest.approx(-1.0, abs=0.01)
+    assert results["loss bce"].status is Status.PASS
+
+
+def test_a_term_forward_leaves_on_the_module_is_measured_with_forwards():
+    """`model.aux_loss` reads no output but changes with θ through forward: measured without forwards it
+    would not move (ratio 0); the miss sends it back to forwards, where it passes."""
+    results = descent("aux_terms")
+    assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values()]
+    assert results["loss aux"].details["ratio"] == pytest.approx(1.0, abs=0.01)

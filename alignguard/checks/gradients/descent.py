@@ -22,7 +22,8 @@ the shortest step measured, the one closest to the derivative. Shrinking stops a
 ratio is within tolerance, when a shorter step brought it no closer to 1 (a reversal stays at −1:
 one extra step), or when float rounding would dominate the shorter step (see `_rounding`).
 Cost: two forwards without autograd per term; two more per shorter step, paid only by a term
-that misses. The gradients are the gradient measurement's first batch (same seed, batch and
+that misses; none for a term whose value reads no output of forward (an L2 over the weights: see
+`_output_free`), which runs only `loss_terms`. The gradients are the gradient measurement's first batch (same seed, batch and
 train-mode forward): the check measures its slopes there, through `first_batch_hook`, before the
 later batches are added, so it runs no forward and backward pass of its own and copies no gradient.
 """
@@ -130,10 +131,11 @@ class LossDescentCheck(Check):
                 continue
             yield self._judge(context, name, step, norm, value, slopes, stop, where)
 
-    def measure_first_batch(self, context, first: dict) -> list[tuple]:
+    def measure_first_batch(self, context, first: dict, outputs: Any = None) -> list[tuple]:
         """[(name, step, |g|, value, slopes, why shrinking stopped)] of every alive term, from the
         gradient measurement's first batch (`first`: {step: (TermGradients, {name: gradient per
-        parameter})}); slopes None where every parameter with a gradient is declared otherwise."""
+        parameter})}; `outputs`: its forward's outputs, detached, or None); slopes None where every
+        parameter with a gradient is declared otherwise."""
         from alignguard.gradients.measure import norm64, trainable_parameters
 
         spec, model = context.spec, context.model
@@ -149,14 +151,57 @@ class LossDescentCheck(Check):
         judged = []
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
+            self._saved_buffers = [(b, saved[id(b)]) for b in model.buffers()]  # what each forward's buffers go back to
+            free = self._output_free(context, measured, outputs)
             for name, step, grad, value, roundoff in measured:
                 grad = self._undeclared(context, name, named, grad)
                 if not _nonzero(grad):
                     judged.append((name, step, 0.0, value, None, ""))
                     continue
-                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin)
-                judged.append((name, step, norm64(grad), value, slopes, stop))
+                norm = norm64(grad)
+                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm,
+                                            stale=outputs if (name, step) in free else None)
+                if (name, step) in free and not self._passes(context, slopes):
+                    # judged only with forwards: a miss may come from state forward leaves on the model
+                    slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm)
+                judged.append((name, step, norm, value, slopes, stop))
+        self._saved_buffers = None  # the copies `_restored` made: freed with it
         return judged
+
+    def _output_free(self, context, measured: list, outputs: Any) -> set[tuple[str, int]]:
+        """The (term, step)s whose value reads none of forward's outputs: `loss_terms` given the first
+        batch's outputs with every floating tensor replaced by noise, and another random state, returns
+        bit for bit the value the measurement saw (an L2 over the weights). Their evaluations at θ ± δ
+        skip the forward and pass the first batch's outputs instead (two forwards less per step
+        length); a term so measured that misses is measured again with forwards before it is judged,
+        so a term that reads state forward leaves on the model cannot fail for this."""
+        import torch
+
+        if outputs is None or not measured:
+            return set()
+        tensors = _tensors(outputs)
+        if not tensors or any(not t.is_floating_point() for t in tensors):
+            return set()  # an integer output (indices) cannot be replaced by noise
+        generator = torch.Generator().manual_seed(context.spec.entry_points.seed + 7919)
+        noise = _replaced(outputs, lambda t: (torch.randn(t.shape, generator=generator, dtype=t.dtype) * 3 + 1)
+                          .to(t.device))
+        free = set()
+        for step in sorted({step for _, step, *_ in measured}):
+            manual_seed(context.spec.entry_points.seed + 7919)
+            try:
+                with torch.no_grad():
+                    terms = self._terms(context, noise, step)
+            except Exception:  # noqa: BLE001 - noise a term cannot take (a BCE on probabilities): it reads them
+                continue
+            for name, at, _, value, _ in measured:
+                term = terms.get(name) if at == step else None
+                if isinstance(term, torch.Tensor) and term.numel() == 1 and math.isfinite(value) \
+                        and float(term.detach().reshape(())) == value:
+                    free.add((name, step))
+        return free
+
+    def _passes(self, context, slopes: list[Slope]) -> bool:
+        return abs(slopes[-1].ratio - 1.0) <= context.spec.gradients.descent_tolerance
 
     # ---- measuring ----------------------------------------------------------------------
     def _undeclared(self, context, name, named, grad: list):
@@ -190,30 +235,35 @@ class LossDescentCheck(Check):
     def _terms(self, context, outputs, step: int) -> dict:
         return context.model_file.loss_terms_at(context.model, context.batch(0, step=step), outputs, step)
 
-    def _slopes(self, context, params, name, step, pieces, value, roundoff, origin=None) -> tuple[list[Slope], str]:
+    def _slopes(self, context, params, name, step, pieces, value, roundoff, origin=None, norm=None,
+                stale: Any = None) -> tuple[list[Slope], str]:
         """The central difference at ε and, while it misses, at shorter steps; and why shrinking stopped.
 
         The spec's ε is always measured; a shorter step only while the last one missed, brought the
         ratio closer to 1, and float rounding would not dominate it ("" when none of these stopped it).
+        With `stale` (outputs of a term that reads none, see `_output_free`) no forward is run.
         """
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
         from alignguard.gradients.measure import norm64
 
         # `pieces`: the gradient per parameter (None: zero), float32; no float64 copy of it is made.
-        norm = norm64(pieces)
+        norm = norm if norm is not None else norm64(pieces)
         origin = origin if origin is not None else [p.detach().clone() for p in params]
+        from alignguard.checks.gradients.perturb import Moved
+
+        moved = Moved(params, origin, pieces)
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
             # θ ± step·g is recomputed where it is needed (deterministically, so identically) rather
             # than held: two whole-model copies less (0.4 GB on the DeepSEA CNN).
             held = {sign: sign * epsilon / divisor / norm for sign in (1.0, -1.0)}
-            predicted, span = _along(params, origin, pieces, held[1.0], held[-1.0])
+            predicted, span = moved.along(held[1.0], held[-1.0])
             below = _rounding(epsilon / divisor, span, predicted, value, roundoff, tolerance)
             if below and divisor > 1:
                 return slopes, f"no shorter step: ε = {epsilon / divisor:g} {below}"
             stop = f"ε = {epsilon:g} itself {below}" if below else ""
-            change = self._change(context, params, origin, pieces, held, name, step)
+            change = self._change(context, moved, held, name, step, stale)
             slopes.append(Slope(epsilon / divisor, change, predicted, span))
             if stop:  # the spec's own ε is already below the floor: say so
                 return slopes, stop
@@ -224,29 +274,26 @@ class LossDescentCheck(Check):
                 return slopes, NO_CLOSER
         return slopes, ""
 
-    def _change(self, context, params, origin, pieces, held, name: str, step: int) -> float:
+    def _change(self, context, moved, held, name: str, step: int, stale: Any = None) -> float:
         """L(θ+δ₊) − L(θ+δ₋) in float64, the parameters holding θ + δ± (δ± = held[±1]·g) in turn, then θ again.
 
         δ± are the perturbations the parameters actually hold after rounding to their dtype, so
         the prediction g·(δ₊ − δ₋) is exact to first order whatever that rounding did.
         """
-        import torch
-
         value = {}
-        for sign, along in held.items():
-            with torch.no_grad():
-                for p, start, g in zip(params, origin, pieces):
-                    if g is not None:
-                        _hold(p, start, g, along)
-                with _buffers_kept(context.model):
-                    value[sign] = self._value(context, name, step)
-        with torch.no_grad():
-            for p, start in zip(params, origin):
-                p.copy_(start)
+        try:
+            for sign, along in held.items():
+                moved.hold(along)
+                with _buffers_kept(context.model, getattr(self, "_saved_buffers", None)):
+                    value[sign] = self._value(context, name, step, stale)
+        finally:
+            moved.restore()
         return value[1.0] - value[-1.0]
 
-    def _value(self, context, name: str, step: int) -> float:
-        outputs = self._forward(context, step)
+    def _value(self, context, name: str, step: int, stale: Any = None) -> float:
+        if stale is not None:
+            manual_seed(context.spec.entry_points.seed)
+        outputs = self._forward(context, step) if stale is None else stale
         term = self._terms(context, outputs, step).get(name)
         if term is None:
             return float("nan")  # the term vanished when the parameters moved: judged as not finite
@@ -326,13 +373,13 @@ def first_batch_hook(context: CheckContext) -> Callable[[dict], None] | None:
     if not check.applies(context.spec):
         return None
 
-    def hook(first: dict) -> None:
+    def hook(first: dict, outputs: Any = None) -> None:
         found = context.memo(ID, _Found)
         if found.error is not None:
             return
         with context.timed(ID):
             try:
-                found.judged += check.measure_first_batch(context, first)
+                found.judged += check.measure_first_batch(context, first, outputs)
             except AlignguardError:
                 raise
             except Exception as exc:  # a bug in the check: reported as its error result
@@ -341,52 +388,31 @@ def first_batch_hook(context: CheckContext) -> Callable[[dict], None] | None:
     return hook
 
 
+def _tensors(outputs: Any) -> list:
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    values = outputs.values() if isinstance(outputs, dict) else outputs if isinstance(outputs, (list, tuple)) else ()
+    return [t for v in values for t in _tensors(v)]
+
+
+def _replaced(outputs: Any, new: Callable) -> Any:
+    """`outputs` with every tensor t replaced by new(t), the containers rebuilt."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return new(outputs)
+    if isinstance(outputs, dict):
+        return {k: _replaced(v, new) for k, v in outputs.items()}
+    if type(outputs) in (list, tuple):
+        return type(outputs)(_replaced(v, new) for v in outputs)
+    return outputs
+
+
 def _closer(miss: float, previous: float) -> bool:
     """The shorter step's miss |ratio − 1| is finite and at most CONVERGING times the previous (finite) one."""
     return math.isfinite(miss) and (not math.isfinite(previous) or miss <= CONVERGING * previous)
-
-
-def _held(p, start, g, step: float):
-    """The values parameter `p` would hold at θ + step·g (g unnormalised: `step` carries 1/|g|), rounded
-    to its dtype, flat, one chunk at a time: (offset, values). One fused add in at least float32 (a
-    float64 detour cost half of loss.descent on the ResNet-50 layout); `_along` and `_hold` run these
-    very chunks, so the prediction is exact whatever this rounding does, and no temporary is
-    larger than a chunk."""
-    import torch
-
-    from alignguard.gradients.measure import CHUNK
-
-    compute = torch.promote_types(start.dtype, torch.float32)
-    start, g = start.reshape(-1), g.reshape(-1).to(start.device)
-    for i in range(0, start.numel(), CHUNK):
-        yield i, torch.add(start[i:i + CHUNK].to(compute), g[i:i + CHUNK].to(compute), alpha=step).to(p.dtype)
-
-
-def _hold(p, start, g, step: float) -> None:
-    """Write θ + step·g into parameter `p` in place, chunk by chunk (the values `_held` gives)."""
-    flat = p.detach().view(-1) if p.is_contiguous() else None
-    if flat is None:
-        import torch
-
-        p.copy_(torch.cat([values for _, values in _held(p, start, g, step)]).view_as(p))
-        return
-    for i, values in _held(p, start, g, step):
-        flat[i:i + values.numel()].copy_(values)
-
-
-def _along(params, origin, pieces, plus: float, minus: float) -> tuple[float, float]:
-    """(g·(δ₊ − δ₋), |δ₊ − δ₋|) in float64, where δ± are the perturbations the parameters will hold,
-    one chunk of one parameter at a time."""
-    dot = sq = 0.0
-    for p, start, g in zip(params, origin, pieces):
-        if g is None:
-            continue  # the parameter does not move
-        flat = g.reshape(-1)
-        for (i, a), (_, b) in zip(_held(p, start, g, plus), _held(p, start, g, minus)):
-            span = a.double() - b.double()
-            dot += float(flat[i:i + span.numel()].double().to(span.device) @ span)
-            sq += float(span @ span)
-    return dot, sq ** 0.5
 
 
 def _nonzero(pieces) -> bool:
@@ -469,15 +495,25 @@ def _restored(model) -> Iterator[dict]:
         yield {id(tensor): copy for tensor, copy in saved}
     finally:
         with torch.no_grad():
-            for tensor, copy in saved:
-                tensor.copy_(copy)
+            if saved:
+                torch._foreach_copy_([tensor for tensor, _ in saved], [copy for _, copy in saved])
 
 
 @contextmanager
-def _buffers_kept(model) -> Iterator[None]:
-    """A train-mode forward updates BatchNorm's running statistics: undo that after each one."""
+def _buffers_kept(model, saved: list | None = None) -> Iterator[None]:
+    """A train-mode forward updates BatchNorm's running statistics: undo that after each one (back to
+    `saved`, [(buffer, its value now)] when the caller holds copies already, one foreach copy)."""
     import torch
 
+    if saved is not None:
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            with torch.no_grad():
+                if saved:
+                    torch._foreach_copy_([b for b, _ in saved], [copy for _, copy in saved])
+        return
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         with torch.no_grad():

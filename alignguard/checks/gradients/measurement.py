@@ -77,6 +77,7 @@ def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set 
     # loss.descent measures its slopes on the first batch's gradients (in the checks' measurement;
     # `measurement_at`, for `init`, runs no descent)
     first_batch = first_batch_hook(context) if with_descent else None
+    _drop_recording(context)
     count = spec.gradients.batches
     seeds = [spec.entry_points.seed + i for i in range(count)]
     loss_name = model_file.loss_terms.__name__
@@ -112,3 +113,13 @@ def _measure(context: "CheckContext", steps: list[int], names_at=(), names: set 
                              where=str(loss_terms_where(context)),
                              fix="make every term differentiable with `torch.autograd.grad` on one "
                              "forward graph (no in-place edits of tensors autograd saved)") from None
+
+
+def _drop_recording(context: "CheckContext") -> None:
+    """The probes' discovery recording (every module output of one forward, ~50 MB on the ResNet-50
+    layout) is not read while gradients are measured, whose K gradient sums and training graph set
+    the check's peak memory: free it first (sites and slices stay located; a later discovery records
+    again)."""
+    runner = context._memo.get("probes:runner")
+    if runner is not None:
+        runner.drop_recording()

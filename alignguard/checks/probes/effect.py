@@ -210,14 +210,21 @@ def _tensors(module) -> list:
 def _noise(tensor, relative: float, floor: float, generator):
     import torch
 
+    from alignguard.gradients.measure import CHUNK, dot64
+
     data = tensor.detach()
     finite = data.isfinite()
-    values = data[finite].double()
-    rms = float(values.pow(2).mean().sqrt()) if values.numel() else 0.0
+    everywhere = bool(finite.all())
+    values = data if everywhere else data[finite]
+    rms = (float(values.double().pow(2).mean().sqrt()) if values.numel() <= CHUNK
+           else (dot64(values, values) / values.numel()) ** 0.5)  # no whole float64 copy of a large tensor
     sigma = max(relative * rms, floor)
     draw = torch.randn(data.shape, generator=generator, dtype=torch.float64).to(data.device)
-    # only finite elements move: a -inf of an additive mask stays -inf
-    return torch.where(finite, data.double() + sigma * draw, data.double()).to(data.dtype)
+    # in place on the draw: one float64 temporary per tensor (the encoder's largest set the check's peak)
+    moved = draw.mul_(sigma).add_(data)
+    if not everywhere:  # only finite elements move: a -inf of an additive mask stays -inf
+        moved = torch.where(finite, moved, data.double())
+    return moved.to(data.dtype)
 
 
 @contextmanager

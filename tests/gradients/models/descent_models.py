@@ -50,6 +50,7 @@ class Net(nn.Module):
         z = mu + torch.exp(0.5 * logvar + 1.0) * torch.randn_like(mu) if self.training else mu
         m, b = self.modulator(c).unbind(-1)
         logit = F.softplus(m) * self.energy(z).squeeze(-1) + b
+        self.aux_loss = logvar.pow(2).mean()  # an auxiliary loss left on the module (MoE load balancing does this)
         return {"logit": logit, "z_I": z, "mu": mu, "logvar": logvar}
 
 
@@ -95,4 +96,24 @@ def scaled_terms(model, batch, outputs, step):
 def straight_through_terms(model, batch, outputs, step):
     terms = loss_terms(model, batch, outputs, step)
     terms["quantised"] = RoundStraightThrough.apply(4 * outputs["mu"]).pow(2).mean() * 0.01
+    return terms
+
+
+def decay_terms(model, batch, outputs, step):
+    """An L2 over the weights: a term that reads no output of forward."""
+    terms = loss_terms(model, batch, outputs, step)
+    terms["l2"] = 1e-2 * sum(p.pow(2).sum() for n, p in model.named_parameters() if n.endswith("weight"))
+    return terms
+
+
+def reversed_decay_terms(model, batch, outputs, step):
+    terms = decay_terms(model, batch, outputs, step)
+    terms["l2"] = Reverse.apply(terms["l2"], -1.0)
+    return terms
+
+
+def aux_terms(model, batch, outputs, step):
+    """A term read from the module, where forward left it: it reads no output, yet depends on forward."""
+    terms = loss_terms(model, batch, outputs, step)
+    terms["aux"] = 0.1 * model.aux_loss
     return terms
