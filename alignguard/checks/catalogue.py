@@ -17,6 +17,7 @@ from alignguard.checks.gradients.losses import LossCheck
 from alignguard.checks.gradients.rules import GradientRuleCheck
 from alignguard.checks.probes.batch import BatchIndependenceProbeCheck
 from alignguard.checks.probes.constraints import ConstraintProbeCheck
+from alignguard.checks.probes.effect import ComponentEffectCheck
 from alignguard.checks.probes.modulation import ModulationProbeCheck
 from alignguard.checks.probes.noise import NoiseProbeCheck
 from alignguard.checks.probes.positivity import PositivityProbeCheck
@@ -46,7 +47,7 @@ ROOMS: tuple[Room, ...] = (
          (LossCheck, GradientRuleCheck, LossDescentCheck, GradientDirectionCheck, GradientConflictCheck)),
     Room("Numerical probes", "Black-box forward passes of the real model under controlled interventions.",
          (NoiseProbeCheck, SwapProbeCheck, ModulationProbeCheck, PositivityProbeCheck,
-          BatchIndependenceProbeCheck, TranslationProbeCheck, ConstraintProbeCheck)),
+          BatchIndependenceProbeCheck, TranslationProbeCheck, ConstraintProbeCheck, ComponentEffectCheck)),
 )
 
 CHECKS: tuple[type[Check], ...] = tuple(check for room in ROOMS for check in room.checks)

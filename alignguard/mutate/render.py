@@ -8,6 +8,7 @@ from rich.table import Table
 
 from alignguard.mutate.report import MutationReport
 
+NOT_APPLICABLE = "not applicable (not generated: the change breaks nothing the spec states)"
 _STYLE = {"killed": "green", "survived": "bold red", "crashed": "yellow", "error": "magenta"}
 
 
@@ -30,7 +31,8 @@ def summary(report: MutationReport) -> str:
     rate_text = "no mutant ran" if rate is None else f"kill rate {rate:.0%} ({counts['killed']}/{report.judged()})"
     seconds = report.seconds
     return (f"{rate_text}, minimum {report.min_kill:.0%}: {counts['survived']} survived, {counts['crashed']} crashed, "
-            f"{counts['error']} could not be judged; {len(report.results)} mutants in {seconds.get('total', 0):.1f} s "
+            f"{counts['error']} could not be judged; {len(report.results)} mutants"
+            f"{f' ({len(report.not_applicable)} not applicable)' if report.not_applicable else ''} in {seconds.get('total', 0):.1f} s "
             f"(analysis {seconds.get('analysis', 0):.1f} s, baseline check {seconds.get('baseline', 0):.1f} s) "
             f"(exit {int(report.exit_code())})")
 
@@ -49,6 +51,10 @@ def render_console(report: MutationReport, console: Console) -> None:
             console.print(f"\n[bold]{heading}[/]")
             for result in broken:
                 console.print(f"  [{_STYLE[status]}]{escape(result.id)}[/]: {escape(result.detail)}")
+    if report.not_applicable:
+        console.print(f"\n[bold]{NOT_APPLICABLE}[/]")
+        for entry in report.not_applicable:
+            console.print(f"  {escape(entry.id)}: {escape(entry.reason)}")
     if report.skipped:
         console.print("\n[bold]operators that did not apply[/]")
         for skipped in report.skipped:
@@ -63,4 +69,7 @@ def markdown_table(report: MutationReport) -> str:
     for number, r in enumerate(report.results, start=1):
         text = r.description.replace("|", "\\|")
         lines.append(f"| {number} | {text} | `{r.operator}` | {r.status} | {', '.join(f'`{k}`' for k in r.killed_by)} |")
+    if report.not_applicable:
+        lines += ["", f"**{NOT_APPLICABLE}**", ""]
+        lines += [f"- `{n.id}`: {n.reason}" for n in report.not_applicable]
     return "\n".join(lines) + "\n\n" + summary(report) + "\n"

@@ -44,6 +44,20 @@ class SkippedOperator:
     reason: str
 
 
+@dataclass(frozen=True)
+class NotApplicable:
+    """A mutant an operator found a target for but did not generate: the change would break nothing
+    the spec states (an equivalent mutant for this design), and what to state if the design needs it."""
+
+    operator: str
+    target: str
+    reason: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.operator}:{self.target}"
+
+
 @dataclass
 class MutationReport:
     spec_name: str
@@ -52,6 +66,7 @@ class MutationReport:
     min_kill: float
     results: list[MutantResult] = field(default_factory=list)
     skipped: list[SkippedOperator] = field(default_factory=list)
+    not_applicable: list[NotApplicable] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # analysis, baseline, mutants, total
 
     def counts(self) -> dict[str, int]:
@@ -83,5 +98,6 @@ class MutationReport:
             "exit_code": int(self.exit_code()),
             "mutants": [asdict(r) for r in self.results],
             "skipped_operators": [asdict(s) for s in self.skipped],
+            "not_applicable": [{"id": n.id, **asdict(n)} for n in self.not_applicable],
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }

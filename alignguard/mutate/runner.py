@@ -23,7 +23,7 @@ from alignguard.modelfile.loader import ModelFile, forward_inputs
 from alignguard.mutate.analysis import ModelAnalysis, analyse
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import Operator, all_operators
-from alignguard.mutate.report import Finding, MutantResult, MutationReport, SkippedOperator
+from alignguard.mutate.report import Finding, MutantResult, MutationReport, NotApplicable, SkippedOperator
 from alignguard.results import Status
 from alignguard.spec.model import Spec
 
@@ -42,10 +42,13 @@ def select_operators(patterns: list[str] | None) -> list[Operator]:
     return [op for op in operators if any(fnmatchcase(op.id, p) for p in patterns)]
 
 
-def plan(analysis: ModelAnalysis, operators: list[Operator]) -> tuple[list[Mutant], list[SkippedOperator]]:
-    """Every mutant the selected operators generate, and why the others did not apply."""
+def plan(analysis: ModelAnalysis, operators: list[Operator]
+         ) -> tuple[list[Mutant], list[SkippedOperator], list[NotApplicable]]:
+    """Every mutant the selected operators generate, why the others did not apply, and the targets
+    an operator found but left alone because the change would break nothing the spec states."""
     mutants: list[Mutant] = []
     skipped: list[SkippedOperator] = []
+    not_applicable: list[NotApplicable] = []
     for op in operators:
         if op.needs_graph and analysis.graph is None:
             skipped.append(SkippedOperator(op.id, f"torch.fx cannot trace the model ({analysis.trace_error})"))
@@ -57,13 +60,14 @@ def plan(analysis: ModelAnalysis, operators: list[Operator]) -> tuple[list[Mutan
             continue
         if not found:
             skipped.append(SkippedOperator(op.id, f"no target: needs {op.applies_to}"))
-        mutants.extend(found)
+        mutants.extend(m for m in found if isinstance(m, Mutant))
+        not_applicable.extend(m for m in found if isinstance(m, NotApplicable))
     seen: dict[str, int] = {}
     for mutant in mutants:  # ids must be unique for reports and --operator reruns
         seen[mutant.id] = seen.get(mutant.id, 0) + 1
         if seen[mutant.id] > 1:
             mutant.target += f"#{seen[mutant.id]}"
-    return mutants, skipped
+    return mutants, skipped, not_applicable
 
 
 def run_mutation(spec: Spec, model_file: ModelFile, spec_path: str = "<spec>", operators: list[str] | None = None,
@@ -89,8 +93,9 @@ def run_mutation(spec: Spec, model_file: ModelFile, spec_path: str = "<spec>", o
             fix="run `alignguard check` on the same spec and model, make it pass, then run mutate",
         )
 
-    mutants, skipped = plan(analysis, selected)
-    report = MutationReport(spec.name, spec_path, str(model_file.path), min_kill, skipped=skipped, seconds=seconds)
+    mutants, skipped, not_applicable = plan(analysis, selected)
+    report = MutationReport(spec.name, spec_path, str(model_file.path), min_kill, skipped=skipped,
+                            not_applicable=not_applicable, seconds=seconds)
     clock = time.perf_counter()
     for index, mutant in enumerate(mutants):
         if progress:

@@ -326,7 +326,8 @@ class SymbolRunner:
     # ---- running ------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, train: bool = False, seed: int = 0,
             observe: Iterable[str] = (), edits: Mapping[str, Edit] | None = None,
-            whole: bool = False, vary: Iterable[str] | None = None, param_grads: bool = True) -> dict[str, Any]:
+            whole: bool = False, vary: Iterable[str] | None = None, param_grads: bool = True,
+            hold: Iterable[str] = ()) -> dict[str, Any]:
         """Run forward once; return the observed symbols (plus '__outputs__': forward's result).
 
         A symbol bound to a slice (or chunk) is returned as that slice, or (`whole`) as the tensor it is a
@@ -336,16 +337,18 @@ class SymbolRunner:
         execute the smallest validated slice instead (see `plan`); it then returns no '__outputs__'.
         A run that differentiates only with respect to its own leaves (inputs, or a symbol an edit makes a
         leaf) passes `param_grads=False`: no autograd graph is built through the parameters upstream.
+        `hold`: module paths the caller changed for this run (parameters swapped through `.data`, which
+        keeps their versions): a replayed call that holds one of them runs instead.
         """
         try:
-            return self._run(inputs, train, seed, observe, edits, whole, vary, param_grads)
+            return self._run(inputs, train, seed, observe, edits, whole, vary, param_grads, tuple(hold))
         except ForwardError:
             if param_grads:
                 raise
             # A forward that fails with its parameters frozen (one differentiating them itself) runs as it is.
-            return self._run(inputs, train, seed, observe, edits, whole, vary, True)
+            return self._run(inputs, train, seed, observe, edits, whole, vary, True, tuple(hold))
 
-    def _run(self, inputs, train, seed, observe, given_edits, whole, vary, param_grads) -> dict[str, Any]:
+    def _run(self, inputs, train, seed, observe, given_edits, whole, vary, param_grads, hold=()) -> dict[str, Any]:
         observe, edits = list(observe), {name: self._edit_of(name, e) for name, e in (given_edits or {}).items()}
         if vary is not None and not edits and not whole:
             part = self.plan(observe, inputs, train=train, seed=seed, vary=vary)
@@ -357,7 +360,8 @@ class SymbolRunner:
             if site.op is not None:
                 op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
-        replay, capture = self._replay_plan(inputs, train, seed, edits)
+        replay, capture = self._replay_plan(inputs, train, seed, edits, hold)
+        capture = capture and not hold  # a capture must hold the model as it is, not as the caller changed it
         if capture:
             calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
         by_module: dict[str, list[str]] = {}
@@ -390,7 +394,8 @@ class SymbolRunner:
             stack.enter_context(_frozen(self.model, not param_grads))  # before the mode: it must not count these
             if replay:
                 stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
-                    call, sites, [n for n in observe if self.binding(n).module is not None])))
+                    call, sites, [n for n in observe if self.binding(n).module is not None]) or any(
+                    not path or call.holds(path=path) for path in hold)))  # '' is the root: it holds every call
             if capture and not self._located(train):
                 # Nothing is located yet: this capture is also the discovery recording (batch_independence's
                 # symbol_where, identifiability's first edit recorded a forward more); other shapes borrow.
@@ -416,7 +421,7 @@ class SymbolRunner:
                 for name in wrong:
                     place = _place(self.binding(name))
                     self._sites[(place, train, signature)] = self._find_site(self.binding(name), inputs, train, seed)
-                return self._run(inputs, train, seed, observe, given_edits, whole, vary, param_grads)
+                return self._run(inputs, train, seed, observe, given_edits, whole, vary, param_grads, hold)
         for name in observe:
             binding = self.binding(name)
             if binding.output is not None:
@@ -449,12 +454,14 @@ class SymbolRunner:
             self._quiet = was
 
     # ---- replaying (see replay.py) ------------------------------------------------------
-    def _replay_plan(self, inputs, train: bool, seed: int, edits) -> tuple[bool, bool]:
-        """(replay captured calls, capture them in this run): eval runs under no_grad only."""
+    def _replay_plan(self, inputs, train: bool, seed: int, edits, hold=()) -> tuple[bool, bool]:
+        """(replay captured calls, capture them in this run): eval runs under no_grad only. A run that holds
+        modules the caller changed neither confirms a pending capture nor takes one (both must see the model
+        as it is)."""
         if train or torch.is_grad_enabled():
             return False, False
         key = self._replays.key_of(inputs, seed)
-        if self._replays.pending is not None and self._replays.key == key:
+        if self._replays.pending is not None and self._replays.key == key and not hold:
             self._confirm(inputs, seed)
         if self._replays.ready(key):
             return True, False

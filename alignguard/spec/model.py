@@ -246,7 +246,10 @@ class ComponentSpec(SpecModel):
 
     module: str = Field(description="Dotted module path, e.g. `bottleneck` or `heads.modulator`.")
     called: bool = Field(True, description="The module must be called in forward.")
-    reaches: list[str] = Field(default_factory=list, description="Symbols its output must reach.")
+    reaches: list[str] = Field(
+        default_factory=list,
+        description="Symbols its output must reach: by a data path in the graph (component.on_path) and "
+        "numerically, perturbing its own parameters moves each of them (component.effect; frozen modules too).")
     stochastic: NoiseRequirement | None = None
     description: str = ""
 

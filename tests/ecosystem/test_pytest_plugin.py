@@ -29,18 +29,19 @@ def test_entry_point_is_declared_and_points_at_the_plugin():
 def test_alignguard_collects_one_item_per_check_id(pytester, plugin_args, project):
     project(root=pytester.path)
     result = run(pytester, plugin_args, "--alignguard", "-v")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([
         "specs/tiny.yaml::symbol.bound[[]tiny.py[]] PASSED*",
         "specs/tiny.yaml::component.called[[]tiny.py[]] PASSED*",
         "specs/tiny.yaml::component.on_path[[]tiny.py[]] PASSED*",
+        "specs/tiny.yaml::component.effect[[]tiny.py[]] PASSED*",
     ])
 
 
 def test_a_finding_fails_its_item_with_expected_found_and_fix(pytester, plugin_args, project):
     project(spec=MISALIGNED_SPEC, root=pytester.path)
     result = run(pytester, plugin_args, "--alignguard")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
         "*models/tiny.py fails component.called of spec 'tiny' at --fail-on error:",
         "*- [[]component side[]] (fail)",
@@ -65,12 +66,12 @@ def test_without_the_option_nothing_is_collected(pytester, plugin_args, project)
 
 def test_warning_severity_counts_only_at_fail_on_warning(pytester, plugin_args, project):
     project(spec=MISALIGNED_SPEC + "severity:\n  component.*: warning\n", root=pytester.path)
-    run(pytester, plugin_args, "--alignguard").assert_outcomes(passed=3)
+    run(pytester, plugin_args, "--alignguard").assert_outcomes(passed=4)
     run(pytester, plugin_args, "--alignguard", "--alignguard-fail-on", "warning").assert_outcomes(
-        passed=2, failed=1)
+        passed=3, failed=1)
     project(spec=MISALIGNED_SPEC + "severity:\n  component.*: warning\n",
             config=PAIR_CONFIG.replace('fail-on = "error"', 'fail-on = "warning"'), root=pytester.path)
-    run(pytester, plugin_args, "--alignguard").assert_outcomes(passed=2, failed=1)
+    run(pytester, plugin_args, "--alignguard").assert_outcomes(passed=3, failed=1)
 
 
 def test_a_spec_that_does_not_load_fails_with_its_paragraph(pytester, plugin_args, project):
@@ -141,6 +142,6 @@ def test_one_spec_paired_with_two_models_gets_items_for_each(pytester, plugin_ar
     (pytester.path / "other").mkdir()
     (pytester.path / "other" / "tiny.py").write_text((pytester.path / "models" / "tiny.py").read_text())
     result = run(pytester, plugin_args, "--alignguard", "-v")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["specs/tiny.yaml::symbol.bound[[]models/tiny.py[]] PASSED*",
                                  "specs/tiny.yaml::symbol.bound[[]other/tiny.py[]] PASSED*"])

@@ -13,5 +13,5 @@ def tiny():
     """(spec, model file, analysis, mutants by id, skipped operators) for the tiny CMDN, strong spec."""
     spec, model_file = load("tiny_strong.yaml", "tiny_cmdn.py")
     analysis = analyse(spec, model_file)
-    mutants, skipped = plan(analysis, all_operators())
+    mutants, skipped, _ = plan(analysis, all_operators())
     return spec, model_file, analysis, {m.id: m for m in mutants}, skipped

@@ -42,7 +42,7 @@ def test_a_model_without_the_design_gets_only_generic_mutants(tmp_path):
     spec_path = tmp_path / "plain.yaml"
     spec_path.write_text("version: 1\nname: plain\ninputs: {x: {role: invariant}}\nsymbols: {logit: logit}\n")
     spec, model_file = load(str(spec_path), "plain_mlp.py")
-    mutants, skipped = plan(analyse(spec, model_file), all_operators())
+    mutants, skipped, _ = plan(analyse(spec, model_file), all_operators())
     # One loss term: dropping it would leave loss_terms returning {}, which is no model file at all.
     assert {m.operator for m in mutants} == {"loss.detached", "loss.zero_weight", "loss.reversed",
                                             "component.constant"}
@@ -58,7 +58,7 @@ def test_an_untraceable_model_still_gets_the_loss_and_bypass_mutants(tmp_path):
     spec_path.write_text("version: 1\nname: gated\ninputs: {x: {role: invariant}}\nsymbols: {logit: logit}\n")
     spec, model_file = load(str(spec_path), "untraceable.py")
     analysis = analyse(spec, model_file)
-    mutants, skipped = plan(analysis, all_operators())
+    mutants, skipped, _ = plan(analysis, all_operators())
     assert analysis.graph is None and "TraceError" in analysis.trace_error
     assert {m.operator for m in mutants} == {"loss.detached", "loss.zero_weight", "loss.reversed",
                                             "component.constant"}

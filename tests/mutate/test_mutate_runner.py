@@ -29,9 +29,51 @@ def test_a_weak_spec_lets_mutants_survive_and_says_which_rule_catches_them():
     results = _by_id(report)
     noise = next(r for r in results.values() if r.operator == "noise.removed")
     assert "stochastic" in noise.suggestion and "probes.noise" in noise.suggestion
-    assert "probes.positivity" in results["positivity.removed:T"].suggestion
     assert "losses.kl" in results["loss.dropped:loss kl"].suggestion
     assert report.kill_rate() == 0.0 and report.exit_code() == 1
+    # The weak spec states no sign for M or T: removing their softplus breaks nothing it states, so those
+    # mutants are not generated, and listed with what to state if the design needs the sign.
+    assert not any(r.operator == "positivity.removed" for r in report.results)
+    listed = {n.id: n.reason for n in report.not_applicable}
+    assert set(listed) == {"positivity.removed:M", "positivity.removed:T"}
+    assert "states no sign for T" in listed["positivity.removed:T"]
+    assert "probes.positivity" in listed["positivity.removed:T"]
+
+
+def test_not_applicable_mutants_are_listed_in_every_report_format():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from alignguard.mutate.render import markdown_table, render_console
+    from alignguard.mutate.report import NotApplicable
+
+    report = MutationReport("s", "s.yaml", "m.py", 1.0, results=[MutantResult("a:1", "a", "1", "", "killed")],
+                            not_applicable=[NotApplicable("positivity.removed", "f", "the spec states no sign for f")])
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["not_applicable"] == [{"id": "positivity.removed:f", "operator": "positivity.removed", "target": "f",
+                                       "reason": "the spec states no sign for f"}]
+    assert data["kill_rate"] == 1.0 and data["counts"]["killed"] == 1  # not in the kill rate
+    assert "`positivity.removed:f`: the spec states no sign for f" in markdown_table(report)
+    buffer = StringIO()
+    render_console(report, Console(file=buffer, width=200, color_system=None))
+    text = buffer.getvalue()
+    assert "not applicable" in text and "positivity.removed:f: the spec states no sign for f" in text
+    assert "(1 not applicable)" in text
+
+
+def test_positivity_mutants_follow_the_sign_the_spec_relies_on(tmp_path):
+    """A formula dividing by T relies on T > 0 (a mutant); nothing states M's sign (not applicable)."""
+    source = (SPECS / "tiny_weak.yaml").read_text()
+    spec_path = tmp_path / "formula_only.yaml"
+    spec_path.write_text(source + "formulas:\n  - equation: logit = (M * U_I + B) / T\n")
+    spec, model_file = load(str(spec_path), str(MODELS / "tiny_cmdn.py"))
+    from alignguard.mutate.analysis import analyse
+
+    mutants, _, not_applicable = runner.plan(analyse(spec, model_file), runner.select_operators(["positivity.*"]))
+    assert [m.id for m in mutants] == ["positivity.removed:T"]
+    assert "divides by T" in mutants[0].suggestion
+    assert [n.id for n in not_applicable] == ["positivity.removed:M"]
 
 
 def test_the_full_spec_kills_them():
@@ -94,7 +136,7 @@ def test_an_operator_that_fails_is_reported_not_raised(tiny):
         raise KeyError("boom")
 
     operator = runner.Operator("test.broken", "breaks", "nothing", broken)
-    mutants, skipped = runner.plan(analysis, [operator])
+    mutants, skipped, _ = runner.plan(analysis, [operator])
     assert mutants == [] and skipped[0].operator == "test.broken" and "KeyError" in skipped[0].reason
 
 

@@ -106,7 +106,8 @@ def test_markdown_lists_checks_and_findings(cli, misaligned):
     assert "### Findings" in text and "`component.called` — component side" in text
     header = text.splitlines().index("| | element | check | result |")
     rows = [line for line in text.splitlines()[header + 2:] if line.startswith("| ")]
-    assert len(rows) == 8 and all(row.count(" | ") == 3 for row in rows)
+    results = json.loads(cli("check", misaligned, "model.py", "-f", "json").stdout)["results"]
+    assert len(rows) == len(results) == 11 and all(row.count(" | ") == 3 for row in rows)
 
 
 def test_console_plus_several_files_in_one_run(cli, misaligned, workspace):

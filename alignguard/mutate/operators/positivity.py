@@ -1,4 +1,6 @@
-"""Positivity removed: the softplus (exp, sigmoid, ...) that keeps a symbol > 0 becomes identity."""
+"""Positivity removed: the softplus (exp, sigmoid, ...) that keeps a symbol > 0 becomes identity,
+where the spec relies on that sign (a positivity probe, a range from 0, a formula that divides by it,
+logs it or defines it, a noise scale)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from alignguard.mutate import tracing
 from alignguard.mutate.mutant import Mutant
 from alignguard.mutate.operators import operator
 from alignguard.mutate.operators._common import model_edit, op_name, replace_uses, suggest, where
+from alignguard.mutate.report import NotApplicable
+from alignguard.spec.signs import sign_reliance
 
 if TYPE_CHECKING:
     from alignguard.mutate.analysis import ModelAnalysis
@@ -40,7 +44,11 @@ def _identity(graph: fx.Graph, node: fx.Node, module) -> None:
 
 @operator("positivity.removed", "the op that keeps a symbol positive (softplus, exp, ...) becomes identity",
           "a symbol computed by softplus/exp/sigmoid/relu/abs/square, up to shape ops and constant shifts")
-def removed(analysis: "ModelAnalysis") -> Iterator[Mutant]:
+def removed(analysis: "ModelAnalysis") -> Iterator[Mutant | NotApplicable]:
+    """A mutant only where the spec relies on the symbol's sign (spec/signs.py): removing the op that
+    makes a sign-free symbol positive (DANN's ReLU features) is an equivalent mutant for that design,
+    listed as not applicable with what to state if the design does need the sign."""
+    reliance = sign_reliance(analysis.spec)
     seen = set()
     for symbol, node in analysis.symbol_nodes.items():
         positive = positivity_op(node, analysis)
@@ -49,12 +57,22 @@ def removed(analysis: "ModelAnalysis") -> Iterator[Mutant]:
         seen.add(positive)
         ref = tracing.ref_of(positive, analysis.graph)
         kind = op_name(positive, analysis)
+        site = f"{kind} in '{ref.owner or 'model'}'{where(positive)}"
+        if symbol not in reliance:
+            yield NotApplicable(
+                "positivity.removed", symbol,
+                f"the spec states no sign for {symbol}, so removing its {site} breaks no design rule; add "
+                f"`probes.positivity: {{symbols: [{symbol}]}}` (or `ranges` with `min: 0`) if the design needs "
+                f"{symbol} > 0")
+            continue
+        declared = symbol in (analysis.spec.probes.positivity.symbols if analysis.spec.probes.positivity else [])
         yield Mutant(
             "positivity.removed", symbol,
-            f"positivity of {symbol} removed: {kind} -> identity in '{ref.owner or 'model'}'{where(positive)}, "
-            f"{symbol} can be <= 0",
-            suggest(symbol in (analysis.spec.probes.positivity.symbols if analysis.spec.probes.positivity else []),
-                    f"`probes.positivity: {{symbols: [{symbol}]}}`: {symbol} > 0 over extreme contexts",
+            f"positivity of {symbol} removed: {site} -> identity, {symbol} can be <= 0",
+            suggest(declared,
+                    f"the spec relies on {symbol} > 0 ({'; '.join(reliance[symbol])}), yet {symbol} without its "
+                    f"{kind} passed: add `probes.positivity: {{symbols: [{symbol}]}}`, which searches for inputs "
+                    f"driving {symbol} to 0 or below",
                     f"`probes.positivity` for {symbol}, yet {symbol} without its {kind} passed: random extreme "
                     f"contexts did not drive {symbol} below 0 (small initial weights): raise "
                     "`probes.positivity.scale`, or make the probe search for a minimising context (gradient "
