@@ -158,7 +158,10 @@ def infer_starter_spec(model_path: str | Path, name: str | None = None) -> tuple
     from alignguard.spec.starter import render_spec
 
     survey = survey_model(model_path)
-    return survey, render_spec(survey, model_name=name or Path(model_path).stem)
+    start = time.perf_counter()
+    text = render_spec(survey, model_name=name or Path(model_path).stem)
+    survey.timings["render spec"] = time.perf_counter() - start
+    return survey, text
 
 
 def survey_model(model_path: str | Path) -> "Survey":
@@ -197,6 +200,9 @@ def survey_model(model_path: str | Path) -> "Survey":
         reached = graph.reachable([node])
         survey.input_reach[name] = [s for s, target in targets.items() if target in reached]
     _survey_losses(survey, context)
+    for key, seconds in context.timings.items():  # memo keys name their arguments: one row per phase
+        phase = {"batch": "example batches"}.get(key.split(":")[0], key.split(":")[0])
+        survey.timings[phase] = survey.timings.get(phase, 0.0) + seconds
     return survey
 
 

@@ -20,6 +20,7 @@ def init_command(
     output: Path = typer.Option(Path("spec.yaml"), "--output", "-o", help="Where to write the starter spec."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUTPUT if it exists."),
     timeout: Optional[float] = timeout_option("the survey of MODEL"),
+    timings: bool = typer.Option(False, "--timings", help="Show the time spent in each phase of the survey."),
 ) -> None:
     """Inspect MODEL and write a starter design spec for you to tighten."""
     from alignguard.errors import UsageError
@@ -49,6 +50,14 @@ def init_command(
     typer.echo(f"wrote {schema}: the JSON Schema editors check {output.name} against (its first line names it)")
     typer.echo(f"next: add the design's formulas and forbidden flows (see the comments), then "
                f"`alignguard check {output} {model}`")
+    if timings:
+        typer.echo(timings_line(survey.timings))
+
+
+def timings_line(phases: dict[str, float]) -> str:
+    """The survey's phases, slowest first (what `init --timings` prints)."""
+    rows = sorted(phases.items(), key=lambda item: -item[1])
+    return "timings: " + (", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in rows) or "none recorded")
 
 
 def spec_schema_json() -> str:

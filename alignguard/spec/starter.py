@@ -50,6 +50,7 @@ class Survey:
     capture: str = ""
     batches: int = 3
     batch_size: int = 32
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (`alignguard init --timings`)
 
 
 def guess_role(name: str) -> str:

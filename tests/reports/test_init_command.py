@@ -53,6 +53,17 @@ def test_init_output_passes_check_on_a_sound_model(cli, leaky):
     assert result.exit_code == 0, result.output
 
 
+def test_init_timings_name_each_phase_of_the_survey(cli, workspace):
+    plain = cli("init", "model.py", "-o", "plain.yaml")
+    timed = cli("init", "model.py", "-o", "timed.yaml", "--timings")
+    assert plain.exit_code == timed.exit_code == 0, timed.output
+    assert "timings:" not in plain.output
+    line = next(l for l in timed.output.splitlines() if l.startswith("timings: "))
+    phases = [part.rsplit(" ", 2)[0] for part in line.removeprefix("timings: ").split(", ")]
+    assert {"build model", "capture", "gradients", "example batches", "render spec"} <= set(phases), line
+    assert (workspace / "plain.yaml").read_text() == (workspace / "timed.yaml").read_text()
+
+
 def test_init_refuses_to_overwrite(cli, workspace):
     (workspace / "spec.yaml").write_text("keep me\n")
     result = cli("init", "model.py")
