@@ -8,6 +8,7 @@ import pytest
 from alignguard.data.ceiling import STRENGTHS, m_ceiling, training_fit
 from alignguard.data.config import SynthConfig
 from alignguard.data.synth import build_world, draw_cells
+from tests.stand_ins import ModuleStandIn
 
 
 def test_draw_cells_is_what_the_generator_uses():
@@ -20,7 +21,7 @@ def test_draw_cells_is_what_the_generator_uses():
     np.testing.assert_array_equal(world.panel.m, cells.panel.m)
 
 
-class _OracleModel:
+class _OracleModel(ModuleStandIn):
     """M = exp(the ceiling's linear fit of the descriptor), T = exp(-(a - 1/2)): CMDN's gauge, exact."""
 
     def __init__(self, fit):
@@ -29,13 +30,6 @@ class _OracleModel:
         self.torch, self.training = torch, False
         self.coef = torch.tensor(fit.coef_, dtype=torch.float32)
         self.intercept = float(fit.intercept_)
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        self.training = mode
-        return self
 
     def __call__(self, x, c):
         torch = self.torch

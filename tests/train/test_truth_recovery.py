@@ -6,6 +6,7 @@ import numpy as np
 
 from alignguard.train.monitor import epoch_alarms
 from alignguard.train.probes import run_probes, truth_recovery
+from tests.stand_ins import ModuleStandIn
 
 CELLS = ["c0", "c1", "c2"]
 TRUTH = {name: {"M": m, "T_at_half_access": t, "T_access_slope": 1.0}
@@ -69,7 +70,7 @@ def _panel(cells: int = 40, seed: int = 1):
             "T_at_half_access": np.exp(0.4 * descriptors[:, 1]).tolist(), "T_access_slope": 1.0}
 
 
-class _GaugedModel:
+class _GaugedModel(ModuleStandIn):
     """M and T of the panel's truth in another per-cell gauge k(d) (which predicts the same), or with
     M replaced by noise; forward(x, c) like a model file's module."""
 
@@ -77,13 +78,6 @@ class _GaugedModel:
         import torch
 
         self.torch, self.noise_m, self.training = torch, noise_m, False
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        self.training = mode
-        return self
 
     def __call__(self, x, c):
         torch = self.torch
