@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
 
 from alignguard.errors import SpecError
 from alignguard.spec.bounded import MAX_BYTES, MAX_DEPTH, check_flow_depth, check_size, read_text_file
@@ -70,7 +71,15 @@ def validate_spec(data: Any, source: str = "<dict>") -> Spec:
 
 
 class _Constructor(RoundTripConstructor):
-    """Values YAML can spell but Python cannot hold (2024-13-45, a 10,000-digit int) as marked errors."""
+    """Values YAML can spell but Python cannot hold (2024-13-45, a 10,000-digit int, a mapping used as
+    a key) as marked errors."""
+
+    def construct_mapping(self, node: Any, maptyp: Any, deep: bool = False) -> Any:
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode):  # `? x:` makes a mapping the key: unhashable, a TypeError
+                raise ConstructorError(None, None, "a key is a mapping or a list (YAML's '? ' complex key); a spec's "
+                                       "keys are plain names", key_node.start_mark)
+        return super().construct_mapping(node, maptyp, deep=deep)
 
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         try:

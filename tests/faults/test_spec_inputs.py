@@ -136,3 +136,13 @@ def test_the_cli_turns_each_into_exit_2_with_a_located_message(write, name, data
     outcome = run_cli("check", write(name, data), TINY_MODEL)
     assert outcome.code == 2 and outcome.stderr.startswith("spec error:") and "Where:" in outcome.stderr
     assert_no_traceback(outcome)
+
+
+@pytest.mark.parametrize("text, line", [
+    ("version: 1\nname: t\ninputs:\n  c: {role: context}\n?  x:\n    role: invariant\n", 5),  # the fuzzer's find
+    ("version: 1\nname: t\n? [a, b]\n: 1\n", 3),
+])
+def test_a_mapping_or_list_used_as_a_key_is_a_located_spec_error(write, text, line):
+    # ruamel's round-trip loader raised TypeError (unhashable CommentedMap): exit 2 "internal error"
+    error = spec_error(write("complex.yaml", text))
+    assert "complex key" in error.what and f"complex.yaml:{line}:" in str(error)
