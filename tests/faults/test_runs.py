@@ -77,7 +77,7 @@ def test_user_code_failing_mid_training_is_exit_2_located_and_the_run_stays_resu
     out = tmp_path / "run"
     outcome = train(train_config, out, model=model)
     assert outcome.code == 2, outcome.text
-    assert "training stopped: the model code raised ValueError: bad batch at step 25" in outcome.text
+    assert "`loss_terms(model, batch, outputs, step=25)` raised ValueError: bad batch at step 25" in outcome.text
     assert f"{model}:{line_of(model, 'raise')}" in outcome.text
     assert_no_traceback(outcome)
     run = json.loads((out / "run.json").read_text())
