@@ -258,18 +258,15 @@ def dependencies(context: CheckContext, leaves: dict[str, str]) -> dict[str, set
     only where none of its parts does (a node reading columns outside every part)."""
     graph = context.graph
     spec = context.spec
-    reach = {}
-    for element in input_elements(spec):
-        nodes = element_nodes(context, element)
-        reach[element] = None if isinstance(nodes, Resolution) else graph.index.reach(nodes)
-    implicit = {}
+    sources: dict[str, object] = {}
     for name, input_spec in spec.inputs.items():
         slices = {} if input_spec.parts else slices_read(context, name)
         if slices:  # the input then stands only for the nodes that read it whole
-            reach.pop(name, None)
-            implicit.update(slices)
-    for element, nodes in implicit.items():
-        reach[element] = graph.index.reach(graph.index.positions(nodes))
+            sources.update({element: graph.index.positions(nodes) for element, nodes in slices.items()})
+        else:
+            sources.update({element: element_nodes(context, element) for element in [*input_spec.parts, name]})
+    reach = {element: None if isinstance(nodes, Resolution) else graph.index.reach(nodes)
+             for element, nodes in sources.items()}
     result = {}
     for symbol, node in leaves.items():
         position = graph.index.positions([node])[0]
