@@ -21,6 +21,11 @@ from typing import Any
 PROBE_STEPS = (0, 100, 1000, 10000)  # loss weights often warm up from 0 (β schedules)
 CLEAR_SHARE = 0.05  # a measured share at least this large keeps its sign under re-initialisation
 NOISE_FLOOR = -0.01  # min_share written for smaller shares
+# init measures on batches whose forward costs at most FORWARD_FLOP_BUDGET (counted, never timed: the
+# starter must not depend on the machine), halving the default batch down to SMALLEST_BATCH, and writes
+# the size it chose into the starter, so that `alignguard check` on it measures what init measured
+FORWARD_FLOP_BUDGET = 2e9
+SMALLEST_BATCH = 4
 _INVARIANT = {"x", "seq", "sequence", "dna", "tokens", "input", "inputs", "features", "image", "images", "text"}
 _CONTEXT = {"c", "ctx", "context", "cond", "condition", "cell", "cell_line", "env", "environment", "domain",
             "covariates", "meta"}
@@ -50,6 +55,7 @@ class Survey:
     capture: str = ""
     batches: int = 3
     batch_size: int = 32
+    flops_per_row: float | None = None  # one forward's FLOPs per row (None: not counted); see measurement_batch_size
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (`alignguard init --timings`)
 
 
@@ -60,6 +66,15 @@ def guess_role(name: str) -> str:
         if any(word in known for word in words):
             return role
     return "other"
+
+
+def measurement_batch_size(flops_per_row: float | None, default: int) -> int:
+    """The batch init measures on: `default` halved while one forward of it would cost more than
+    FORWARD_FLOP_BUDGET, never below SMALLEST_BATCH (nor above `default`); `default` when uncounted."""
+    size = default
+    while flops_per_row and size > SMALLEST_BATCH and size * flops_per_row > FORWARD_FLOP_BUDGET:
+        size = max(SMALLEST_BATCH, size // 2)
+    return size
 
 
 def symbol_name(key: str) -> str:
@@ -83,6 +98,7 @@ def render_spec(survey: Survey, model_name: str) -> str:
     doc["version"] = 1
     doc["name"] = model_name
     doc["description"] = f"Starter spec written by `alignguard init` for {model_name}: tighten it to the design."
+    _entry_points(doc, survey)
     doc.yaml_set_start_comment(
         f"Written by `alignguard init` from what the model does now (capture: {survey.capture}).\n"
         "It describes the implementation, not yet the design: confirm each entry, add the design's\n"
@@ -129,6 +145,25 @@ def render_spec(survey: Survey, model_name: str) -> str:
     text = buffer.getvalue() + _suggestions(survey)
     parse_spec(text, source="<alignguard init>")  # a spec init writes must load; a failure here is a bug
     return text
+
+
+def _entry_points(doc: Any, survey: Survey) -> None:
+    """`entry_points: {batch_size: N}` when init measured on a smaller batch than the default (a costly
+    forward), with why; nothing otherwise (the defaults hold)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    from alignguard.spec.model import EntryPoints
+
+    default = EntryPoints().batch_size
+    if survey.batch_size == default or not survey.flops_per_row:
+        return
+    entry = CommentedMap(batch_size=survey.batch_size)
+    entry.fa.set_flow_style()
+    doc["entry_points"] = entry
+    doc.yaml_set_comment_before_after_key("entry_points", before=(
+        f"\nOne forward costs {survey.flops_per_row / 1e9:.3g} GFLOP a row (counted): {default} rows would pass "
+        f"{FORWARD_FLOP_BUDGET / 1e9:g} GFLOP,\nso init measured, and check measures, batches of "
+        f"{survey.batch_size} (docs/spec-reference.md, entry_points)."))
 
 
 def _losses(survey: Survey, flow) -> Any:
