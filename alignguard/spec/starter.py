@@ -161,8 +161,8 @@ def _entry_points(doc: Any, survey: Survey) -> None:
     entry.fa.set_flow_style()
     doc["entry_points"] = entry
     doc.yaml_set_comment_before_after_key("entry_points", before=(
-        f"\nOne forward costs {survey.flops_per_row / 1e9:.3g} GFLOP a row (counted): {default} rows would pass "
-        f"{FORWARD_FLOP_BUDGET / 1e9:g} GFLOP,\nso init measured, and check measures, batches of "
+        f"\nOne forward costs {survey.flops_per_row / 1e9:.3g} GFLOP a row (counted): batches of {default} would "
+        f"exceed {FORWARD_FLOP_BUDGET / 1e9:g} GFLOP a forward,\nso init measured, and check measures, batches of "
         f"{survey.batch_size} (docs/spec-reference.md, entry_points)."))
 
 
