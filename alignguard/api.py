@@ -4,7 +4,8 @@
   happens, so the same spec and model give the same verdict every run);
 * `run_check` / `check_model_file` / `run_checks`: spec + model file -> Report;
 * `graph_view`: the captured graph annotated with what the structural checks found;
-* `infer_starter_spec`: what `alignguard init` measures on a model, as a starter spec.
+* `infer_starter_spec` (`survey_model`, then `starter_text`): what `alignguard init` measures on a
+  model, as a starter spec.
 """
 
 from __future__ import annotations
@@ -155,13 +156,19 @@ def graph_view(spec: Spec | str | Path, model_path: str | Path) -> "View":
 
 def infer_starter_spec(model_path: str | Path, name: str | None = None) -> tuple["Survey", str]:
     """What `alignguard init` measures on a model file, and the starter spec written from it."""
+    survey = survey_model(model_path)
+    return survey, starter_text(survey, name or Path(model_path).stem)
+
+
+def starter_text(survey: "Survey", model_name: str) -> str:
+    """The starter spec written from a survey (no model code runs: `init` renders it in the CLI's own
+    process, whose YAML and spec modules were imported while the worker measured)."""
     from alignguard.spec.starter import render_spec
 
-    survey = survey_model(model_path)
     start = time.perf_counter()
-    text = render_spec(survey, model_name=name or Path(model_path).stem)
+    text = render_spec(survey, model_name=model_name)
     survey.timings["render spec"] = time.perf_counter() - start
-    return survey, text
+    return text
 
 
 def survey_model(model_path: str | Path) -> "Survey":

@@ -1,7 +1,9 @@
 """A starter spec inferred from a model file (`alignguard init`, through `api.infer_starter_spec`).
 
-`Survey` is what was measured on the model (`api.survey_model` measures it); `render_spec` writes
-it as a commented YAML spec. Everything written is measured, nothing is guessed silently: inputs from forward's signature
+`Survey` is what was measured on the model (`api.survey_model` measures it, in the model worker);
+`render_spec` writes it as a commented YAML spec (`api.starter_text`, in the CLI's own process). The
+survey's measurement batch is sized from the model's counted forward FLOPs (`measurement_batch_size`)
+and written as `entry_points.batch_size` when it is not the default. Everything written is measured, nothing is guessed silently: inputs from forward's signature
 (role guessed from the name, marked TODO when unknown), every tensor forward returns as a
 symbol, each top-level module with parameters as a component reaching the outputs it reaches
 in the captured graph, and each loss term with the step where it has a gradient, the components
@@ -17,6 +19,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from alignguard.spec.loader import parse_spec
+from alignguard.spec.model import EntryPoints, GradientSpec
 
 PROBE_STEPS = (0, 100, 1000, 10000)  # loss weights often warm up from 0 (β schedules)
 CLEAR_SHARE = 0.05  # a measured share at least this large keeps its sign under re-initialisation
@@ -84,10 +92,6 @@ def symbol_name(key: str) -> str:
 
 def render_spec(survey: Survey, model_name: str) -> str:
     """The starter spec as commented YAML (ruamel.yaml), validated before it is returned."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    from alignguard.spec.loader import parse_spec
 
     def flow(**items: Any) -> CommentedMap:
         mapping = CommentedMap(items)
@@ -150,10 +154,6 @@ def render_spec(survey: Survey, model_name: str) -> str:
 def _entry_points(doc: Any, survey: Survey) -> None:
     """`entry_points: {batch_size: N}` when init measured on a smaller batch than the default (a costly
     forward), with why; nothing otherwise (the defaults hold)."""
-    from ruamel.yaml.comments import CommentedMap
-
-    from alignguard.spec.model import EntryPoints
-
     default = EntryPoints().batch_size
     if survey.batch_size == default or not survey.flops_per_row:
         return
@@ -167,8 +167,6 @@ def _entry_points(doc: Any, survey: Survey) -> None:
 
 
 def _losses(survey: Survey, flow) -> Any:
-    from ruamel.yaml.comments import CommentedMap
-
     losses = CommentedMap()
     for name, loss in survey.losses.items():
         entry = CommentedMap()
@@ -195,10 +193,6 @@ def _losses(survey: Survey, flow) -> Any:
 
 
 def _gradients(survey: Survey) -> Any:
-    from ruamel.yaml.comments import CommentedMap
-
-    from alignguard.spec.model import GradientSpec
-
     defaults = GradientSpec()
     gradients = CommentedMap()
     gradients["batches"] = survey.batches
