@@ -163,7 +163,7 @@ def _entry_points(doc: Any, survey: Survey) -> None:
     doc.yaml_set_comment_before_after_key("entry_points", before=(
         f"\nOne forward costs {survey.flops_per_row / 1e9:.3g} GFLOP a row (counted): batches of {default} would "
         f"exceed {FORWARD_FLOP_BUDGET / 1e9:g} GFLOP a forward,\nso init measured, and check measures, batches of "
-        f"{survey.batch_size} (docs/spec-reference.md, entry_points)."))
+        f"{survey.batch_size} (docs/ci.md, init)."))
 
 
 def _losses(survey: Survey, flow) -> Any:
