@@ -117,6 +117,8 @@ def run_checks(context: "CheckContext", spec_path: str = "<spec>",
 def _run_one(check: "Check", context: "CheckContext") -> list[CheckResult]:
     """The check's results, each carrying the wall time from the previous one (checks yield as they judge,
     so this is the time spent on that element, including any capture or measurement it was first to need)."""
+    from alignguard.checks.running import settle
+
     results: list[CheckResult] = []
     try:
         clock = time.perf_counter()
@@ -134,6 +136,8 @@ def _run_one(check: "Check", context: "CheckContext") -> list[CheckResult]:
         return [CheckResult(check.ids[0], "alignguard", Status.ERROR, "the check runs",
                             f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})",
                             fix="report this as an alignguard bug, with the spec and model file")]
+    finally:
+        settle(context)  # the runner's runs leave the model in their mode; the next check finds it as built
 
 
 def graph_view(spec: Spec | str | Path, model_path: str | Path) -> "View":

@@ -227,3 +227,69 @@ def test_the_first_capture_is_also_the_discovery_recording():
         assert runner.model.runs == runs  # located from the capture's recording
         assert sites == [reference.site(name, inputs, train=False, seed=0) for name in ("U", "R", "logit")]
         assert torch.equal(shifted(runner, inputs, 1.0), shifted(reference, inputs, 1.0))
+
+
+class FrozenNorm(nn.Module):
+    """A user's train() that keeps its BatchNorm in eval: the flags train(True) leaves are mixed."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.head = nn.BatchNorm1d(4), nn.Linear(4, 1)
+        self.switches = 0
+
+    def train(self, mode: bool = True):
+        self.switches += 1
+        super().train(mode)
+        self.norm.eval()
+        return self
+
+    def forward(self, x):
+        return {"y": self.head(self.norm(x)).squeeze(-1)}
+
+
+def test_consecutive_runs_in_one_mode_switch_once_and_settle_restores_the_users_flags():
+    model = FrozenNorm()
+    model.train()
+    built = [m.training for m in model.modules()]
+    runner, x = SymbolRunner(model, {"y": SymbolBinding(output="y")}), {"x": torch.randn(6, 4)}
+    model.switches = 0
+    with torch.no_grad():
+        first = [runner.run(x, observe=["y"])["y"] for _ in range(5)]
+    assert model.switches == 1 and not model.training  # the runs stay in eval until settled
+    runner.settle()
+    assert model.switches == 2 and [m.training for m in model.modules()] == built  # the norm stays frozen
+    runner.run(x, train=True, observe=["y"])
+    assert model.switches == 2  # train(True)'s flags (norm frozen) are already there: no switch
+    model.norm.train()  # flags no train(True) left: switched again
+    runner.run(x, train=True, observe=["y"])
+    assert model.switches == 3 and not model.norm.training
+    runner.settle()
+    with torch.no_grad():
+        assert all(torch.equal(f, runner.run(x, observe=["y"])["y"]) for f in first)
+
+
+def test_each_check_finds_the_model_in_the_mode_it_was_built_in(tmp_path):
+    from alignguard import api
+    from alignguard.checks.base import Check
+    from alignguard.checks.running import probe_inputs, runner
+    from alignguard.results import passed
+
+    seen = []
+
+    class EvalRuns(Check):
+        ids = ("probe.cost_eval_runs",)
+        explanations = {}
+
+        def applies(self, spec):
+            return True
+
+        def run(self, context):
+            seen.append(context.model.training)
+            with torch.no_grad():
+                runner(context).run(probe_inputs(context), observe=list(context.spec.symbols)[:1])
+            yield passed(self.ids[0], "model", "eval runs", "ran")
+
+    spec, model_file = api.load("specs/cmdn.yaml", "models/cmdn.py")
+    context = api.open_context(spec, model_file)
+    api.run_checks(context, checks=(EvalRuns, EvalRuns))
+    assert seen == [True, True] and context.model.training
