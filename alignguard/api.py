@@ -87,17 +87,21 @@ def run_checks(context: "CheckContext", spec_path: str = "<spec>",
                checks: "tuple[type[Check], ...] | None" = None) -> Report:
     """Run `checks` (default: the whole catalogue, in report order) that apply, then the spec's
     severities and waivers."""
-    from alignguard.checks.catalogue import CHECKS
+    from alignguard.checks.catalogue import CHECKS, EXECUTION
     from alignguard.checks.waivers import apply_waivers
 
     spec = context.spec
-    results: list[CheckResult] = []
-    for check_class in CHECKS if checks is None else checks:
+    selected = CHECKS if checks is None else checks
+    # Run in the catalogue's execution order (it shares the probes' forwards), report in the given order.
+    ordered = sorted(selected, key=lambda c: EXECUTION.index(c) if c in EXECUTION else len(EXECUTION))
+    by_check: dict[type, list[CheckResult]] = {}
+    for check_class in ordered:
         check = check_class()
         if not check.applies(spec):
             continue
         with context.timed(check_class.ids[0].split(".")[0]):
-            results.extend(_run_one(check, context))
+            by_check[check_class] = _run_one(check, context)
+    results: list[CheckResult] = [r for c in selected for r in by_check.get(c, [])]
     results = [r.with_(severity=spec.severity_of(r.check_id, r.severity)) for r in results]
     if checks is None:
         results = apply_waivers(spec, results)
