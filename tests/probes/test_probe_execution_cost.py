@@ -293,3 +293,40 @@ def test_each_check_finds_the_model_in_the_mode_it_was_built_in(tmp_path):
     context = api.open_context(spec, model_file)
     api.run_checks(context, checks=(EvalRuns, EvalRuns))
     assert seen == [True, True] and context.model.training
+
+
+def test_checks_run_in_the_execution_order_and_report_in_the_catalogues():
+    from alignguard.checks.catalogue import CHECKS, EXECUTION
+
+    assert sorted(EXECUTION, key=CHECKS.index) == list(CHECKS) and len(EXECUTION) == len(CHECKS)
+
+
+def test_probes_after_identifiability_replay_its_encoder_call(monkeypatch):
+    """translation_symmetry's runs on the example inputs come right after identifiability's, whose replay
+    capture of the encoder serves them: no encoder forward of their own; the report keeps the catalogue's
+    order."""
+    from alignguard import api
+    from alignguard.checks.catalogue import CHECKS
+    from alignguard.checks.gradients.losses import LossCheck
+    from alignguard.checks.probes.translation import TranslationProbeCheck
+    from alignguard.checks.structure.identifiability import IdentifiabilityCheck
+
+    spec, model_file = api.load("specs/cmdn.yaml", "models/cmdn.py")
+    encoder = type(model_file.build().encoder)
+    calls, current = [], [""]
+    real = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda self, x: calls.append(current[0]) or real(self, x))
+    run_one = api._run_one
+
+    def tagged(check, context):
+        current[0] = type(check).__name__
+        return run_one(check, context)
+    monkeypatch.setattr(api, "_run_one", tagged)
+    # In the catalogue the gradient measurement (train-mode forwards: they drop the capture) comes between them.
+    report = api.run_checks(api.open_context(spec, model_file),
+                            checks=(IdentifiabilityCheck, LossCheck, TranslationProbeCheck))
+    assert calls.count("IdentifiabilityCheck") >= 1 and calls.count("TranslationProbeCheck") == 0
+    assert calls.count("LossCheck") >= 1
+    ids = [r.check_id for r in report.results]
+    positions = [next(i for i, c in enumerate(CHECKS) if i_d in c.ids) for i_d in ids]
+    assert positions == sorted(positions)
