@@ -235,6 +235,7 @@ class FrozenNorm(nn.Module):
     def __init__(self):
         super().__init__()
         self.norm, self.head = nn.BatchNorm1d(4), nn.Linear(4, 1)
+        self.register_module("absent", None)  # an optional submodule left out: the flag walk skips it
         self.switches = 0
 
     def train(self, mode: bool = True):
