@@ -119,7 +119,7 @@ class LossDescentCheck(Check):
                          "matched nothing: no loss term has a gradient (see loss.alive)",
                          fix="make the design's loss terms alive first", where=where)
             return
-        for name, step, norm, value, slopes, stop in found.judged:
+        for name, step, norm, value, slopes, stop, shared in found.judged:
             if slopes is None:
                 loss = context.spec.losses.get(name)
                 why = (f"L_{name} declares a straight-through estimator: its gradient is not the slope of a step "
@@ -129,7 +129,7 @@ class LossDescentCheck(Check):
                 yield passed(ID, f"loss {name}", "the gradient is the slope, where the design does not say otherwise",
                              why, where=where)
                 continue
-            yield self._judge(context, name, step, norm, value, slopes, stop, where)
+            yield self._judge(context, name, step, norm, value, slopes, stop, where, shared)
 
     def measure_first_batch(self, context, first: dict, outputs: Any = None) -> list[tuple]:
         """[(name, step, |g|, value, slopes, why shrinking stopped)] of every alive term, from the
@@ -152,21 +152,127 @@ class LossDescentCheck(Check):
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
             self._saved_buffers = [(b, saved[id(b)]) for b in model.buffers()]  # what each forward's buffers go back to
-            free = self._output_free(context, measured, outputs)
+            entries = []  # (name, step, gradient judged, value, roundoff, declared: some parameter left out)
             for name, step, grad, value, roundoff in measured:
-                grad = self._undeclared(context, name, named, grad)
-                if not _nonzero(grad):
-                    judged.append((name, step, 0.0, value, None, ""))
+                pieces = self._undeclared(context, name, named, grad)
+                declared = any(a is not None and b is None for a, b in zip(grad, pieces))
+                entries.append((name, step, pieces, value, roundoff, declared))
+            shared = self._shared(context, params, origin,
+                                  [e for e in entries if not e[5] and _nonzero(e[2])])
+            free = None  # the output-free terms, found only if some term is measured along its own gradient
+            for name, step, pieces, value, roundoff, _ in entries:
+                if not _nonzero(pieces):
+                    judged.append((name, step, 0.0, value, None, "", None))
                     continue
-                norm = norm64(grad)
-                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm,
+                if (name, step) in shared:
+                    judged.append((name, step, *shared[(name, step)]))
+                    continue
+                if free is None:
+                    free = self._output_free(context, measured, outputs)
+                norm = norm64(pieces)
+                slopes, stop = self._slopes(context, params, name, step, pieces, value, roundoff, origin, norm,
                                             stale=outputs if (name, step) in free else None)
                 if (name, step) in free and not self._passes(context, slopes):
                     # judged only with forwards: a miss may come from state forward leaves on the model
-                    slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm)
-                judged.append((name, step, norm, value, slopes, stop))
+                    slopes, stop = self._slopes(context, params, name, step, pieces, value, roundoff, origin, norm)
+                judged.append((name, step, norm, value, slopes, stop, None))
         self._saved_buffers = None  # the copies `_restored` made: freed with it
         return judged
+
+    def _shared(self, context, params, origin, entries: list) -> dict:
+        """{(name, step): (|g|, value, slopes, why shrinking stopped, "shared")} of the terms judged
+        along one direction d shared by all of them (see `_shared_weights`): one pair of forwards per
+        step length serves every term, since every term's value comes from the same forward. A term
+        the shared direction cannot judge exactly (its weights do not solve, or its predicted change
+        along d is below the value's float rounding at the spec's ε) is left out: it is measured
+        along its own gradient, as is a term that misses along d (its verdict and ratios are then
+        exactly those of its own gradient) and a term that declares parameters out (`reversed_on`,
+        `straight_through`: d would move them)."""
+        import torch
+
+        from alignguard.gradients.measure import gram_blocks
+
+        if len(entries) < 2:
+            return {}
+        blocks = gram_blocks([e[2] for e in entries], len(params))
+        keep = list(range(len(entries)))
+        while True:
+            weights, exact = _shared_weights(blocks[:, keep][:, :, keep], context.spec.gradients.descent_tolerance)
+            if all(exact) or sum(exact) < 2:
+                break
+            keep = [k for k, ok in zip(keep, exact) if ok]
+        if sum(exact) < 2:
+            return {}
+        group = [entries[k] for k in keep]
+        sub = blocks[:, keep][:, :, keep]
+        norms = sub.diagonal(dim1=1, dim2=2).sum(dim=0).clamp(min=0).sqrt().tolist()
+        d_norm = float(torch.einsum("pk,pkl,pl->", weights, sub, weights).clamp(min=0).sqrt())
+        slopes, stops = self._shared_slopes(context, params, origin, group, weights, d_norm)
+        # a term that misses along d is judged along its own gradient, as before sharing: its failure
+        # (and the ratios it shows) is the one ĝ_k gives
+        return {(e[0], e[1]): (norm, e[3], slopes[k], stops[k], "shared")
+                for k, (e, norm) in enumerate(zip(group, norms)) if slopes[k] and self._passes(context, slopes[k])}
+
+    def _shared_slopes(self, context, params, origin, group: list, weights, d_norm: float) -> tuple[list, list]:
+        """Every term's central differences along d = Σ_k w_pk g_kp (per parameter p), shortening the
+        step for the terms that still miss, by the rules `_slopes` follows for one term; a term whose
+        predicted change is below the float rounding at the spec's ε gets no slopes (judged alone)."""
+        from alignguard.checks.gradients.perturb import Moved
+
+        tolerance = context.spec.gradients.descent_tolerance
+        epsilon = context.spec.gradients.descent_epsilon
+        moved = Moved(params, origin, [e[2] for e in group], weights)
+        slopes: list[list[Slope]] = [[] for _ in group]
+        stops = [""] * len(group)
+        open_ = list(range(len(group)))
+        for divisor in (1, *SHORTER):
+            held = {sign: sign * epsilon / divisor / d_norm for sign in (1.0, -1.0)}
+            predicted, span = moved.along(held[1.0], held[-1.0])
+            for k in list(open_):
+                _, _, _, value, roundoff, _ = group[k]
+                below = _rounding(epsilon / divisor, span, predicted[k], value, roundoff, tolerance)
+                if below:
+                    open_.remove(k)
+                    if divisor > 1:
+                        stops[k] = f"no shorter step: ε = {epsilon / divisor:g} {below}"
+            if not open_:
+                break
+            changes = self._changes(context, moved, held, [(group[k][0], group[k][1]) for k in open_])
+            for k, change in zip(list(open_), changes):
+                slopes[k].append(Slope(epsilon / divisor, change, predicted[k], span))
+                miss = [abs(s.ratio - 1.0) for s in slopes[k]]
+                if miss[-1] <= tolerance:
+                    open_.remove(k)
+                elif len(miss) > 1 and not _closer(miss[-1], miss[-2]):
+                    stops[k] = NO_CLOSER
+                    open_.remove(k)
+        return slopes, stops
+
+    def _changes(self, context, moved, held, keys: list[tuple[str, int]]) -> list[float]:
+        """[L_k(θ+δ₊) − L_k(θ+δ₋)] in float64 for every (term, step) of `keys`, from one forward per
+        sign (per step, when the example batch depends on it), then θ again."""
+        value = {}
+        try:
+            for sign, along in held.items():
+                moved.hold(along)
+                with _buffers_kept(context.model, getattr(self, "_saved_buffers", None)):
+                    value[sign] = self._values(context, keys)
+        finally:
+            moved.restore()
+        return [a - b for a, b in zip(value[1.0], value[-1.0])]
+
+    def _values(self, context, keys: list[tuple[str, int]]) -> list[float]:
+        """The terms' values at the parameters held now: `loss_terms` at every step of `keys`, in
+        step order as the gradient measurement calls it, on one forward (one per step when the
+        example batch depends on the step)."""
+        steps = sorted({step for _, step in keys})
+        terms: dict[int, dict] = {}
+        outputs = None
+        for step in steps:
+            if outputs is None or context.model_file.step_dependent:
+                outputs = self._forward(context, step)
+            terms[step] = self._terms(context, outputs, step)
+        return [_scalar(terms[step].get(name)) for name, step in keys]
 
     def _output_free(self, context, measured: list, outputs: Any) -> set[tuple[str, int]]:
         """The (term, step)s whose value reads none of forward's outputs: `loss_terms` given the first
@@ -252,13 +358,13 @@ class LossDescentCheck(Check):
         origin = origin if origin is not None else [p.detach().clone() for p in params]
         from alignguard.checks.gradients.perturb import Moved
 
-        moved = Moved(params, origin, pieces)
+        moved = Moved(params, origin, [pieces])
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
             # θ ± step·g is recomputed where it is needed (deterministically, so identically) rather
             # than held: two whole-model copies less (0.4 GB on the DeepSEA CNN).
             held = {sign: sign * epsilon / divisor / norm for sign in (1.0, -1.0)}
-            predicted, span = moved.along(held[1.0], held[-1.0])
+            (predicted,), span = moved.along(held[1.0], held[-1.0])
             below = _rounding(epsilon / divisor, span, predicted, value, roundoff, tolerance)
             if below and divisor > 1:
                 return slopes, f"no shorter step: ε = {epsilon / divisor:g} {below}"
@@ -294,26 +400,29 @@ class LossDescentCheck(Check):
         if stale is not None:
             manual_seed(context.spec.entry_points.seed)
         outputs = self._forward(context, step) if stale is None else stale
-        term = self._terms(context, outputs, step).get(name)
-        if term is None:
-            return float("nan")  # the term vanished when the parameters moved: judged as not finite
-        return float(term.detach().double().reshape(()))
+        return _scalar(self._terms(context, outputs, step).get(name))
 
     # ---- judging ------------------------------------------------------------------------
-    def _judge(self, context, name, step, norm, value, slopes: list[Slope], stop: str, where) -> CheckResult:
+    def _judge(self, context, name, step, norm, value, slopes: list[Slope], stop: str, where,
+               shared: str | None = None) -> CheckResult:
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
         element = f"loss {name}"
-        expected = (f"the gradient of L_{name} is the slope of L_{name}: (L(θ+εĝ) − L(θ−εĝ))/2ε = |g_{name}| "
-                    f"within {tolerance:g} (ε = {epsilon:g}, or a shorter step if ε is too long for the curvature; "
-                    f"step {step})")
+        along = "d, the direction the terms share" if shared else f"ĝ_{name}"
+        expected = (f"the gradient of L_{name} is the slope of L_{name}: (L(θ+εd) − L(θ−εd))/2ε = g_{name}·d "
+                    f"within {tolerance:g} along d = ĝ_{name} or a direction the terms share (ε = {epsilon:g}, or a "
+                    f"shorter step if ε is too long for the curvature; step {step})")
         last = slopes[-1]  # the shortest step measured: the one closest to the derivative
         ratio = last.ratio
+        predicted = last.predicted / last.span if last.span else float("nan")
         details = {"step": step, "value": value, "grad_norm": norm, "slope": last.slope, "ratio": ratio,
+                   "predicted_slope": predicted, "direction": shared or "own",
                    "epsilon": last.epsilon, "ratios": [[s.epsilon, s.ratio] for s in slopes]}
         places = max(3, math.ceil(-math.log10(tolerance)) + 1)  # enough digits to show a miss
         trail = ", ".join(f"{s.ratio:+.{places}f} at ε = {s.epsilon:g}" for s in slopes)
-        found = f"slope {last.slope:.4g} along ĝ_{name}, |g_{name}| = {norm:.4g}: ratio {trail}"
+        found = (f"slope {last.slope:.4g} along {along}, where g_{name}·d = {predicted:.4g} (|g_{name}| = {norm:.4g}): "
+                 f"ratio {trail}" if shared else
+                 f"slope {last.slope:.4g} along ĝ_{name}, |g_{name}| = {norm:.4g}: ratio {trail}")
         if abs(ratio - 1.0) <= tolerance:
             if len(slopes) > 1:
                 found += f"; the longer step{'s' if len(slopes) > 2 else ''} measured curvature, not the gradient"
@@ -321,7 +430,7 @@ class LossDescentCheck(Check):
         floor = f"; {stop}" if stop and stop != NO_CLOSER else ""
         if not math.isfinite(ratio):
             return failed(ID, element, expected,
-                          f"L_{name} is not finite (or not returned) at θ ± εĝ_{name} ({trail}{floor}): the "
+                          f"L_{name} is not finite (or not returned) at θ ± ε{along.split(',')[0]} ({trail}{floor}): the "
                           "slope cannot be measured", fix="stabilise the term (clamp, an eps), or lower "
                           "`gradients.descent_epsilon`", where=where, details=details)
         converging = len(slopes) > 1 and stop != NO_CLOSER and ratio > 0
@@ -386,6 +495,42 @@ def first_batch_hook(context: CheckContext) -> Callable[[dict], None] | None:
                 found.error = exc
 
     return hook
+
+
+def _scalar(term: Any) -> float:
+    """A term's value in float64; NaN when it vanished as the parameters moved (judged as not finite)."""
+    if term is None:
+        return float("nan")
+    return float(term.detach().double().reshape(()))
+
+
+def _shared_weights(blocks, tolerance: float):
+    """Weights w (parameters × terms) of the direction d_p = Σ_k w_pk g_kp that every term k sees, on
+    every parameter p, as it sees its own normalised gradient: g_kp·d_p = |g_kp|²/|g_k|; and, per
+    term, whether they solve that exactly (within tolerance/100 of |g_k| over all parameters).
+
+    `blocks` are the terms' per-parameter dot products G_p (the measurement's Gram blocks). Per
+    parameter this is the linear system G_p w_p = diag(G_p)/|g|, over the terms with a gradient there.
+    Why: along d, term k's ratio (measured change over g_k·δ) weighs each parameter exactly as the
+    ratio along ĝ_k does, so a gradient wrong by a factor on any set of parameters (a reversal layer
+    upstream of some modules, a reversed or scaled term) gives the same ratio along d as along ĝ_k.
+    Where the terms' gradients on a parameter are linearly dependent, the system may have no
+    solution: a term it fails for is judged along its own gradient.
+    """
+    import torch
+
+    diag = blocks.diagonal(dim1=1, dim2=2)  # (P, K) |g_kp|²
+    norms = diag.sum(dim=0).clamp(min=0).sqrt()
+    target = diag / norms.clamp(min=1e-300)
+    active = diag > 0
+    pair = active[:, :, None] & active[:, None, :]
+    system = torch.where(pair, blocks, torch.zeros_like(blocks)) + torch.diag_embed((~active).double())
+    weights = torch.linalg.lstsq(system, target.unsqueeze(-1)).solution.squeeze(-1)
+    weights = torch.where(active & torch.isfinite(weights), weights, torch.zeros_like(weights))
+    residual = (torch.einsum("pkl,pl->pk", torch.where(pair, blocks, torch.zeros_like(blocks)), weights)
+                - target).abs().sum(dim=0)
+    exact = (residual <= tolerance / 100 * norms) & (norms > 0)
+    return weights, exact.tolist()
 
 
 def _tensors(outputs: Any) -> list:
