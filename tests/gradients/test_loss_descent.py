@@ -119,12 +119,14 @@ def test_passing_terms_pay_for_no_shorter_step():
     calls = counted_forwards(context)
     results = list(LossDescentCheck().run(context))
     assert all(r.status is Status.PASS and len(r.details["ratios"]) == 1 for r in results)
-    assert len(calls) == 1 + 2 * len(results)  # the gradient's forward, then two per term
+    assert {r.details["direction"] for r in results} == {"shared"}
+    assert len(calls) == 1 + 2  # the gradient's forward, then one pair θ ± εd that serves both terms
 
 
-def wave_ratio(epsilon):
-    """The curved model's exact central-difference ratio: sin(2Kε)/(2Kε) (see curved_models.py)."""
-    x = 2 * 1e4 * epsilon
+def wave_ratio(epsilon, along=1.0):
+    """The curved model's exact central-difference ratio: sin(2Kε)/(2Kε) (see curved_models.py), for a
+    step whose cosine with ĝ_wave is `along` (1: along ĝ_wave itself)."""
+    x = 2 * 1e4 * epsilon * along
     return math.sin(x) / x
 
 
@@ -135,17 +137,20 @@ def test_a_step_too_long_for_the_curvature_is_not_a_wrong_gradient():
     results = {r.element: r for r in LossDescentCheck().run(context)}
     wave = results["loss wave"]
     assert wave.status is Status.PASS, wave.found
+    assert wave.details["direction"] == "shared"
+    # along the shared direction d, the phase moves by ε·cos(d, ĝ_wave): the ratio is the same sine's
+    along = wave.details["predicted_slope"] / wave.details["grad_norm"]
+    assert 0.3 < along < 0.9
     assert [e for e, _ in wave.details["ratios"]] == [1e-3, 1e-4, 1e-5]
-    assert [r for _, r in wave.details["ratios"]] == pytest.approx([wave_ratio(e) for e in (1e-3, 1e-4, 1e-5)],
-                                                                  abs=1e-3)
+    assert [r for _, r in wave.details["ratios"]] == pytest.approx(
+        [wave_ratio(e, along) for e in (1e-3, 1e-4, 1e-5)], abs=1e-3)
     assert wave.details["ratios"][0][1] < 0.1  # the default step alone would have failed it
-    assert wave.details["epsilon"] == 1e-5 and wave.details["ratio"] == pytest.approx(0.9933, abs=1e-3)
-    assert "+0.046 at ε = 0.001, +0.455 at ε = 0.0001, +0.993 at ε = 1e-05" in wave.found
+    assert wave.details["epsilon"] == 1e-5 and wave.details["ratio"] == pytest.approx(wave_ratio(1e-5, along), abs=1e-3)
     assert "measured curvature, not the gradient" in wave.found
     assert all(len(results[t].details["ratios"]) == 1 for t in ("loss bce", "loss kl"))
-    # the gradient's forward, then two per term that reads forward's outputs; `wave` reads none (a function
-    # of the parameters alone), so its three step lengths run `loss_terms` only
-    assert len(calls) == 1 + 2 * 2
+    # the gradient's forward, then one pair θ ± εd for all three terms; `wave` reads no output of forward
+    # (a function of the parameters alone), so its two shorter steps run `loss_terms` only
+    assert len(calls) == 1 + 2
     assert all(torch.equal(before[k], v) for k, v in context.model.state_dict().items())
 
 
@@ -219,7 +224,9 @@ def test_descent_runs_no_forward_or_backward_of_its_own():
     assert forwards == measured  # the check itself ran nothing more
     assert measured["graph"] == 2  # 2 batches, both steps (0 and 5) from the same forwards
     assert results and all(r.status is Status.PASS for r in results.values())
-    assert measured["no_grad"] == 2 * sum(len(r.details["ratios"]) for r in results.values())  # θ ± εĝ per ε
+    assert {r.details["direction"] for r in results.values()} == {"shared"}
+    # θ ± εd per ε, one pair for both terms (bce at step 0, kl at step 5: `loss_terms` at both on one forward)
+    assert measured["no_grad"] == 2 * max(len(r.details["ratios"]) for r in results.values())
 
 
 def no_grad_forwards(context):
@@ -236,8 +243,8 @@ def test_a_term_that_reads_no_output_is_measured_without_forwards():
     results = {r.element: r for r in LossDescentCheck().run(context)}
     assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values()]
     assert results["loss l2"].details["ratio"] == pytest.approx(1.0, abs=0.01)
-    forwards_for = {name: 2 * len(results[f"loss {name}"].details["ratios"]) for name in ("bce", "kl")}
-    assert len(calls) == sum(forwards_for.values())  # none for l2
+    assert {r.details["direction"] for r in results.values()} == {"shared"}
+    assert len(calls) == 2  # θ ± εd for all three terms: l2 adds no forward (nor a `loss_terms` call)
 
 
 def test_a_reversed_term_that_reads_no_output_still_fails():

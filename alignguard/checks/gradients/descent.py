@@ -152,14 +152,21 @@ class LossDescentCheck(Check):
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
             self._saved_buffers = [(b, saved[id(b)]) for b in model.buffers()]  # what each forward's buffers go back to
+            self._stale = outputs
             entries = []  # (name, step, gradient judged, value, roundoff, declared: some parameter left out)
             for name, step, grad, value, roundoff in measured:
                 pieces = self._undeclared(context, name, named, grad)
                 declared = any(a is not None and b is None for a, b in zip(grad, pieces))
                 entries.append((name, step, pieces, value, roundoff, declared))
+            found_free: list[set] = []  # the output-free terms, found once, only if a measurement can use them
+
+            def free_terms() -> set:
+                if not found_free:
+                    found_free.append(self._output_free(context, measured, outputs))
+                return found_free[0]
+
             shared = self._shared(context, params, origin,
-                                  [e for e in entries if not e[5] and _nonzero(e[2])])
-            free = None  # the output-free terms, found only if some term is measured along its own gradient
+                                  [e for e in entries if not e[5] and _nonzero(e[2])], free_terms)
             for name, step, pieces, value, roundoff, _ in entries:
                 if not _nonzero(pieces):
                     judged.append((name, step, 0.0, value, None, "", None))
@@ -167,8 +174,7 @@ class LossDescentCheck(Check):
                 if (name, step) in shared:
                     judged.append((name, step, *shared[(name, step)]))
                     continue
-                if free is None:
-                    free = self._output_free(context, measured, outputs)
+                free = free_terms()
                 norm = norm64(pieces)
                 slopes, stop = self._slopes(context, params, name, step, pieces, value, roundoff, origin, norm,
                                             stale=outputs if (name, step) in free else None)
@@ -176,10 +182,10 @@ class LossDescentCheck(Check):
                     # judged only with forwards: a miss may come from state forward leaves on the model
                     slopes, stop = self._slopes(context, params, name, step, pieces, value, roundoff, origin, norm)
                 judged.append((name, step, norm, value, slopes, stop, None))
-        self._saved_buffers = None  # the copies `_restored` made: freed with it
+        self._saved_buffers = self._stale = None  # the copies `_restored` made: freed with it
         return judged
 
-    def _shared(self, context, params, origin, entries: list) -> dict:
+    def _shared(self, context, params, origin, entries: list, free_terms: Callable[[], set]) -> dict:
         """{(name, step): (|g|, value, slopes, why shrinking stopped, "shared")} of the terms judged
         along one direction d shared by all of them (see `_shared_weights`): one pair of forwards per
         step length serves every term, since every term's value comes from the same forward. A term
@@ -207,16 +213,19 @@ class LossDescentCheck(Check):
         sub = blocks[:, keep][:, :, keep]
         norms = sub.diagonal(dim1=1, dim2=2).sum(dim=0).clamp(min=0).sqrt().tolist()
         d_norm = float(torch.einsum("pk,pkl,pl->", weights, sub, weights).clamp(min=0).sqrt())
-        slopes, stops = self._shared_slopes(context, params, origin, group, weights, d_norm)
+        slopes, stops = self._shared_slopes(context, params, origin, group, weights, d_norm, free_terms)
         # a term that misses along d is judged along its own gradient, as before sharing: its failure
         # (and the ratios it shows) is the one ĝ_k gives
         return {(e[0], e[1]): (norm, e[3], slopes[k], stops[k], "shared")
                 for k, (e, norm) in enumerate(zip(group, norms)) if slopes[k] and self._passes(context, slopes[k])}
 
-    def _shared_slopes(self, context, params, origin, group: list, weights, d_norm: float) -> tuple[list, list]:
+    def _shared_slopes(self, context, params, origin, group: list, weights, d_norm: float,
+                       free_terms: Callable[[], set]) -> tuple[list, list]:
         """Every term's central differences along d = Σ_k w_pk g_kp (per parameter p), shortening the
         step for the terms that still miss, by the rules `_slopes` follows for one term; a term whose
-        predicted change is below the float rounding at the spec's ε gets no slopes (judged alone)."""
+        predicted change is below the float rounding at the spec's ε gets no slopes (judged alone).
+        A shorter step for terms that all read no output of forward runs none (`_output_free`; one
+        that then misses is judged along its own gradient, with forwards)."""
         from alignguard.checks.gradients.perturb import Moved
 
         tolerance = context.spec.gradients.descent_tolerance
@@ -237,7 +246,9 @@ class LossDescentCheck(Check):
                         stops[k] = f"no shorter step: ε = {epsilon / divisor:g} {below}"
             if not open_:
                 break
-            changes = self._changes(context, moved, held, [(group[k][0], group[k][1]) for k in open_])
+            keys = [(group[k][0], group[k][1]) for k in open_]
+            stale = self._stale if divisor > 1 and set(keys) <= free_terms() else None
+            changes = self._changes(context, moved, held, keys, stale)
             for k, change in zip(list(open_), changes):
                 slopes[k].append(Slope(epsilon / divisor, change, predicted[k], span))
                 miss = [abs(s.ratio - 1.0) for s in slopes[k]]
@@ -248,7 +259,7 @@ class LossDescentCheck(Check):
                     open_.remove(k)
         return slopes, stops
 
-    def _changes(self, context, moved, held, keys: list[tuple[str, int]]) -> list[float]:
+    def _changes(self, context, moved, held, keys: list[tuple[str, int]], stale: Any = None) -> list[float]:
         """[L_k(θ+δ₊) − L_k(θ+δ₋)] in float64 for every (term, step) of `keys`, from one forward per
         sign (per step, when the example batch depends on it), then θ again."""
         value = {}
@@ -256,20 +267,22 @@ class LossDescentCheck(Check):
             for sign, along in held.items():
                 moved.hold(along)
                 with _buffers_kept(context.model, getattr(self, "_saved_buffers", None)):
-                    value[sign] = self._values(context, keys)
+                    value[sign] = self._values(context, keys, stale)
         finally:
             moved.restore()
         return [a - b for a, b in zip(value[1.0], value[-1.0])]
 
-    def _values(self, context, keys: list[tuple[str, int]]) -> list[float]:
+    def _values(self, context, keys: list[tuple[str, int]], stale: Any = None) -> list[float]:
         """The terms' values at the parameters held now: `loss_terms` at every step of `keys`, in
         step order as the gradient measurement calls it, on one forward (one per step when the
-        example batch depends on the step)."""
+        example batch depends on the step; none with `stale` outputs)."""
         steps = sorted({step for _, step in keys})
         terms: dict[int, dict] = {}
-        outputs = None
+        outputs = stale
+        if stale is not None:
+            manual_seed(context.spec.entry_points.seed)
         for step in steps:
-            if outputs is None or context.model_file.step_dependent:
+            if outputs is None or (stale is None and context.model_file.step_dependent and step != steps[0]):
                 outputs = self._forward(context, step)
             terms[step] = self._terms(context, outputs, step)
         return [_scalar(terms[step].get(name)) for name, step in keys]
