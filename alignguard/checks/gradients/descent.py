@@ -213,17 +213,18 @@ class LossDescentCheck(Check):
         sub = blocks[:, keep][:, :, keep]
         norms = sub.diagonal(dim1=1, dim2=2).sum(dim=0).clamp(min=0).sqrt().tolist()
         d_norm = float(torch.einsum("pk,pkl,pl->", weights, sub, weights).clamp(min=0).sqrt())
-        slopes, stops = self._shared_slopes(context, params, origin, group, weights, d_norm, free_terms)
+        slopes, stops = self._shared_slopes(context, params, origin, group, norms, weights, d_norm, free_terms)
         # a term that misses along d is judged along its own gradient, as before sharing: its failure
         # (and the ratios it shows) is the one ĝ_k gives
         return {(e[0], e[1]): (norm, e[3], slopes[k], stops[k], "shared")
                 for k, (e, norm) in enumerate(zip(group, norms)) if slopes[k] and self._passes(context, slopes[k])}
 
-    def _shared_slopes(self, context, params, origin, group: list, weights, d_norm: float,
+    def _shared_slopes(self, context, params, origin, group: list, norms: list[float], weights, d_norm: float,
                        free_terms: Callable[[], set]) -> tuple[list, list]:
         """Every term's central differences along d = Σ_k w_pk g_kp (per parameter p), shortening the
         step for the terms that still miss, by the rules `_slopes` follows for one term; a term whose
-        predicted change is below the float rounding at the spec's ε gets no slopes (judged alone).
+        predicted change is below the float rounding at the spec's ε gets no slopes (judged along ĝ_k),
+        unless it would be below it along ĝ_k too (then it is measured at ε only, as there).
         A shorter step for terms that all read no output of forward runs none (`_output_free`; one
         that then misses is judged along its own gradient, with forwards)."""
         from alignguard.checks.gradients.perturb import Moved
@@ -240,8 +241,11 @@ class LossDescentCheck(Check):
             for k in list(open_):
                 _, _, _, value, roundoff, _ = group[k]
                 below = _rounding(epsilon / divisor, span, predicted[k], value, roundoff, tolerance)
-                if below:
-                    open_.remove(k)
+                if below and divisor == 1 and _rounding(epsilon, 2 * epsilon, 2 * epsilon * norms[k], value,
+                                                        roundoff, tolerance):
+                    stops[k] = f"ε = {epsilon:g} itself {below}"  # as along ĝ_k: measured, and no shorter step
+                elif below:
+                    open_.remove(k)  # at the spec's ε: judged along ĝ_k, whose predicted change is larger
                     if divisor > 1:
                         stops[k] = f"no shorter step: ε = {epsilon / divisor:g} {below}"
             if not open_:
@@ -252,7 +256,7 @@ class LossDescentCheck(Check):
             for k, change in zip(list(open_), changes):
                 slopes[k].append(Slope(epsilon / divisor, change, predicted[k], span))
                 miss = [abs(s.ratio - 1.0) for s in slopes[k]]
-                if miss[-1] <= tolerance:
+                if miss[-1] <= tolerance or stops[k]:
                     open_.remove(k)
                 elif len(miss) > 1 and not _closer(miss[-1], miss[-2]):
                     stops[k] = NO_CLOSER
