@@ -236,6 +236,8 @@ class LossDescentCheck(Check):
         stops = [""] * len(group)
         open_ = list(range(len(group)))
         for divisor in (1, *SHORTER):
+            if not open_:
+                break
             held = {sign: sign * epsilon / divisor / d_norm for sign in (1.0, -1.0)}
             predicted, span = moved.along(held[1.0], held[-1.0])
             for k in list(open_):
