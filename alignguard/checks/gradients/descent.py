@@ -196,21 +196,11 @@ class LossDescentCheck(Check):
         `straight_through`: d would move them)."""
         import torch
 
-        from alignguard.gradients.measure import gram_blocks
-
-        if len(entries) < 2:
+        chosen = self._shared_group(context, params, entries)
+        if chosen is None:
             return {}
-        blocks = gram_blocks([e[2] for e in entries], len(params))
-        keep = list(range(len(entries)))
-        while True:
-            weights, exact = _shared_weights(blocks[:, keep][:, :, keep], context.spec.gradients.descent_tolerance)
-            if all(exact) or sum(exact) < 2:
-                break
-            keep = [k for k, ok in zip(keep, exact) if ok]
-        if sum(exact) < 2:
-            return {}
+        keep, weights, sub = chosen
         group = [entries[k] for k in keep]
-        sub = blocks[:, keep][:, :, keep]
         norms = sub.diagonal(dim1=1, dim2=2).sum(dim=0).clamp(min=0).sqrt().tolist()
         d_norm = float(torch.einsum("pk,pkl,pl->", weights, sub, weights).clamp(min=0).sqrt())
         slopes, stops = self._shared_slopes(context, params, origin, group, norms, weights, d_norm, free_terms)
@@ -218,6 +208,25 @@ class LossDescentCheck(Check):
         # (and the ratios it shows) is the one ĝ_k gives
         return {(e[0], e[1]): (norm, e[3], slopes[k], stops[k], "shared")
                 for k, (e, norm) in enumerate(zip(group, norms)) if slopes[k] and self._passes(context, slopes[k])}
+
+    def _shared_group(self, context, params, entries: list) -> tuple[list[int], Any, Any] | None:
+        """(the entries judged along d, its weights, their Gram blocks), or None when fewer than two
+        terms can share it: terms are left out, one at a time, until the weights fit every term left
+        within tolerance/100 (see `_shared_weights`)."""
+        from alignguard.gradients.measure import gram_blocks
+
+        if len(entries) < 2:
+            return None
+        blocks = gram_blocks([e[2] for e in entries], len(params))
+        fits = lambda keep: max(_shared_weights(blocks[:, keep][:, :, keep])[1])  # noqa: E731
+        keep = list(range(len(entries)))
+        while len(keep) >= 2 and fits(keep) > context.spec.gradients.descent_tolerance / 100:
+            # least squares spreads a misfit over every term: leave out the term whose absence fits best
+            keep = min(([k for k in keep if k != out] for out in keep), key=fits)
+        if len(keep) < 2:
+            return None
+        sub = blocks[:, keep][:, :, keep]
+        return keep, _shared_weights(sub)[0], sub
 
     def _shared_slopes(self, context, params, origin, group: list, norms: list[float], weights, d_norm: float,
                        free_terms: Callable[[], set]) -> tuple[list, list]:
@@ -523,18 +532,18 @@ def _scalar(term: Any) -> float:
     return float(term.detach().double().reshape(()))
 
 
-def _shared_weights(blocks, tolerance: float):
+def _shared_weights(blocks) -> tuple[Any, list[float]]:
     """Weights w (parameters × terms) of the direction d_p = Σ_k w_pk g_kp that every term k sees, on
     every parameter p, as it sees its own normalised gradient: g_kp·d_p = |g_kp|²/|g_k|; and, per
-    term, whether they solve that exactly (within tolerance/100 of |g_k| over all parameters).
+    term, how far they miss that: Σ_p |g_kp·d_p − |g_kp|²/|g_k|| / |g_k| (0: exactly).
 
-    `blocks` are the terms' per-parameter dot products G_p (the measurement's Gram blocks). Per
-    parameter this is the linear system G_p w_p = diag(G_p)/|g|, over the terms with a gradient there.
-    Why: along d, term k's ratio (measured change over g_k·δ) weighs each parameter exactly as the
-    ratio along ĝ_k does, so a gradient wrong by a factor on any set of parameters (a reversal layer
-    upstream of some modules, a reversed or scaled term) gives the same ratio along d as along ĝ_k.
-    Where the terms' gradients on a parameter are linearly dependent, the system may have no
-    solution: a term it fails for is judged along its own gradient.
+    `blocks` are the terms' per-parameter dot products G_p (`gram_blocks`). Per parameter this is
+    the linear system G_p w_p = diag(G_p)/|g|, over the terms with a gradient there. Why: along d,
+    term k's ratio (measured change over g_k·δ) weighs each parameter as the ratio along ĝ_k does,
+    so a gradient wrong by a factor on any set of parameters (a reversal layer upstream of some
+    modules, a reversed or scaled term) gives the same ratio along d as along ĝ_k, to within twice
+    the misfit. Where the terms' gradients on a parameter are linearly dependent (a one-element
+    bias), the system may have no exact solution: least squares, and the misfit says by how much.
     """
     import torch
 
@@ -543,13 +552,13 @@ def _shared_weights(blocks, tolerance: float):
     target = diag / norms.clamp(min=1e-300)
     active = diag > 0
     pair = active[:, :, None] & active[:, None, :]
-    system = torch.where(pair, blocks, torch.zeros_like(blocks)) + torch.diag_embed((~active).double())
+    gram = torch.where(pair, blocks, torch.zeros_like(blocks))
+    system = gram + torch.diag_embed((~active).double())  # a term without gradient on p: weight 0 there
     weights = torch.linalg.lstsq(system, target.unsqueeze(-1)).solution.squeeze(-1)
     weights = torch.where(active & torch.isfinite(weights), weights, torch.zeros_like(weights))
-    residual = (torch.einsum("pkl,pl->pk", torch.where(pair, blocks, torch.zeros_like(blocks)), weights)
-                - target).abs().sum(dim=0)
-    exact = (residual <= tolerance / 100 * norms) & (norms > 0)
-    return weights, exact.tolist()
+    residual = (torch.einsum("pkl,pl->pk", gram, weights) - target).abs().sum(dim=0)
+    misfit = torch.where(norms > 0, residual / norms.clamp(min=1e-300), torch.full_like(norms, math.inf))
+    return weights, misfit.tolist()
 
 
 def _tensors(outputs: Any) -> list:
