@@ -21,9 +21,26 @@ gradient does not. So a term that misses is measured again at ε/10, ε/100, ε/
 the shortest step measured, the one closest to the derivative. Shrinking stops as soon as the
 ratio is within tolerance, when a shorter step brought it no closer to 1 (a reversal stays at −1:
 one extra step), or when float rounding would dominate the shorter step (see `_rounding`).
-Cost: two forwards without autograd per term; two more per shorter step, paid only by a term
-that misses; none for a term whose value reads no output of forward (an L2 over the weights: see
-`_output_free`), which runs only `loss_terms`. The gradients are the gradient measurement's first batch (same seed, batch and
+
+One pair of forwards serves every term. Every term's value comes from the same forward, so the
+terms are first measured together along one direction d shared by all of them, built per
+parameter tensor p from their gradients, d_p = Σ_k w_pk g_kp, with weights that make each term see
+every parameter as it sees its own gradient: g_kp·d_p = |g_kp|²/|g_k| (`_shared_weights`, solved on
+the per-parameter Gram blocks of the first batch's gradients). Along d, term k's measured change is
+compared with g_k·(δ₊ − δ₋), and a gradient wrong by a factor on any set of parameter tensors (a
+reversal layer upstream of some modules, a reversed or scaled term) gives the same ratio as along
+ĝ_k. A term that passes along d is judged there; a term that misses along d is measured again
+along its own ĝ_k, as described above, and judged there, so every failure (and the ratios it
+shows) is ĝ_k's. Terms the weights cannot fit within tolerance/100 (gradients linearly dependent
+on a parameter in a ratio their norms do not have), a term whose change along d is below the
+value's float rounding at ε while it would not be along ĝ_k, and a term that declares parameters
+out (`reversed_on`, `straight_through`: d would move them) are measured along ĝ_k from the start.
+
+Cost: two forwards without autograd per step length for all the terms together (`loss_terms`
+called at every step the terms are measured at, on the same outputs); two more per step length for
+a term measured along ĝ_k; none for a term whose value reads no output of forward (an L2 over the
+weights: see `_output_free`) where only such terms are left to measure, which runs only
+`loss_terms`. The gradients are the gradient measurement's first batch (same seed, batch and
 train-mode forward): the check measures its slopes there, through `first_batch_hook`, before the
 later batches are added, so it runs no forward and backward pass of its own and copies no gradient.
 """
@@ -76,7 +93,13 @@ class LossDescentCheck(Check):
             "parameters, the central difference (L_i(θ+εĝ_i) − L_i(θ−εĝ_i))/2ε must equal |g_i| within "
             "`gradients.descent_tolerance` (relative; ε is `gradients.descent_epsilon`). It runs on the real "
             "model in train mode on one example batch at each loss's measured step, with the random state "
-            "re-seeded identically for every forward, and restores the parameters exactly. A step too long for "
+            "re-seeded identically for every forward, and restores the parameters exactly. All terms are first "
+            "measured together along one direction d shared by them (one pair of forwards for every term), built per "
+            "parameter tensor from their gradients so that each term weighs every parameter tensor as along its own "
+            "ĝ_i (g_i,p·d_p = |g_i,p|²/|g_i|): along d the ratio (measured change over g_i·2εd) must be 1 within the "
+            "same tolerance, and a gradient wrong by a factor on any set of parameter tensors gives the same ratio "
+            "there as along ĝ_i. A term that misses along d, one the shared weights cannot fit, and one that declares "
+            "parameters out is measured and judged along its own ĝ_i, so a failure always shows ĝ_i's ratios. A step too long for "
             "the model's curvature also moves the ratio off 1 (a deep BatchNorm network: +0.5 at ε = 1e-3, +0.99 "
             "at 1e-5), so a term that misses is measured again at ε/10, ε/100, ε/1000 and judged at the shortest "
             "step measured, the one closest to the derivative: it passes as soon as one is within tolerance. "
