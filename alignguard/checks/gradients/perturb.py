@@ -70,8 +70,10 @@ class Moved:
         buffers: dict = {}
         for p, start, mix, pieces in self.large:
             flats = [None if g is None else g.reshape(-1) for g in pieces]
-            for (i, a), (_, b) in zip(_held(p, start, mix, plus), _held(p, start, mix, minus)):
-                span, other = _buffer(buffers, 0, a), _buffer(buffers, 1, a)
+            into_plus = lambda i, n, start=start: _buffer(buffers, 2, n, start.dtype, start.device)  # noqa: E731
+            into_minus = lambda i, n, start=start: _buffer(buffers, 3, n, start.dtype, start.device)  # noqa: E731
+            for (i, a), (_, b) in zip(_held(p, start, mix, plus, into_plus), _held(p, start, mix, minus, into_minus)):
+                span, other = (_buffer(buffers, slot, a.numel(), torch.float64, a.device) for slot in (0, 1))
                 torch.sub(span.copy_(a), other.copy_(b), out=span)
                 for k, flat in enumerate(flats):
                     if flat is not None:
@@ -96,12 +98,12 @@ class Moved:
                 p.copy_(start)
 
 
-def _buffer(buffers: dict, slot: int, like: torch.Tensor) -> torch.Tensor:
-    """A float64 buffer of `like`'s size and device, made once per size."""
-    key = (slot, like.numel(), like.device)
-    if key not in buffers:
-        buffers[key] = torch.empty(like.numel(), dtype=torch.float64, device=like.device)
-    return buffers[key]
+def _buffer(buffers: dict, slot: int, size: int, dtype, device) -> torch.Tensor:
+    """A flat buffer of `size` elements, made once per slot, dtype and device (a view of its start)."""
+    key = (slot, dtype, device)
+    if key not in buffers or buffers[key].numel() < size:
+        buffers[key] = torch.empty(max(size, CHUNK), dtype=dtype, device=device)
+    return buffers[key][:size]
 
 
 def _bundled(p, start, pieces) -> bool:
@@ -121,18 +123,25 @@ def _combined(mix: list, numel: int) -> torch.Tensor:
     return total.float()
 
 
-def _held(p, start, mix, step: float):
+def _held(p, start, mix, step: float, into=None):
     """The values parameter `p` would hold at θ + step·d (d = Σ w·g, unnormalised: `step` carries
     1/|d|), rounded to its dtype, flat, one chunk at a time: (offset, values). Fused adds in at least
     float32 (a float64 detour cost half of loss.descent on the ResNet-50 layout); no temporary is
-    larger than a chunk."""
+    larger than a chunk. `into(offset, size)` gives the tensor of `compute`'s dtype each chunk is
+    written to (a buffer, or the parameter itself): the same kernels, so the same values, without a
+    fresh chunk per add (which cost as much as the adds)."""
     compute = torch.promote_types(start.dtype, torch.float32)
     start = start.reshape(-1)
     flats = [(w, g.reshape(-1).to(start.device)) for w, g in mix]
     for i in range(0, start.numel(), CHUNK):
-        values = start[i:i + CHUNK].to(compute)
+        n = min(CHUNK, start.numel() - i)
+        out = into(i, n) if into is not None and compute == start.dtype else None
+        values = start[i:i + n]
         for w, g in flats:
-            values = torch.add(values, g[i:i + CHUNK].to(compute), alpha=step * w)
+            if out is None:
+                values = torch.add(values.to(compute), g[i:i + n].to(compute), alpha=step * w)
+            else:
+                values = torch.add(values, g[i:i + n].to(compute), alpha=step * w, out=out)
         yield i, values.to(p.dtype)
 
 
@@ -142,5 +151,6 @@ def _hold(p, start, mix, step: float) -> None:
     if flat is None:
         p.copy_(torch.cat([values for _, values in _held(p, start, mix, step)]).view_as(p))
         return
-    for i, values in _held(p, start, mix, step):
-        flat[i:i + values.numel()].copy_(values)
+    for i, values in _held(p, start, mix, step, into=lambda i, n: flat[i:i + n]):
+        if values.data_ptr() != flat[i:].data_ptr():  # computed elsewhere (another dtype): copied in
+            flat[i:i + values.numel()].copy_(values)
