@@ -50,7 +50,7 @@ class Moved:
                 starts.append(start.reshape(-1))
                 directions.append(_combined(mix, start.numel()))
                 for k, g in enumerate(pieces):
-                    grads[k].append(torch.zeros(p.numel()) if g is None else g.reshape(-1))
+                    grads[k].append(torch.zeros(p.numel(), device=p.device) if g is None else g.reshape(-1))
                 size += p.numel()
             else:
                 self.large.append((p, start, mix, pieces))
@@ -117,7 +117,7 @@ def _combined(mix: list, numel: int) -> torch.Tensor:
     """A small parameter's piece of d, flat float32 (the gradient itself, no copy, for weight 1 alone)."""
     if len(mix) == 1 and mix[0][0] == 1.0:
         return mix[0][1].reshape(-1)
-    total = torch.zeros(numel, dtype=torch.float64)
+    total = torch.zeros(numel, dtype=torch.float64, device=mix[0][1].device)
     for w, g in mix:
         total.add_(g.reshape(-1).double(), alpha=w)
     return total.float()
