@@ -9,7 +9,8 @@ Counts are exact whatever the machine's load: a forward is a call of the model's
 backward pass a call of `torch.autograd.backward` / `torch.autograd.grad`, each charged to the
 innermost phase `CheckContext.timed` had open. Seconds are in-process `run_checks` time of the
 gradient room (one thread, so that two checkouts compare on a shared machine); each checkout runs
-in its own subprocess, alternated, and the median is printed.
+in its own subprocess, alternated, and the median is printed, with the process's peak RSS (build,
+measurement and checks: the loss room's own peak).
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ start = time.perf_counter()
 report = api.run_checks(context, checks=ROOMS[1].checks)
 seconds = time.perf_counter() - start
 verdicts = sorted(f"{r.check_id} {r.element}: {r.status.value}" for r in report.results)
-print(json.dumps({"seconds": seconds, "phases": context.timings, "counts": counts, "verdicts": verdicts}))
+import resource
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB (Linux: KiB)
+print(json.dumps({"seconds": seconds, "phases": context.timings, "counts": counts, "verdicts": verdicts,
+                  "peak_mib": peak}))
 """
 
 
@@ -112,6 +116,8 @@ def main() -> None:
                 f"{statistics.median(r['phases'].get(phase, 0.0) for r in runs[arm]):>10.2f}" for arm in arms))
         print(f"  {'gradient room s (median)':40s}" + "".join(
             f"{statistics.median(r['seconds'] for r in runs[arm]):>10.2f}" for arm in arms))
+        print(f"  {'process peak RSS MiB (median)':40s}" + "".join(
+            f"{statistics.median(r['peak_mib'] for r in runs[arm]):>10.0f}" for arm in arms))
         if len(arms) > 1:
             same = runs["this"][0]["verdicts"] == runs["compare"][0]["verdicts"]
             print(f"  verdicts {'identical' if same else 'DIFFER'}")
