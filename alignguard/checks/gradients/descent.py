@@ -156,7 +156,8 @@ class LossDescentCheck(Check):
             yield self._judge(context, name, step, norm, value, slopes, stop, where, shared)
 
     def measure_first_batch(self, context, first: dict, outputs: Any = None) -> list[tuple]:
-        """[(name, step, |g|, value, slopes, why shrinking stopped)] of every alive term, from the
+        """[(name, step, |g|, value, slopes, why shrinking stopped, "shared" if judged along the direction
+        the terms share, else None)] of every alive term, from the
         gradient measurement's first batch (`first`: {step: (TermGradients, {name: gradient per
         parameter})}; `outputs`: its forward's outputs, detached, or None); slopes None where every
         parameter with a gradient is declared otherwise."""
