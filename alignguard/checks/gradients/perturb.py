@@ -4,8 +4,8 @@ The direction d is given per parameter as a combination of the terms' gradients,
 (one term with weight 1: its own gradient; several: the direction loss.descent shares between
 terms, see `descent._shared_weights`), so no whole-model copy of d is ever held: large parameters
 build it chunk by chunk from the gradients (no temporary larger than `CHUNK`), the many small ones
-(a ResNet's BatchNorm weights and 1x1 convolutions) hold their piece of d and go in bundles of at
-most `CHUNK` elements through one `torch._foreach_*` call per bundle, because one call per
+(a ResNet's BatchNorm weights and 1x1 convolutions) build their piece of d per call and go in
+bundles of at most `CHUNK` elements through one `torch._foreach_*` call per bundle, because one call per
 parameter cost as much Python overhead as the arithmetic.
 
 The perturbed values are computed twice, identically: once to measure the step the parameters
@@ -32,7 +32,7 @@ class Moved:
     def __init__(self, params: Sequence[torch.Tensor], origin: Sequence[torch.Tensor],
                  terms: Sequence[Sequence[Any]], weights: torch.Tensor | None = None):
         self.count = len(terms)
-        self.bundles: list[tuple[list, list, list, list]] = []  # (flat params, origins, d pieces, [per term pieces])
+        self.bundles: list[tuple[list, list, list, list]] = []  # (flat params, origins, d's mixes, [per term pieces])
         self.large: list[tuple[torch.Tensor, torch.Tensor, list, list]] = []  # (p, origin, [(w, g)], per term g)
         size = CHUNK + 1
         for index, (p, start) in enumerate(zip(params, origin)):
@@ -48,7 +48,7 @@ class Moved:
                 flats, starts, directions, grads = self.bundles[-1]
                 flats.append(p.detach().view(-1))
                 starts.append(start.reshape(-1))
-                directions.append(_combined(mix, start.numel()))
+                directions.append(mix)  # d's piece is built per call (`_directions`): no model-sized copy held
                 for k, g in enumerate(pieces):
                     grads[k].append(torch.zeros(p.numel(), device=p.device) if g is None else g.reshape(-1))
                 size += p.numel()
@@ -59,7 +59,8 @@ class Moved:
         """([g_k·(δ₊ − δ₋) for every term], |δ₊ − δ₋|) in float64, δ± the perturbations the parameters
         will hold at θ + plus·d and θ + minus·d."""
         dots, sq = [0.0] * self.count, 0.0
-        for _, starts, directions, grads in self.bundles:
+        for _, starts, mixes, grads in self.bundles:
+            directions = _directions(mixes, starts)
             a = torch.cat(torch._foreach_add(starts, directions, alpha=plus)).double()
             span = a - torch.cat(torch._foreach_add(starts, directions, alpha=minus)).double()
             for k, pieces in enumerate(grads):
@@ -84,8 +85,8 @@ class Moved:
     def hold(self, step: float) -> None:
         """Write θ + step·d into the parameters in place (the values `along` measured)."""
         with torch.no_grad():
-            for flats, starts, directions, _ in self.bundles:
-                torch._foreach_copy_(flats, torch._foreach_add(starts, directions, alpha=step))
+            for flats, starts, mixes, _ in self.bundles:
+                torch._foreach_copy_(flats, torch._foreach_add(starts, _directions(mixes, starts), alpha=step))
             for p, start, mix, _ in self.large:
                 _hold(p, start, mix, step)
 
@@ -111,6 +112,11 @@ def _bundled(p, start, pieces) -> bool:
     return (p.numel() <= CHUNK and p.dtype == start.dtype == torch.float32 and p.is_contiguous()
             and p.device == start.device
             and all(g is None or (g.dtype == torch.float32 and g.device == p.device) for g in pieces))
+
+
+def _directions(mixes: list, starts: list) -> list[torch.Tensor]:
+    """A bundle's pieces of d, flat float32, built now (a bundle is at most `CHUNK` elements)."""
+    return [_combined(mix, start.numel()) for mix, start in zip(mixes, starts)]
 
 
 def _combined(mix: list, numel: int) -> torch.Tensor:
