@@ -148,13 +148,16 @@ def _measure(context, path: str, symbols: list[str], everything: list[str], inpu
             values = run.run(inputs, train=train, seed=seed, observe=observe, param_grads=False, hold=hold)
         return {s: values[s].detach() for s in observe}
 
+    def confirm() -> None:
+        run.confirm_capture(inputs, seed)
+
     def as_built(train: bool) -> dict:
         # The same for every component: read once per check run, all components' symbols together (one
         # symbol only train mode returns makes that read fail: then each component's own, as before).
-        together = context.memo(f"effect:as_built:{train}", lambda: _as_built(read, train, everything))
+        together = context.memo(f"effect:as_built:{train}", lambda: _as_built(read, confirm, train, everything))
         if not isinstance(together, str):
             return {s: together[s] for s in symbols}
-        return context.memo(f"effect:as_built:{train}:{','.join(symbols)}", lambda: _as_built(read, train, symbols))
+        return context.memo(f"effect:as_built:{train}:{','.join(symbols)}", lambda: _as_built(read, confirm, train, symbols))
 
     moved: dict[str, float] = {s: 0.0 for s in symbols}
     attempts: dict[str, Attempt | None] = {s: None for s in symbols}
@@ -187,17 +190,20 @@ def _measure(context, path: str, symbols: list[str], everything: list[str], inpu
     return moved, attempts, what
 
 
-def _as_built(read, train: bool, observe: list[str]) -> dict | str:
+def _as_built(read, confirm, train: bool, observe: list[str]) -> dict | str:
     """The unperturbed values, or why they could not be read. In eval the first no_grad run on these inputs
-    captures the input-only calls and only a second, unheld run confirms the capture (probes/replay.py);
-    held runs never do, so it is read twice here, the second time mostly replayed, and every perturbed run
-    after it replays."""
+    captures the input-only calls (or replays a capture an earlier check confirmed); a pending capture is
+    confirmed at once, since the perturbed runs hold the component and never confirm one
+    (probes/replay.py): every perturbed run after it replays the calls that do not hold the component."""
     from alignguard.probes.runtime import SymbolError
 
     try:
-        return read(train, observe=observe) if train else (read(train, observe=observe), read(train, observe=observe))[1]
+        values = read(train, observe=observe)
     except SymbolError as exc:  # memoised as such: the failing read is not repeated for every component
         return str(exc)
+    if not train:
+        confirm()
+    return values
 
 
 @contextmanager
