@@ -12,6 +12,10 @@ the component's floating-point parameters and buffers (σ = `RELATIVE`·rms of e
 than rounding. Parameters are swapped through `.data` for one forward and restored, whatever happens;
 `.data` keeps their versions, so the recorded calls that do not hold the component are replayed
 (`hold=`: probes/replay.py), and a component beside a large encoder costs less than a whole forward.
+The unperturbed values are the same for every component: all components' symbols are read together
+once per mode, and a pending replay capture of that read is confirmed at once (perturbed runs hold the
+component and never confirm one): k components cost 2 + k runs in eval, not 3k. The noise is drawn in
+float32 (float64 for a float64 tensor), each tensor its own draw from the seeded generator.
 
 A correct model can hide an effect at the point it is built: a zero-initialised layer downstream
 multiplies it by 0, a ReLU is dead on these rows, an argmin/index symbol does not flip for small
