@@ -142,7 +142,9 @@ def _measure(context, path: str, symbols: list[str], everything: list[str], inpu
     generator = torch.Generator().manual_seed(seed)
     run = runner(context)
     own_ids = {id(t) for t in own}
-    others = [t for t in _tensors(model) if id(t) not in own_ids]
+
+    def others() -> list:  # only a retry at a generic point needs them (a walk of every module)
+        return [t for t in _tensors(model) if id(t) not in own_ids]
 
     def read(train: bool, hold: tuple = (), observe: list[str] = symbols) -> dict:
         # An eval run under no_grad replays the recorded calls that do not hold the component (an encoder
@@ -175,7 +177,7 @@ def _measure(context, path: str, symbols: list[str], everything: list[str], inpu
         try:
             # at a generic point every tensor moved: no recorded call may be replayed ('' holds them all)
             held = ("",) if attempt.rest else ()
-            with _shifted(others if attempt.rest else [], *(attempt.rest or (0.0, 0.0)), generator):
+            with _shifted(others() if attempt.rest else [], *(attempt.rest or (0.0, 0.0)), generator):
                 # as built, the unperturbed values are the same for every component: read once per check run
                 base = read(attempt.train, hold=held) if attempt.rest else as_built(attempt.train)
                 if isinstance(base, str):
