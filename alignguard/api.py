@@ -4,7 +4,8 @@
   happens, so the same spec and model give the same verdict every run);
 * `run_check` / `check_model_file` / `run_checks`: spec + model file -> Report;
 * `graph_view`: the captured graph annotated with what the structural checks found;
-* `infer_starter_spec`: what `alignguard init` measures on a model, as a starter spec.
+* `infer_starter_spec` (`survey_model`, then `starter_text`): what `alignguard init` measures on a
+  model, as a starter spec.
 """
 
 from __future__ import annotations
@@ -155,33 +156,44 @@ def graph_view(spec: Spec | str | Path, model_path: str | Path) -> "View":
 
 def infer_starter_spec(model_path: str | Path, name: str | None = None) -> tuple["Survey", str]:
     """What `alignguard init` measures on a model file, and the starter spec written from it."""
+    survey = survey_model(model_path)
+    return survey, starter_text(survey, name or Path(model_path).stem)
+
+
+def starter_text(survey: "Survey", model_name: str) -> str:
+    """The starter spec written from a survey (no model code runs: `init` renders it in the CLI's own
+    process, whose YAML and spec modules were imported while the worker measured)."""
     from alignguard.spec.starter import render_spec
 
-    survey = survey_model(model_path)
     start = time.perf_counter()
-    text = render_spec(survey, model_name=name or Path(model_path).stem)
+    text = render_spec(survey, model_name=model_name)
     survey.timings["render spec"] = time.perf_counter() - start
-    return survey, text
+    return text
 
 
 def survey_model(model_path: str | Path) -> "Survey":
     """Measure the model: inputs, outputs, top-level modules, loss terms (captures and differentiates)."""
+    from alignguard.modelfile.cost import forward_flops_per_row
     from alignguard.modelfile.loader import forward_arguments, load_model_file
     from alignguard.spec.model import EntryPoints, InputSpec
-    from alignguard.spec.starter import Survey, guess_role, symbol_name
+    from alignguard.spec.starter import Survey, guess_role, measurement_batch_size, symbol_name
 
     entry = EntryPoints()
     model_file = load_model_file(model_path, entry)
     spec = Spec(version=1, name="init", inputs={})
     context = open_context(spec, model_file)
     model = context.model
+    # a costly forward gets a smaller batch (counted, not timed), which the starter then names
+    with context.timed("cost probe"):
+        flops = forward_flops_per_row(model_file, model, entry.seed, entry.step)
+    entry = EntryPoints(batch_size=measurement_batch_size(flops, entry.batch_size))
     inputs = {name: guess_role(name) for name in forward_arguments(model)}
-    context.spec = Spec(version=1, name="init",  # type: ignore[arg-type]
+    context.spec = Spec(version=1, name="init", entry_points=entry,  # type: ignore[arg-type]
                         inputs={n: InputSpec(role=r) for n, r in inputs.items()})
     graph = context.graph
     symbols = {symbol_name(key): key for key in graph.outputs}
     survey = Survey(inputs, symbols, {}, capture=graph.capture, batches=spec.gradients.batches,
-                    batch_size=entry.batch_size)
+                    batch_size=entry.batch_size, flops_per_row=flops)
     targets = {name: graph.outputs[key] for name, key in symbols.items()}
     called = graph.called_modules()
     for name, module in model.named_children():

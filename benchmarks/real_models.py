@@ -15,7 +15,11 @@ folder exists (its zoo.yaml names each design's spec and correct model).
     python benchmarks/real_models.py [--repeats 1] [--only cmdn,deepsea,...] [--list]
 
 Targets (issue 20): check <= 2x baseline wall, <= 1.5x peak RSS; init no slower than check;
-CMDN <= 1.3x wall. Exits 0 when every command ran (findings are printed, not fatal), 2 when one
+CMDN <= 1.3x wall. "init no slower than check" is judged on paired ratios: each round's init wall
+over the same round's check wall (the two ran back to back); a miss is flagged only when their
+median exceeds 1 by more than the rounds' spread (half the range of the ratios) and by more than
+INIT_NOISE (5%: one round of the same work differs by that much on a shared machine; the zoo's init
+and check, which do nearly the same work, measured 0.95-1.03x). The figure is printed either way. Exits 0 when every command ran (findings are printed, not fatal), 2 when one
 could not run (a check exiting 2 is reported as such and the row is marked).
 """
 
@@ -33,6 +37,7 @@ from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 WALL_TARGET, RSS_TARGET, CMDN_TARGET = 2.0, 1.5, 1.3
+INIT_NOISE = 0.05  # the least tolerance on init / check: what one round of equal work varies by
 
 DEEPSEA = '''
 """DeepSEA-sized multi-task sequence CNN (Zhou & Troyanskaya 2015): 1000 bp one-hot DNA in,
@@ -182,15 +187,31 @@ def row(case: Case, f: Figures) -> tuple[str, list[str]]:
     c_wall, c_cpu, c_rss = (f.median("check", a) for a in ("seconds", "cpu_seconds", "max_rss_mib"))
     i_wall, i_cpu, i_rss = (f.median("init", a) for a in ("seconds", "cpu_seconds", "max_rss_mib"))
     wall_target = CMDN_TARGET if case.name == "cmdn" else WALL_TARGET
+    init_text, init_slower = init_against_check(f)
     missed = [text for text, bad in (
         (f"wall {c_wall / b_wall:.2f}x > {wall_target}x", c_wall / b_wall > wall_target),
         (f"RSS {c_rss / b_rss:.2f}x > {RSS_TARGET}x", c_rss / b_rss > RSS_TARGET),
-        (f"init {i_wall / c_wall:.2f}x the check's wall ({i_cpu / c_cpu:.2f}x its CPU)", i_wall > c_wall),
+        (f"init {init_text}", init_slower),
         ("check exit 2 (could not judge)", 2 in f.verdicts)) if bad]
     line = (f"{case.name:18} {b_wall:6.1f} {b_cpu:6.1f} {b_rss:6.0f} | {c_wall / b_wall:5.2f} {c_cpu / b_cpu:5.2f} "
             f"{c_rss / b_rss:5.2f} {''.join(map(str, sorted(f.verdicts))):>4} | {i_wall / b_wall:5.2f} "
             f"{i_cpu / b_cpu:5.2f} {i_rss / b_rss:5.2f} | {'met' if not missed else 'MISSED: ' + '; '.join(missed)}")
-    return line, missed
+    return line + ("" if init_slower else f" (init {init_text})"), missed
+
+
+def init_against_check(f: Figures) -> tuple[str, bool]:
+    """init's wall over the check's, paired round by round (the median of the per-round ratios), with
+    the rounds' range; slower (a miss) only when the median exceeds 1 by more than both the rounds'
+    spread (half their range) and INIT_NOISE. Also the CPU and peak-RSS ratios (medians, not judged)."""
+    pairs = list(zip(f.runs["init"], f.runs["check"]))
+    wall = [i.seconds / c.seconds for i, c in pairs]
+    cpu = median(i.cpu_seconds / c.cpu_seconds for i, c in pairs)
+    rss = median(i.max_rss_mib / c.max_rss_mib for i, c in pairs)
+    ratio, tolerance = median(wall), max(INIT_NOISE, (max(wall) - min(wall)) / 2)
+    rounds = f"rounds {min(wall):.2f}-{max(wall):.2f}, " if len(wall) > 1 else "1 round, "
+    text = (f"{ratio:.2f}x the check's wall ({rounds}+{tolerance:.2f} tolerated), "
+            f"{cpu:.2f}x its CPU, {rss:.2f}x its RSS")
+    return text, ratio > 1 + tolerance
 
 
 def main() -> int:

@@ -1,5 +1,6 @@
 """`alignguard init MODEL [--output spec.yaml]`: inspect a model file and write a starter spec
-(the inference is `api.infer_starter_spec`; this module parses and prints)."""
+(the survey is `api.survey_model`, run in the model worker, and the spec `api.starter_text`, written
+here; this module parses and prints)."""
 
 from __future__ import annotations
 
@@ -28,21 +29,26 @@ def init_command(
     refuse_overwriting_inputs([output], [model], "--output")
     if output.exists() and not force:
         raise UsageError(f"'{output}' already exists", fix="choose another --output, or pass --force to overwrite it")
-    from alignguard.api import infer_starter_spec
+    from alignguard.api import starter_text, survey_model
     from alignguard.cli.heap import torch_for_the_worker
     from alignguard.isolation import run_isolated
 
     limit = resolve_timeout(timeout)
     torch_for_the_worker()
-    survey, text = run_isolated(infer_starter_spec, model, activity="the survey", timeout=limit,
-                                stdout_to_stderr=True)
+    # what only this process needs (the schema, the YAML writer) is made before the job is sent: the
+    # prestarted worker is still importing torch then, so it costs the survey nothing
+    schema_text = spec_schema_json()
+    import alignguard.spec.starter  # noqa: F401  (ruamel.yaml and the spec loader, for starter_text)
+
+    survey = run_isolated(survey_model, model, activity="the survey", timeout=limit, stdout_to_stderr=True)
+    text = starter_text(survey, model.stem)  # here, while the worker frees its memory
     # editors with the YAML language server validate and complete the spec from the schema beside it
     schema = output.parent / SCHEMA_FILE
     text = f"# yaml-language-server: $schema={SCHEMA_FILE}\n" + text
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
-        schema.write_text(spec_schema_json(), encoding="utf-8")
+        schema.write_text(schema_text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write '{output}': {exc.strerror or exc}", fix="choose a writable --output") from None
     typer.echo(f"wrote {output}: {len(survey.inputs)} inputs, {len(survey.symbols)} symbols, "

@@ -41,7 +41,9 @@ class EntryPoints(SpecModel):
     loss_terms: str = Field(
         "loss_terms", description="(model, batch, outputs, step) -> dict of weighted loss terms."
     )
-    batch_size: int = Field(32, ge=2, description="Batch size used for capture and probes.")
+    batch_size: int = Field(32, ge=2, description="Rows of each example batch: capture, gradients and probes. "
+                            "`alignguard init` writes a smaller one for a model whose forward of 32 rows "
+                            "would cost over 2 GFLOP (docs/ci.md, init).")
     seed: int = Field(0, description="Seed of the first example batch.")
     step: int = Field(
         0, ge=0, description="Training step graph capture and probes draw their batches at, when "

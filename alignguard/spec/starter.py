@@ -1,7 +1,9 @@
 """A starter spec inferred from a model file (`alignguard init`, through `api.infer_starter_spec`).
 
-`Survey` is what was measured on the model (`api.survey_model` measures it); `render_spec` writes
-it as a commented YAML spec. Everything written is measured, nothing is guessed silently: inputs from forward's signature
+`Survey` is what was measured on the model (`api.survey_model` measures it, in the model worker);
+`render_spec` writes it as a commented YAML spec (`api.starter_text`, in the CLI's own process). The
+survey's measurement batch is sized from the model's counted forward FLOPs (`measurement_batch_size`)
+and written as `entry_points.batch_size` when it is not the default. Everything written is measured, nothing is guessed silently: inputs from forward's signature
 (role guessed from the name, marked TODO when unknown), every tensor forward returns as a
 symbol, each top-level module with parameters as a component reaching the outputs it reaches
 in the captured graph, and each loss term with the step where it has a gradient, the components
@@ -18,9 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from alignguard.spec.loader import parse_spec
+from alignguard.spec.model import EntryPoints, GradientSpec
+
 PROBE_STEPS = (0, 100, 1000, 10000)  # loss weights often warm up from 0 (β schedules)
 CLEAR_SHARE = 0.05  # a measured share at least this large keeps its sign under re-initialisation
 NOISE_FLOOR = -0.01  # min_share written for smaller shares
+# init measures on batches whose forward costs at most FORWARD_FLOP_BUDGET (counted, never timed: the
+# starter must not depend on the machine), halving the default batch down to SMALLEST_BATCH, and writes
+# the size it chose into the starter, so that `alignguard check` on it measures what init measured
+FORWARD_FLOP_BUDGET = 2e9
+SMALLEST_BATCH = 4
 _INVARIANT = {"x", "seq", "sequence", "dna", "tokens", "input", "inputs", "features", "image", "images", "text"}
 _CONTEXT = {"c", "ctx", "context", "cond", "condition", "cell", "cell_line", "env", "environment", "domain",
             "covariates", "meta"}
@@ -50,6 +63,7 @@ class Survey:
     capture: str = ""
     batches: int = 3
     batch_size: int = 32
+    flops_per_row: float | None = None  # one forward's FLOPs per row (None: not counted); see measurement_batch_size
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (`alignguard init --timings`)
 
 
@@ -62,6 +76,15 @@ def guess_role(name: str) -> str:
     return "other"
 
 
+def measurement_batch_size(flops_per_row: float | None, default: int) -> int:
+    """The batch init measures on: `default` halved while one forward of it would cost more than
+    FORWARD_FLOP_BUDGET, never below SMALLEST_BATCH (nor above `default`); `default` when uncounted."""
+    size = default
+    while flops_per_row and size > SMALLEST_BATCH and size * flops_per_row > FORWARD_FLOP_BUDGET:
+        size = max(SMALLEST_BATCH, size // 2)
+    return size
+
+
 def symbol_name(key: str) -> str:
     name = re.sub(r"\W", "_", key)
     return name if re.match(r"^[A-Za-z_]", name) else f"out_{name}"
@@ -69,10 +92,6 @@ def symbol_name(key: str) -> str:
 
 def render_spec(survey: Survey, model_name: str) -> str:
     """The starter spec as commented YAML (ruamel.yaml), validated before it is returned."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    from alignguard.spec.loader import parse_spec
 
     def flow(**items: Any) -> CommentedMap:
         mapping = CommentedMap(items)
@@ -83,6 +102,7 @@ def render_spec(survey: Survey, model_name: str) -> str:
     doc["version"] = 1
     doc["name"] = model_name
     doc["description"] = f"Starter spec written by `alignguard init` for {model_name}: tighten it to the design."
+    _entry_points(doc, survey)
     doc.yaml_set_start_comment(
         f"Written by `alignguard init` from what the model does now (capture: {survey.capture}).\n"
         "It describes the implementation, not yet the design: confirm each entry, add the design's\n"
@@ -131,9 +151,22 @@ def render_spec(survey: Survey, model_name: str) -> str:
     return text
 
 
-def _losses(survey: Survey, flow) -> Any:
-    from ruamel.yaml.comments import CommentedMap
+def _entry_points(doc: Any, survey: Survey) -> None:
+    """`entry_points: {batch_size: N}` when init measured on a smaller batch than the default (a costly
+    forward), with why; nothing otherwise (the defaults hold)."""
+    default = EntryPoints().batch_size
+    if survey.batch_size == default or not survey.flops_per_row:
+        return
+    entry = CommentedMap(batch_size=survey.batch_size)
+    entry.fa.set_flow_style()
+    doc["entry_points"] = entry
+    doc.yaml_set_comment_before_after_key("entry_points", before=(
+        f"\nOne forward costs {survey.flops_per_row / 1e9:.3g} GFLOP a row (counted): batches of {default} would "
+        f"exceed {FORWARD_FLOP_BUDGET / 1e9:g} GFLOP a forward,\nso init measured, and check measures, batches of "
+        f"{survey.batch_size} (docs/ci.md, init)."))
 
+
+def _losses(survey: Survey, flow) -> Any:
     losses = CommentedMap()
     for name, loss in survey.losses.items():
         entry = CommentedMap()
@@ -160,10 +193,6 @@ def _losses(survey: Survey, flow) -> Any:
 
 
 def _gradients(survey: Survey) -> Any:
-    from ruamel.yaml.comments import CommentedMap
-
-    from alignguard.spec.model import GradientSpec
-
     defaults = GradientSpec()
     gradients = CommentedMap()
     gradients["batches"] = survey.batches

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from statistics import median
 
 import pytest
 
@@ -91,6 +92,24 @@ def test_real_model_rows_print_ratios_and_name_each_missed_target():
     figures.runs["check"] = [run(3.0, 140.0)]
     figures.runs["init"] = [run(2.5, 120.0)]
     assert real.row(real.Case("deepsea", Path("s"), Path("m")), figures)[1] == []
+
+
+@pytest.mark.parametrize("init, check, slower", [
+    ([3.06], [3.0], False),  # one round, 1.02x: within the 5% one round of equal work varies by
+    ([3.3], [3.0], True),  # one round, 1.10x
+    ([2.7, 3.9, 3.3], [3.0, 3.0, 3.0], False),  # median 1.10x, but the rounds span 0.90-1.30x
+    ([3.6, 3.75, 3.9], [3.0, 3.0, 3.0], True),  # every round 1.20-1.30x: beyond the spread
+    ([2.0, 2.0], [3.0, 3.0], False)])
+def test_init_is_slower_than_check_only_beyond_the_rounds_spread(init, check, slower):
+    real = _script("real_models")
+    run = lambda wall: real.latency.Run(wall, 100.0, wall, 0, "", "")  # noqa: E731
+    figures = real.Figures(verdicts={0})
+    figures.runs = {"baseline": [run(1.0) for _ in init], "check": [run(w) for w in check],
+                    "init": [run(w) for w in init]}
+    text, missed = real.init_against_check(figures)
+    assert missed is slower and text.startswith(f"{median(i / c for i, c in zip(init, check)):.2f}x the check's wall")
+    line, misses = real.row(real.Case("zoo/vib", Path("s"), Path("m")), figures)
+    assert ("init" in " ".join(misses)) is slower and "x the check's wall" in line  # printed either way
 
 
 @pytest.mark.parametrize("name", ["check_latency", "large_models", "model_quality", "real_models"])
