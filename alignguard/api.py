@@ -88,17 +88,21 @@ def run_checks(context: "CheckContext", spec_path: str = "<spec>",
                checks: "tuple[type[Check], ...] | None" = None) -> Report:
     """Run `checks` (default: the whole catalogue, in report order) that apply, then the spec's
     severities and waivers."""
-    from alignguard.checks.catalogue import CHECKS
+    from alignguard.checks.catalogue import CHECKS, EXECUTION
     from alignguard.checks.waivers import apply_waivers
 
     spec = context.spec
-    results: list[CheckResult] = []
-    for check_class in CHECKS if checks is None else checks:
+    selected = CHECKS if checks is None else checks
+    # Run in the catalogue's execution order (it shares the probes' forwards), report in the given order.
+    ordered = sorted(selected, key=lambda c: EXECUTION.index(c) if c in EXECUTION else len(EXECUTION))
+    by_check: dict[type, list[CheckResult]] = {}
+    for check_class in ordered:
         check = check_class()
         if not check.applies(spec):
             continue
         with context.timed(check_class.ids[0].split(".")[0]):
-            results.extend(_run_one(check, context))
+            by_check[check_class] = _run_one(check, context)
+    results: list[CheckResult] = [r for c in selected for r in by_check.get(c, [])]
     results = [r.with_(severity=spec.severity_of(r.check_id, r.severity)) for r in results]
     if checks is None:
         results = apply_waivers(spec, results)
@@ -118,6 +122,8 @@ def run_checks(context: "CheckContext", spec_path: str = "<spec>",
 def _run_one(check: "Check", context: "CheckContext") -> list[CheckResult]:
     """The check's results, each carrying the wall time from the previous one (checks yield as they judge,
     so this is the time spent on that element, including any capture or measurement it was first to need)."""
+    from alignguard.checks.running import settle
+
     results: list[CheckResult] = []
     try:
         clock = time.perf_counter()
@@ -135,6 +141,8 @@ def _run_one(check: "Check", context: "CheckContext") -> list[CheckResult]:
         return [CheckResult(check.ids[0], "alignguard", Status.ERROR, "the check runs",
                             f"{type(exc).__name__}: {exc} ({frame.filename}:{frame.lineno})",
                             fix="report this as an alignguard bug, with the spec and model file")]
+    finally:
+        settle(context)  # the runner's runs leave the model in their mode; the next check finds it as built
 
 
 def graph_view(spec: Spec | str | Path, model_path: str | Path) -> "View":

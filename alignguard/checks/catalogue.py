@@ -52,6 +52,16 @@ ROOMS: tuple[Room, ...] = (
 
 CHECKS: tuple[type[Check], ...] = tuple(check for room in ROOMS for check in room.checks)
 
+# The order the checks *run* in (the report keeps CHECKS' order): the probes whose runs read the example
+# inputs in eval without gradients run right after identifiability, which does too. The runner's replay
+# capture of those inputs (the encoder's output) and its discovery recording then serve them all; a
+# train-mode or gradient forward in between (the gradient measurement, the noise probe) drops both, and
+# each of these checks paid a whole forward of the encoder again.
+_EVAL_GROUP = (TranslationProbeCheck, ComponentEffectCheck, SwapProbeCheck, PositivityProbeCheck)
+EXECUTION: tuple[type[Check], ...] = tuple(
+    later for check in CHECKS if check not in _EVAL_GROUP
+    for later in ((check, *_EVAL_GROUP) if check is IdentifiabilityCheck else (check,)))
+
 
 def explanations() -> dict[str, str]:
     """Every check id (waiver rules last) -> what it proves and how to fix a failure."""

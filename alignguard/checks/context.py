@@ -31,6 +31,10 @@ class CheckContext:
                 self._memo[key] = factory()
         return self._memo[key]
 
+    def memoised(self, key: str) -> Any:
+        """What `memo(key, ...)` made, or None: nothing is computed."""
+        return self._memo.get(key)
+
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
         """Time a phase exclusively: a phase nested in another (the capture a check triggers) is

@@ -23,6 +23,14 @@ def runner(context: "CheckContext") -> "SymbolRunner":
         context.model, spec.symbols, locate=lambda name, key: spec.location(("symbols", name, key))))
 
 
+def settle(context: "CheckContext") -> None:
+    """The model back in the mode it had before the runner's runs (they leave it in their own mode, so
+    consecutive eval runs switch nothing); called after each check, before anything else uses the model."""
+    made = context.memoised("probes:runner")
+    if made is not None:
+        made.settle()
+
+
 def probe_inputs(context: "CheckContext", index: int = 0) -> dict:
     """Forward inputs for probes: the first `probes.examples` rows of the example batch
     (probes test per-example properties; more rows only cost time). The same tensors every call

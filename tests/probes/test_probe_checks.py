@@ -95,3 +95,11 @@ def test_weak_but_real_modulation_is_not_called_additive():
     (modulation,) = by_check(built("build_model", **{"probes.modulation.min_relative_spread": 50.0}), "probe.modulation")
     assert modulation.failed and "depends on the context, but less than the spec's bound" in modulation.found
     assert "additive" not in modulation.found.split(":")[-1]
+
+
+def test_one_unreadable_positivity_symbol_fails_alone_and_the_other_is_still_judged():
+    # Every symbol is sampled in one run; when that run raises, one run per symbol finds the bad binding.
+    spec = spec_with(**{"symbols.ghost": {"output": "ghost"}, "probes.positivity.symbols": ["M", "ghost"]})
+    m, ghost = by_check(probe_results(spec), "probe.positivity")
+    assert m.element == "symbol M" and m.status is Status.PASS and m.details["trials"] == spec.probes.positivity.trials
+    assert ghost.failed and "no key 'ghost'" in ghost.found

@@ -227,3 +227,107 @@ def test_the_first_capture_is_also_the_discovery_recording():
         assert runner.model.runs == runs  # located from the capture's recording
         assert sites == [reference.site(name, inputs, train=False, seed=0) for name in ("U", "R", "logit")]
         assert torch.equal(shifted(runner, inputs, 1.0), shifted(reference, inputs, 1.0))
+
+
+class FrozenNorm(nn.Module):
+    """A user's train() that keeps its BatchNorm in eval: the flags train(True) leaves are mixed."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.head = nn.BatchNorm1d(4), nn.Linear(4, 1)
+        self.register_module("absent", None)  # an optional submodule left out: the flag walk skips it
+        self.switches = 0
+
+    def train(self, mode: bool = True):
+        self.switches += 1
+        super().train(mode)
+        self.norm.eval()
+        return self
+
+    def forward(self, x):
+        return {"y": self.head(self.norm(x)).squeeze(-1)}
+
+
+def test_consecutive_runs_in_one_mode_switch_once_and_settle_restores_the_users_flags():
+    model = FrozenNorm()
+    model.train()
+    built = [m.training for m in model.modules()]
+    runner, x = SymbolRunner(model, {"y": SymbolBinding(output="y")}), {"x": torch.randn(6, 4)}
+    model.switches = 0
+    with torch.no_grad():
+        first = [runner.run(x, observe=["y"])["y"] for _ in range(5)]
+    assert model.switches == 1 and not model.training  # the runs stay in eval until settled
+    runner.settle()
+    assert model.switches == 2 and [m.training for m in model.modules()] == built  # the norm stays frozen
+    runner.run(x, train=True, observe=["y"])
+    assert model.switches == 2  # train(True)'s flags (norm frozen) are already there: no switch
+    model.norm.train()  # flags no train(True) left: switched again
+    runner.run(x, train=True, observe=["y"])
+    assert model.switches == 3 and not model.norm.training
+    runner.settle()
+    with torch.no_grad():
+        assert all(torch.equal(f, runner.run(x, observe=["y"])["y"]) for f in first)
+
+
+def test_each_check_finds_the_model_in_the_mode_it_was_built_in(tmp_path):
+    from alignguard import api
+    from alignguard.checks.base import Check
+    from alignguard.checks.running import probe_inputs, runner
+    from alignguard.results import passed
+
+    seen = []
+
+    class EvalRuns(Check):
+        ids = ("probe.cost_eval_runs",)
+        explanations = {}
+
+        def applies(self, spec):
+            return True
+
+        def run(self, context):
+            seen.append(context.model.training)
+            with torch.no_grad():
+                runner(context).run(probe_inputs(context), observe=list(context.spec.symbols)[:1])
+            yield passed(self.ids[0], "model", "eval runs", "ran")
+
+    spec, model_file = api.load("specs/cmdn.yaml", "models/cmdn.py")
+    context = api.open_context(spec, model_file)
+    api.run_checks(context, checks=(EvalRuns, EvalRuns))
+    assert seen == [True, True] and context.model.training
+
+
+def test_checks_run_in_the_execution_order_and_report_in_the_catalogues():
+    from alignguard.checks.catalogue import CHECKS, EXECUTION
+
+    assert sorted(EXECUTION, key=CHECKS.index) == list(CHECKS) and len(EXECUTION) == len(CHECKS)
+
+
+def test_probes_after_identifiability_replay_its_encoder_call(monkeypatch):
+    """translation_symmetry's runs on the example inputs come right after identifiability's, whose replay
+    capture of the encoder serves them: no encoder forward of their own; the report keeps the catalogue's
+    order."""
+    from alignguard import api
+    from alignguard.checks.catalogue import CHECKS
+    from alignguard.checks.gradients.losses import LossCheck
+    from alignguard.checks.probes.translation import TranslationProbeCheck
+    from alignguard.checks.structure.identifiability import IdentifiabilityCheck
+
+    spec, model_file = api.load("specs/cmdn.yaml", "models/cmdn.py")
+    encoder = type(model_file.build().encoder)
+    calls, current = [], [""]
+    real = encoder.forward
+    monkeypatch.setattr(encoder, "forward", lambda self, x: calls.append(current[0]) or real(self, x))
+    run_one = api._run_one
+
+    def tagged(check, context):
+        current[0] = type(check).__name__
+        return run_one(check, context)
+    monkeypatch.setattr(api, "_run_one", tagged)
+    # In the catalogue the gradient measurement (train-mode forwards: they drop the capture) comes between them.
+    report = api.run_checks(api.open_context(spec, model_file),
+                            checks=(IdentifiabilityCheck, LossCheck, TranslationProbeCheck))
+    assert calls.count("IdentifiabilityCheck") >= 1 and calls.count("TranslationProbeCheck") == 0
+    assert calls.count("LossCheck") >= 1
+    ids = [r.check_id for r in report.results]
+    positions = [next(i for i, c in enumerate(CHECKS) if i_d in c.ids) for i_d in ids]
+    assert positions == sorted(positions)

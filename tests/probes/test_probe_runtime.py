@@ -88,4 +88,7 @@ def test_runs_restore_mode_and_rng():
     r.model.train()
     state = torch.get_rng_state()
     r.run(inputs, train=False, seed=3, observe=["z"])
-    assert r.model.training and torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not r.model.training  # a run leaves its mode (the next eval run switches nothing) until settled
+    r.settle()
+    assert r.model.training

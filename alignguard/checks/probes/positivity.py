@@ -55,17 +55,19 @@ class PositivityProbeCheck(Check):
         contexts, batches = self._contexts(context, probe, inputs, names)
         failures: dict[str, str] = {}
         with torch.no_grad(), user_forward(context):
-            for symbol in probe.symbols:  # one small run per symbol first, so one bad binding fails alone
-                try:
-                    runner(context).run(batches[0], seed=probe_seed(context), observe=[symbol])
-                except SymbolError as exc:
-                    failures[symbol] = str(exc)
+            try:  # every symbol at once; only when that fails, one whole run per symbol says which binding
+                ran, runs = self._sample(context, probe.symbols, inputs, names, batches)
+            except SymbolError:
+                for symbol in probe.symbols:
+                    try:
+                        runner(context).run(batches[0], seed=probe_seed(context), observe=[symbol])
+                    except SymbolError as exc:
+                        failures[symbol] = str(exc)
+                ran, runs = self._sample(context, [s for s in probe.symbols if s not in failures], inputs, names,
+                                         batches)
             readable = [s for s in probe.symbols if s not in failures]
-            ran = ran_on(context, readable, inputs, vary=names)  # the contexts feed only the slice that reads them
             values: dict[str, list] = {s: [] for s in readable}
-            for batch in batches:
-                run = (runner(context).run(batch, seed=probe_seed(context), observe=readable, vary=names)
-                       if readable else {})
+            for batch, run in zip(batches, runs):
                 rows = len(batch[names[0]])
                 for symbol in readable:
                     value = run[symbol].detach().double()
@@ -86,6 +88,16 @@ class PositivityProbeCheck(Check):
             result = self._judge(symbol, element, expected, sampled[symbol], contexts, inputs, names, where,
                                  searched.get(symbol))
             yield result.with_(details={**result.details, "ran_on": ran})
+
+    def _sample(self, context, symbols, inputs, names, batches):
+        """(what ran, one run per batch) of the symbols. The plan comes first, on the example inputs: a
+        discovery recording of them that an earlier check kept serves it, and the batches (the example
+        rows with drawn contexts) then run on the validated slice without recording a forward of their own."""
+        if not symbols:
+            return "whole model", [{} for _ in batches]
+        ran = ran_on(context, symbols, inputs, vary=names)  # the contexts feed only the slice that reads them
+        return ran, [runner(context).run(batch, seed=probe_seed(context), observe=symbols, vary=names)
+                     for batch in batches]
 
     def _contexts(self, context, probe, inputs, names):
         """The drawn contexts per input, and forward inputs in chunks of at most the batch size."""
