@@ -180,10 +180,16 @@ def dot64(a: torch.Tensor, b: torch.Tensor) -> float:
     """a·b accumulated in float64, chunk by chunk: no float64 copy of either is ever whole."""
     a, b = a.reshape(-1), b.reshape(-1)
     if a.numel() <= CHUNK:
-        return float(a.double() @ b.double().to(a.device))
+        return float(torch.dot(a.double(), b.double().to(a.device)))
+    x = torch.empty(CHUNK, dtype=torch.float64, device=a.device)
+    y = x if a is b else torch.empty(CHUNK, dtype=torch.float64, device=a.device)
     total = 0.0
     for start in range(0, a.numel(), CHUNK):
-        total += float(a[start:start + CHUNK].double() @ b[start:start + CHUNK].double().to(a.device))
+        n = min(CHUNK, a.numel() - start)
+        x[:n].copy_(a[start:start + n])
+        if y is not x:
+            y[:n].copy_(b[start:start + n])
+        total += float(torch.dot(x[:n], y[:n]))
     return total
 
 
@@ -195,11 +201,13 @@ def norm64(pieces: Iterable[torch.Tensor | None]) -> float:
 def gram_blocks(sums: Sequence[Sequence[torch.Tensor | None] | None], count: int) -> torch.Tensor:
     """(count, K, K) float64: per parameter, the dot products of the K terms' pieces (None: zero).
 
-    One pass: each piece is converted to float64 once per chunk, whatever K; shares, cosines,
-    norms and per-parameter norms all follow from these blocks.
+    One pass: each piece is converted to float64 once per chunk, whatever K, into buffers made once
+    (a fresh float64 tensor per chunk cost more than the products); shares, cosines, norms and
+    per-parameter norms all follow from these blocks.
     """
     k = len(sums)
     blocks = torch.zeros(count, k, k, dtype=torch.float64)
+    buffers: dict = {}
     for index in range(count):
         present = [(i, s[index].reshape(-1)) for i, s in enumerate(sums) if s is not None and s[index] is not None]
         if not present:
@@ -207,10 +215,16 @@ def gram_blocks(sums: Sequence[Sequence[torch.Tensor | None] | None], count: int
         size = present[0][1].numel()
         block = blocks[index]
         for start in range(0, size, CHUNK):
-            chunk = [(i, g[start:start + CHUNK].double()) for i, g in present]
+            n = min(CHUNK, size - start)
+            chunk = []
+            for slot, (i, g) in enumerate(present):
+                key = (slot, g.device)
+                if key not in buffers:
+                    buffers[key] = torch.empty(CHUNK, dtype=torch.float64, device=g.device)
+                chunk.append((i, buffers[key][:n].copy_(g[start:start + n])))
             for a, (i, x) in enumerate(chunk):
                 for j, y in chunk[a:]:
-                    value = float(x @ y.to(x.device))
+                    value = float(torch.dot(x, y.to(x.device)))
                     block[i, j] += value
                     if i != j:
                         block[j, i] += value

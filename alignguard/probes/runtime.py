@@ -495,6 +495,14 @@ class SymbolRunner:
                     for site in sites.values())
                 or any(call.holds(path=self.binding(n).module) for n in hooked))
 
+    def confirm_capture(self, inputs: Mapping[str, Any], seed: int) -> None:
+        """Confirm now a capture still pending on these inputs (nothing when there is none), for a caller whose
+        next runs all hold modules it changed (component.effect): held runs never confirm, and a second read
+        only to confirm cost a forward more of everything not replayed."""
+        if self._replays.pending is not None and self._replays.key == self._replays.key_of(inputs, seed):
+            with torch.no_grad():
+                self._confirm(inputs, seed)
+
     def _confirm(self, inputs, seed: int) -> None:
         """Keep the capture only if a replayed run reproduces the captured whole run bit for bit."""
         replays = self._replays

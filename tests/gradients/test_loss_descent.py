@@ -39,7 +39,8 @@ def test_honest_terms_descend_despite_large_noise():
     for result in results.values():
         assert result.status is Status.PASS, result.found
         assert result.details["ratio"] == pytest.approx(1.0, abs=0.01)
-        assert result.details["slope"] == pytest.approx(result.details["grad_norm"], rel=0.01)
+        assert result.details["slope"] == pytest.approx(result.details["predicted_slope"], rel=0.01)
+        assert result.details["direction"] == "shared"  # one pair of forwards served both terms
     assert results["loss kl"].details["step"] == 5
     # The check is only meaningful because every forward draws the same noise: two seeds differ by far
     # more than the whole central difference 2ε|g|.
@@ -75,7 +76,8 @@ def test_reversed_term_gives_minus_one_at_every_step():
     assert all(r == pytest.approx(-1.0, abs=0.01) for _, r in kl.details["ratios"])
     assert "ratio -1.000 at ε = 0.001, -1.000 at ε = 0.0001" in kl.found
     assert "no closer to 1" in kl.found
-    assert results["loss bce"].status is Status.PASS
+    assert kl.details["direction"] == "own"  # it missed along the shared direction: judged along ĝ_kl
+    assert results["loss bce"].status is Status.PASS and results["loss bce"].details["direction"] == "shared"
 
 
 def test_gradient_reversal_inside_a_term_is_named_in_the_seed_words():
@@ -118,12 +120,14 @@ def test_passing_terms_pay_for_no_shorter_step():
     calls = counted_forwards(context)
     results = list(LossDescentCheck().run(context))
     assert all(r.status is Status.PASS and len(r.details["ratios"]) == 1 for r in results)
-    assert len(calls) == 1 + 2 * len(results)  # the gradient's forward, then two per term
+    assert {r.details["direction"] for r in results} == {"shared"}
+    assert len(calls) == 1 + 2  # the gradient's forward, then one pair θ ± εd that serves both terms
 
 
-def wave_ratio(epsilon):
-    """The curved model's exact central-difference ratio: sin(2Kε)/(2Kε) (see curved_models.py)."""
-    x = 2 * 1e4 * epsilon
+def wave_ratio(epsilon, along=1.0):
+    """The curved model's exact central-difference ratio: sin(2Kε)/(2Kε) (see curved_models.py), for a
+    step whose cosine with ĝ_wave is `along` (1: along ĝ_wave itself)."""
+    x = 2 * 1e4 * epsilon * along
     return math.sin(x) / x
 
 
@@ -134,17 +138,20 @@ def test_a_step_too_long_for_the_curvature_is_not_a_wrong_gradient():
     results = {r.element: r for r in LossDescentCheck().run(context)}
     wave = results["loss wave"]
     assert wave.status is Status.PASS, wave.found
+    assert wave.details["direction"] == "shared"
+    # along the shared direction d, the phase moves by ε·cos(d, ĝ_wave): the ratio is the same sine's
+    along = wave.details["predicted_slope"] / wave.details["grad_norm"]
+    assert 0.3 < along < 0.9
     assert [e for e, _ in wave.details["ratios"]] == [1e-3, 1e-4, 1e-5]
-    assert [r for _, r in wave.details["ratios"]] == pytest.approx([wave_ratio(e) for e in (1e-3, 1e-4, 1e-5)],
-                                                                  abs=1e-3)
+    assert [r for _, r in wave.details["ratios"]] == pytest.approx(
+        [wave_ratio(e, along) for e in (1e-3, 1e-4, 1e-5)], abs=1e-3)
     assert wave.details["ratios"][0][1] < 0.1  # the default step alone would have failed it
-    assert wave.details["epsilon"] == 1e-5 and wave.details["ratio"] == pytest.approx(0.9933, abs=1e-3)
-    assert "+0.046 at ε = 0.001, +0.455 at ε = 0.0001, +0.993 at ε = 1e-05" in wave.found
+    assert wave.details["epsilon"] == 1e-5 and wave.details["ratio"] == pytest.approx(wave_ratio(1e-5, along), abs=1e-3)
     assert "measured curvature, not the gradient" in wave.found
     assert all(len(results[t].details["ratios"]) == 1 for t in ("loss bce", "loss kl"))
-    # the gradient's forward, then two per term that reads forward's outputs; `wave` reads none (a function
-    # of the parameters alone), so its three step lengths run `loss_terms` only
-    assert len(calls) == 1 + 2 * 2
+    # the gradient's forward, then one pair θ ± εd for all three terms; `wave` reads no output of forward
+    # (a function of the parameters alone), so its two shorter steps run `loss_terms` only
+    assert len(calls) == 1 + 2
     assert all(torch.equal(before[k], v) for k, v in context.model.state_dict().items())
 
 
@@ -218,7 +225,9 @@ def test_descent_runs_no_forward_or_backward_of_its_own():
     assert forwards == measured  # the check itself ran nothing more
     assert measured["graph"] == 2  # 2 batches, both steps (0 and 5) from the same forwards
     assert results and all(r.status is Status.PASS for r in results.values())
-    assert measured["no_grad"] == 2 * sum(len(r.details["ratios"]) for r in results.values())  # θ ± εĝ per ε
+    assert {r.details["direction"] for r in results.values()} == {"shared"}
+    # θ ± εd per ε, one pair for both terms (bce at step 0, kl at step 5: `loss_terms` at both on one forward)
+    assert measured["no_grad"] == 2 * max(len(r.details["ratios"]) for r in results.values())
 
 
 def no_grad_forwards(context):
@@ -235,8 +244,8 @@ def test_a_term_that_reads_no_output_is_measured_without_forwards():
     results = {r.element: r for r in LossDescentCheck().run(context)}
     assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values()]
     assert results["loss l2"].details["ratio"] == pytest.approx(1.0, abs=0.01)
-    forwards_for = {name: 2 * len(results[f"loss {name}"].details["ratios"]) for name in ("bce", "kl")}
-    assert len(calls) == sum(forwards_for.values())  # none for l2
+    assert {r.details["direction"] for r in results.values()} == {"shared"}
+    assert len(calls) == 2  # θ ± εd for all three terms: l2 adds no forward (nor a `loss_terms` call)
 
 
 def test_a_reversed_term_that_reads_no_output_still_fails():
@@ -251,3 +260,73 @@ def test_a_term_forward_leaves_on_the_module_is_measured_with_forwards():
     results = descent("aux_terms")
     assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values()]
     assert results["loss aux"].details["ratio"] == pytest.approx(1.0, abs=0.01)
+
+
+def random_pieces(generator, sizes, missing=()):
+    return [None if index in missing else torch.randn(size, generator=generator, dtype=torch.float64).float()
+            for index, size in enumerate(sizes)]
+
+
+def shared_direction(terms):
+    """(d per parameter, whether each term's weights solved exactly) from `_shared_weights`."""
+    from alignguard.checks.gradients.descent import _shared_weights
+    from alignguard.gradients.measure import gram_blocks
+
+    weights, misfit = _shared_weights(gram_blocks(terms, len(terms[0])))
+    d = [sum(float(weights[p, k]) * term[p].double() for k, term in enumerate(terms) if term[p] is not None)
+         for p in range(len(terms[0]))]
+    return d, misfit
+
+
+def test_the_shared_direction_weighs_every_parameter_as_each_terms_own_gradient():
+    """g_kp·d_p = |g_kp|²/|g_k| for every term k and parameter p, parameters where a term has no
+    gradient included: so a gradient wrong by a factor on any set of parameters (a reversal layer
+    upstream of some modules) gives the same ratio along d as along the term's own gradient."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = [50, 7, 300, 3]
+    terms = [random_pieces(generator, sizes), random_pieces(generator, sizes, missing={1}),
+             random_pieces(generator, sizes, missing={0, 3})]
+    d, misfit = shared_direction(terms)
+    assert max(misfit) < 1e-12
+    for term in terms:
+        norm = sum(float(g.double() @ g.double()) for g in term if g is not None) ** 0.5
+        for g, piece in zip(term, d):
+            if g is not None:
+                assert float(g.double() @ piece) == pytest.approx(float(g.double() @ g.double()) / norm, rel=1e-9)
+    # a per-parameter factor s_p between the true gradient and autograd's: the ratio (true·d)/(g·d)
+    # along d equals the ratio along ĝ, whatever the factors
+    for factors in ([-1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 3.0, 0.0], [0.5, 0.5, -2.0, 1.0]):
+        for term in terms:
+            own = sum(s * float(g.double() @ g.double()) for s, g in zip(factors, term) if g is not None)
+            own /= sum(float(g.double() @ g.double()) for g in term if g is not None)
+            along = sum(s * float(g.double() @ piece) for s, g, piece in zip(factors, term, d) if g is not None)
+            along /= sum(float(g.double() @ piece) for g, piece in zip(term, d) if g is not None)
+            assert along == pytest.approx(own, rel=1e-9)
+
+
+def test_terms_whose_gradients_on_a_parameter_cannot_be_weighed_apart_are_judged_alone():
+    """Two terms proportional on one parameter in a ratio their norms do not have: no d gives both
+    their own weights there (a misfit), so the worse fit is left out; the two left share d exactly.
+    (A one-element bias makes every pair proportional there: the misfit measures what that costs.)"""
+    from alignguard.checks.gradients.descent import LossDescentCheck
+
+    generator = torch.Generator().manual_seed(1)
+    sizes = [40, 40]
+    first = random_pieces(generator, sizes)
+    second = [2 * first[0], torch.randn(40, generator=generator, dtype=torch.float64).float() * 10]
+    third = random_pieces(generator, sizes)
+    _, misfit = shared_direction([first, second, third])
+    assert min(misfit[:2]) > 0.01
+    context = context_for()
+    params = [torch.nn.Parameter(torch.zeros(n)) for n in sizes]
+    entries = [(name, 0, pieces, 1.0, 1e-7, False) for name, pieces in zip("abc", (first, second, third))]
+    kept = LossDescentCheck()._shared_group(context, params, entries)
+    assert kept is not None and len(kept[0]) == 2 and 2 in kept[0]
+
+
+def test_a_term_that_declares_parameters_out_is_judged_along_its_own_gradient():
+    """`reversed_on` parameters would move along the shared direction: that term keeps its own."""
+    results = descent("domain_terms", **{"components.encoder": {"module": "encoder"},
+                                         "losses.domain": {"min_share": -1.0, "reversed_on": ["encoder"]}})
+    assert results["loss domain"].details["direction"] == "own"
+    assert {results[f"loss {name}"].details["direction"] for name in ("bce", "kl")} == {"shared"}

@@ -127,3 +127,70 @@ def test_a_noise_scale_that_reaches_the_sample_only_in_train_mode_passes_there()
     (result,) = ComponentEffectCheck().run(context)
     assert result.status is Status.PASS and result.details["moved_in"] == "train mode, as built", result.found
     assert torch.equal(context.model.bn.running_mean, running), "train-mode runs keep the running statistics"
+
+
+def _context(builder: str = "build_model", components: dict = BRANCHES, symbols=("p", "t", "y")) -> CheckContext:
+    spec = Spec.model_validate({
+        "version": 1, "name": "effect", "entry_points": {"batch_size": 8, "build_model": builder},
+        "inputs": {"x": {"role": "other"}}, "symbols": {s: s for s in symbols}, "components": components})
+    model_file = load_model_file(MODEL, spec.entry_points)
+    return CheckContext(spec=spec, model_file=model_file, model=model_file.build())
+
+
+def test_the_unperturbed_values_are_read_once_for_every_component():
+    """Three components with three different `reaches`: one run as built (the capture), one confirming
+    the capture, then one run per component; each component's own read cost three runs before."""
+    context = _context()
+    runs = []
+    context.model.register_forward_pre_hook(lambda module, args: runs.append(1))
+    results = list(ComponentEffectCheck().run(context))
+    assert all(r.status is Status.PASS for r in results), [r.found for r in results if r.failed]
+    assert len(runs) == 2 + len(BRANCHES)
+
+
+def test_a_symbol_only_train_mode_returns_does_not_stop_the_others_being_read_in_eval():
+    """The joint read as built fails in eval (forward returns no 'a' there): each component reads its own."""
+    results = effect("build_auxiliary", {"encoder": {"module": "encoder", "reaches": ["h"]},
+                                         "aux": {"module": "aux", "reaches": ["a"]}}, symbols=("h", "a"))
+    assert all(r.status is Status.PASS for r in results.values()), [r.found for r in results.values()]
+    assert results[("encoder", "h")].details["moved_in"] == "eval mode, as built"
+    assert results[("aux", "a")].details["moved_in"] == "train mode, as built"
+
+
+def test_a_bypassed_component_still_fails_by_name_beside_correct_ones_read_together():
+    results = effect("build_bypassed")
+    failing = {key for key, r in results.items() if r.failed}
+    assert failing == {("target", "t"), ("target", "y")}, failing
+
+
+def test_noise_has_the_tensors_scale_and_each_tensor_its_own_draw():
+    from alignguard.checks.probes.effect import FLOOR, RELATIVE, _noise
+
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(400, 300) * 3.0
+    moved = _noise(weight, RELATIVE, FLOOR, generator)
+    assert moved.dtype == weight.dtype
+    spread = float((moved - weight).std())
+    assert abs(spread / (RELATIVE * float(weight.pow(2).mean().sqrt())) - 1) < 0.02
+    zeros_a, zeros_b = torch.zeros(64, 8), torch.zeros(64, 8)
+    a, b = _noise(zeros_a, RELATIVE, FLOOR, generator), _noise(zeros_b, RELATIVE, FLOOR, generator)
+    assert not torch.equal(a, b), "two zero heads subtracted must not receive identical noise and cancel"
+    assert abs(float(a.std()) / FLOOR - 1) < 0.1, "a zero tensor moves by the floor"
+    double = _noise(torch.randn(50, dtype=torch.float64), RELATIVE, FLOOR, generator)
+    assert double.dtype == torch.float64
+    half = _noise(torch.randn(50).bfloat16(), RELATIVE, FLOOR, generator)
+    assert half.dtype == torch.bfloat16
+    assert _noise(torch.empty(0, 3), RELATIVE, FLOOR, generator).shape == (0, 3)
+
+
+def test_noise_moves_only_finite_elements():
+    from alignguard.checks.probes.effect import FLOOR, RELATIVE, _noise
+
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.zeros(6, 6).masked_fill(torch.ones(6, 6).triu(1).bool(), float("-inf"))
+    moved = _noise(mask, RELATIVE, FLOOR, generator)
+    infinite = mask.isinf()
+    assert torch.equal(moved[infinite], mask[infinite]) and bool((moved[~infinite] != 0).all())
+    huge = torch.full((10,), 1e30)  # its float32 sum of squares overflows; every element is finite
+    spread = float((_noise(huge, RELATIVE, FLOOR, generator).double() - huge.double()).std())
+    assert 0.5 * RELATIVE * 1e30 < spread < 2 * RELATIVE * 1e30

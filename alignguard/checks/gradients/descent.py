@@ -21,9 +21,26 @@ gradient does not. So a term that misses is measured again at ε/10, ε/100, ε/
 the shortest step measured, the one closest to the derivative. Shrinking stops as soon as the
 ratio is within tolerance, when a shorter step brought it no closer to 1 (a reversal stays at −1:
 one extra step), or when float rounding would dominate the shorter step (see `_rounding`).
-Cost: two forwards without autograd per term; two more per shorter step, paid only by a term
-that misses; none for a term whose value reads no output of forward (an L2 over the weights: see
-`_output_free`), which runs only `loss_terms`. The gradients are the gradient measurement's first batch (same seed, batch and
+
+One pair of forwards serves every term. Every term's value comes from the same forward, so the
+terms are first measured together along one direction d shared by all of them, built per
+parameter tensor p from their gradients, d_p = Σ_k w_pk g_kp, with weights that make each term see
+every parameter as it sees its own gradient: g_kp·d_p = |g_kp|²/|g_k| (`_shared_weights`, solved on
+the per-parameter Gram blocks of the first batch's gradients). Along d, term k's measured change is
+compared with g_k·(δ₊ − δ₋), and a gradient wrong by a factor on any set of parameter tensors (a
+reversal layer upstream of some modules, a reversed or scaled term) gives the same ratio as along
+ĝ_k. A term that passes along d is judged there; a term that misses along d is measured again
+along its own ĝ_k, as described above, and judged there, so every failure (and the ratios it
+shows) is ĝ_k's. Terms the weights cannot fit within tolerance/100 (gradients linearly dependent
+on a parameter in a ratio their norms do not have), a term whose change along d is below the
+value's float rounding at ε while it would not be along ĝ_k, and a term that declares parameters
+out (`reversed_on`, `straight_through`: d would move them) are measured along ĝ_k from the start.
+
+Cost: two forwards without autograd per step length for all the terms together (`loss_terms`
+called at every step the terms are measured at, on the same outputs); two more per step length for
+a term measured along ĝ_k; none for a term whose value reads no output of forward (an L2 over the
+weights: see `_output_free`) where only such terms are left to measure, which runs only
+`loss_terms`. The gradients are the gradient measurement's first batch (same seed, batch and
 train-mode forward): the check measures its slopes there, through `first_batch_hook`, before the
 later batches are added, so it runs no forward and backward pass of its own and copies no gradient.
 """
@@ -76,7 +93,13 @@ class LossDescentCheck(Check):
             "parameters, the central difference (L_i(θ+εĝ_i) − L_i(θ−εĝ_i))/2ε must equal |g_i| within "
             "`gradients.descent_tolerance` (relative; ε is `gradients.descent_epsilon`). It runs on the real "
             "model in train mode on one example batch at each loss's measured step, with the random state "
-            "re-seeded identically for every forward, and restores the parameters exactly. A step too long for "
+            "re-seeded identically for every forward, and restores the parameters exactly. All terms are first "
+            "measured together along one direction d shared by them (one pair of forwards for every term), built per "
+            "parameter tensor from their gradients so that each term weighs every parameter tensor as along its own "
+            "ĝ_i (g_i,p·d_p = |g_i,p|²/|g_i|): along d the ratio (measured change over g_i·2εd) must be 1 within the "
+            "same tolerance, and a gradient wrong by a factor on any set of parameter tensors gives the same ratio "
+            "there as along ĝ_i. A term that misses along d, one the shared weights cannot fit, and one that declares "
+            "parameters out is measured and judged along its own ĝ_i, so a failure always shows ĝ_i's ratios. A step too long for "
             "the model's curvature also moves the ratio off 1 (a deep BatchNorm network: +0.5 at ε = 1e-3, +0.99 "
             "at 1e-5), so a term that misses is measured again at ε/10, ε/100, ε/1000 and judged at the shortest "
             "step measured, the one closest to the derivative: it passes as soon as one is within tolerance. "
@@ -88,7 +111,8 @@ class LossDescentCheck(Check):
             "is reversed (value kept) gives −1 at every ε; a gradient-reversal layer inside a term (the legacy "
             "L_domain) gives a mismatch that does not shrink: minimising the total maximises that term, which "
             "shares and cosines cannot see. It checks one direction per term, at one point: a custom backward "
-            "that is wrong only orthogonally to g_i passes. Parameters a loss declares `reversed_on` (a gradient-reversal "
+            "that is wrong only orthogonally to the direction the term passes along (d, or g_i) passes; one wrong by "
+            "a factor on whole parameter tensors gives the same ratio along both. Parameters a loss declares `reversed_on` (a gradient-reversal "
             "layer by design) are left out here and judged by gradient.direction; for a term that declares "
             "`straight_through`, the parameters its estimator's `input` symbols depend on are left out (their "
             "gradient is not a slope by design; gradient.straight_through judges it) and the rest (a VQ-VAE's "
@@ -119,7 +143,7 @@ class LossDescentCheck(Check):
                          "matched nothing: no loss term has a gradient (see loss.alive)",
                          fix="make the design's loss terms alive first", where=where)
             return
-        for name, step, norm, value, slopes, stop in found.judged:
+        for name, step, norm, value, slopes, stop, shared in found.judged:
             if slopes is None:
                 loss = context.spec.losses.get(name)
                 why = (f"L_{name} declares a straight-through estimator: its gradient is not the slope of a step "
@@ -129,10 +153,11 @@ class LossDescentCheck(Check):
                 yield passed(ID, f"loss {name}", "the gradient is the slope, where the design does not say otherwise",
                              why, where=where)
                 continue
-            yield self._judge(context, name, step, norm, value, slopes, stop, where)
+            yield self._judge(context, name, step, norm, value, slopes, stop, where, shared)
 
     def measure_first_batch(self, context, first: dict, outputs: Any = None) -> list[tuple]:
-        """[(name, step, |g|, value, slopes, why shrinking stopped)] of every alive term, from the
+        """[(name, step, |g|, value, slopes, why shrinking stopped, "shared" if judged along the direction
+        the terms share, else None)] of every alive term, from the
         gradient measurement's first batch (`first`: {step: (TermGradients, {name: gradient per
         parameter})}; `outputs`: its forward's outputs, detached, or None); slopes None where every
         parameter with a gradient is declared otherwise."""
@@ -152,21 +177,155 @@ class LossDescentCheck(Check):
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
             self._saved_buffers = [(b, saved[id(b)]) for b in model.buffers()]  # what each forward's buffers go back to
-            free = self._output_free(context, measured, outputs)
+            self._stale = outputs
+            entries = []  # (name, step, gradient judged, value, roundoff, declared: some parameter left out)
             for name, step, grad, value, roundoff in measured:
-                grad = self._undeclared(context, name, named, grad)
-                if not _nonzero(grad):
-                    judged.append((name, step, 0.0, value, None, ""))
+                pieces = self._undeclared(context, name, named, grad)
+                declared = any(a is not None and b is None for a, b in zip(grad, pieces))
+                entries.append((name, step, pieces, value, roundoff, declared))
+            found_free: list[set] = []  # the output-free terms, found once, only if a measurement can use them
+
+            def free_terms() -> set:
+                if not found_free:
+                    found_free.append(self._output_free(context, measured, outputs))
+                return found_free[0]
+
+            shared = self._shared(context, params, origin,
+                                  [e for e in entries if not e[5] and _nonzero(e[2])], free_terms)
+            for name, step, pieces, value, roundoff, _ in entries:
+                if not _nonzero(pieces):
+                    judged.append((name, step, 0.0, value, None, "", None))
                     continue
-                norm = norm64(grad)
-                slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm,
+                if (name, step) in shared:
+                    judged.append((name, step, *shared[(name, step)]))
+                    continue
+                free = free_terms()
+                norm = norm64(pieces)
+                slopes, stop = self._slopes(context, params, name, step, pieces, value, roundoff, origin, norm,
                                             stale=outputs if (name, step) in free else None)
                 if (name, step) in free and not self._passes(context, slopes):
                     # judged only with forwards: a miss may come from state forward leaves on the model
-                    slopes, stop = self._slopes(context, params, name, step, grad, value, roundoff, origin, norm)
-                judged.append((name, step, norm, value, slopes, stop))
-        self._saved_buffers = None  # the copies `_restored` made: freed with it
+                    slopes, stop = self._slopes(context, params, name, step, pieces, value, roundoff, origin, norm)
+                judged.append((name, step, norm, value, slopes, stop, None))
+        self._saved_buffers = self._stale = None  # the copies `_restored` made: freed with it
         return judged
+
+    def _shared(self, context, params, origin, entries: list, free_terms: Callable[[], set]) -> dict:
+        """{(name, step): (|g|, value, slopes, why shrinking stopped, "shared")} of the terms judged
+        along one direction d shared by all of them (see `_shared_weights`): one pair of forwards per
+        step length serves every term, since every term's value comes from the same forward. A term
+        the shared direction cannot judge exactly (its weights do not solve, or its predicted change
+        along d is below the value's float rounding at the spec's ε) is left out: it is measured
+        along its own gradient, as is a term that misses along d (its verdict and ratios are then
+        exactly those of its own gradient) and a term that declares parameters out (`reversed_on`,
+        `straight_through`: d would move them)."""
+        import torch
+
+        chosen = self._shared_group(context, params, entries)
+        if chosen is None:
+            return {}
+        keep, weights, sub = chosen
+        group = [entries[k] for k in keep]
+        norms = sub.diagonal(dim1=1, dim2=2).sum(dim=0).clamp(min=0).sqrt().tolist()
+        d_norm = float(torch.einsum("pk,pkl,pl->", weights, sub, weights).clamp(min=0).sqrt())
+        slopes, stops = self._shared_slopes(context, params, origin, group, norms, weights, d_norm, free_terms)
+        # a term that misses along d is judged along its own gradient, as before sharing: its failure
+        # (and the ratios it shows) is the one ĝ_k gives
+        return {(e[0], e[1]): (norm, e[3], slopes[k], stops[k], "shared")
+                for k, (e, norm) in enumerate(zip(group, norms)) if slopes[k] and self._passes(context, slopes[k])}
+
+    def _shared_group(self, context, params, entries: list) -> tuple[list[int], Any, Any] | None:
+        """(the entries judged along d, its weights, their Gram blocks), or None when fewer than two
+        terms can share it: terms are left out, one at a time, until the weights fit every term left
+        within tolerance/100 (see `_shared_weights`)."""
+        from alignguard.gradients.measure import gram_blocks
+
+        if len(entries) < 2:
+            return None
+        blocks = gram_blocks([e[2] for e in entries], len(params))
+        fits = lambda keep: max(_shared_weights(blocks[:, keep][:, :, keep])[1])  # noqa: E731
+        keep = list(range(len(entries)))
+        while len(keep) >= 2 and fits(keep) > context.spec.gradients.descent_tolerance / 100:
+            # least squares spreads a misfit over every term: leave out the term whose absence fits best
+            keep = min(([k for k in keep if k != out] for out in keep), key=fits)
+        if len(keep) < 2:
+            return None
+        sub = blocks[:, keep][:, :, keep]
+        return keep, _shared_weights(sub)[0], sub
+
+    def _shared_slopes(self, context, params, origin, group: list, norms: list[float], weights, d_norm: float,
+                       free_terms: Callable[[], set]) -> tuple[list, list]:
+        """Every term's central differences along d = Σ_k w_pk g_kp (per parameter p), shortening the
+        step for the terms that still miss, by the rules `_slopes` follows for one term; a term whose
+        predicted change is below the float rounding at the spec's ε gets no slopes (judged along ĝ_k),
+        unless it would be below it along ĝ_k too (then it is measured at ε only, as there).
+        A shorter step for terms that all read no output of forward runs none (`_output_free`; one
+        that then misses is judged along its own gradient, with forwards)."""
+        from alignguard.checks.gradients.perturb import Moved
+
+        tolerance = context.spec.gradients.descent_tolerance
+        epsilon = context.spec.gradients.descent_epsilon
+        moved = Moved(params, origin, [e[2] for e in group], weights)
+        slopes: list[list[Slope]] = [[] for _ in group]
+        stops = [""] * len(group)
+        open_ = list(range(len(group)))
+        for divisor in (1, *SHORTER):
+            if not open_:
+                break
+            held = {sign: sign * epsilon / divisor / d_norm for sign in (1.0, -1.0)}
+            predicted, span = moved.along(held[1.0], held[-1.0])
+            for k in list(open_):
+                _, _, _, value, roundoff, _ = group[k]
+                below = _rounding(epsilon / divisor, span, predicted[k], value, roundoff, tolerance)
+                if below and divisor == 1 and _rounding(epsilon, 2 * epsilon, 2 * epsilon * norms[k], value,
+                                                        roundoff, tolerance):
+                    stops[k] = f"ε = {epsilon:g} itself {below}"  # as along ĝ_k: measured, and no shorter step
+                elif below:
+                    open_.remove(k)  # at the spec's ε: judged along ĝ_k, whose predicted change is larger
+                    if divisor > 1:
+                        stops[k] = f"no shorter step: ε = {epsilon / divisor:g} {below}"
+            if not open_:
+                break
+            keys = [(group[k][0], group[k][1]) for k in open_]
+            stale = self._stale if divisor > 1 and set(keys) <= free_terms() else None
+            changes = self._changes(context, moved, held, keys, stale)
+            for k, change in zip(list(open_), changes):
+                slopes[k].append(Slope(epsilon / divisor, change, predicted[k], span))
+                miss = [abs(s.ratio - 1.0) for s in slopes[k]]
+                if miss[-1] <= tolerance or stops[k]:
+                    open_.remove(k)
+                elif len(miss) > 1 and not _closer(miss[-1], miss[-2]):
+                    stops[k] = NO_CLOSER
+                    open_.remove(k)
+        return slopes, stops
+
+    def _changes(self, context, moved, held, keys: list[tuple[str, int]], stale: Any = None) -> list[float]:
+        """[L_k(θ+δ₊) − L_k(θ+δ₋)] in float64 for every (term, step) of `keys`, from one forward per
+        sign (per step, when the example batch depends on it), then θ again."""
+        value = {}
+        try:
+            for sign, along in held.items():
+                moved.hold(along)
+                with _buffers_kept(context.model, getattr(self, "_saved_buffers", None)):
+                    value[sign] = self._values(context, keys, stale)
+        finally:
+            moved.restore()
+        return [a - b for a, b in zip(value[1.0], value[-1.0])]
+
+    def _values(self, context, keys: list[tuple[str, int]], stale: Any = None) -> list[float]:
+        """The terms' values at the parameters held now: `loss_terms` at every step of `keys`, in
+        step order as the gradient measurement calls it, on one forward (one per step when the
+        example batch depends on the step; none with `stale` outputs)."""
+        steps = sorted({step for _, step in keys})
+        terms: dict[int, dict] = {}
+        outputs = stale
+        if stale is not None:
+            manual_seed(context.spec.entry_points.seed)
+        for step in steps:
+            if outputs is None or (stale is None and context.model_file.step_dependent and step != steps[0]):
+                outputs = self._forward(context, step)
+            terms[step] = self._terms(context, outputs, step)
+        return [_scalar(terms[step].get(name)) for name, step in keys]
 
     def _output_free(self, context, measured: list, outputs: Any) -> set[tuple[str, int]]:
         """The (term, step)s whose value reads none of forward's outputs: `loss_terms` given the first
@@ -252,13 +411,13 @@ class LossDescentCheck(Check):
         origin = origin if origin is not None else [p.detach().clone() for p in params]
         from alignguard.checks.gradients.perturb import Moved
 
-        moved = Moved(params, origin, pieces)
+        moved = Moved(params, origin, [pieces])
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
             # θ ± step·g is recomputed where it is needed (deterministically, so identically) rather
             # than held: two whole-model copies less (0.4 GB on the DeepSEA CNN).
             held = {sign: sign * epsilon / divisor / norm for sign in (1.0, -1.0)}
-            predicted, span = moved.along(held[1.0], held[-1.0])
+            (predicted,), span = moved.along(held[1.0], held[-1.0])
             below = _rounding(epsilon / divisor, span, predicted, value, roundoff, tolerance)
             if below and divisor > 1:
                 return slopes, f"no shorter step: ε = {epsilon / divisor:g} {below}"
@@ -294,26 +453,29 @@ class LossDescentCheck(Check):
         if stale is not None:
             manual_seed(context.spec.entry_points.seed)
         outputs = self._forward(context, step) if stale is None else stale
-        term = self._terms(context, outputs, step).get(name)
-        if term is None:
-            return float("nan")  # the term vanished when the parameters moved: judged as not finite
-        return float(term.detach().double().reshape(()))
+        return _scalar(self._terms(context, outputs, step).get(name))
 
     # ---- judging ------------------------------------------------------------------------
-    def _judge(self, context, name, step, norm, value, slopes: list[Slope], stop: str, where) -> CheckResult:
+    def _judge(self, context, name, step, norm, value, slopes: list[Slope], stop: str, where,
+               shared: str | None = None) -> CheckResult:
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
         element = f"loss {name}"
-        expected = (f"the gradient of L_{name} is the slope of L_{name}: (L(θ+εĝ) − L(θ−εĝ))/2ε = |g_{name}| "
-                    f"within {tolerance:g} (ε = {epsilon:g}, or a shorter step if ε is too long for the curvature; "
-                    f"step {step})")
+        along = "d, the direction the terms share" if shared else f"ĝ_{name}"
+        expected = (f"the gradient of L_{name} is the slope of L_{name}: (L(θ+εd) − L(θ−εd))/2ε = g_{name}·d "
+                    f"within {tolerance:g} along d = ĝ_{name} or a direction the terms share (ε = {epsilon:g}, or a "
+                    f"shorter step if ε is too long for the curvature; step {step})")
         last = slopes[-1]  # the shortest step measured: the one closest to the derivative
         ratio = last.ratio
+        predicted = last.predicted / last.span if last.span else float("nan")
         details = {"step": step, "value": value, "grad_norm": norm, "slope": last.slope, "ratio": ratio,
+                   "predicted_slope": predicted, "direction": shared or "own",
                    "epsilon": last.epsilon, "ratios": [[s.epsilon, s.ratio] for s in slopes]}
         places = max(3, math.ceil(-math.log10(tolerance)) + 1)  # enough digits to show a miss
         trail = ", ".join(f"{s.ratio:+.{places}f} at ε = {s.epsilon:g}" for s in slopes)
-        found = f"slope {last.slope:.4g} along ĝ_{name}, |g_{name}| = {norm:.4g}: ratio {trail}"
+        found = (f"slope {last.slope:.4g} along {along}, where g_{name}·d = {predicted:.4g} (|g_{name}| = {norm:.4g}): "
+                 f"ratio {trail}" if shared else
+                 f"slope {last.slope:.4g} along ĝ_{name}, |g_{name}| = {norm:.4g}: ratio {trail}")
         if abs(ratio - 1.0) <= tolerance:
             if len(slopes) > 1:
                 found += f"; the longer step{'s' if len(slopes) > 2 else ''} measured curvature, not the gradient"
@@ -321,7 +483,7 @@ class LossDescentCheck(Check):
         floor = f"; {stop}" if stop and stop != NO_CLOSER else ""
         if not math.isfinite(ratio):
             return failed(ID, element, expected,
-                          f"L_{name} is not finite (or not returned) at θ ± εĝ_{name} ({trail}{floor}): the "
+                          f"L_{name} is not finite (or not returned) at θ ± ε{along.split(',')[0]} ({trail}{floor}): the "
                           "slope cannot be measured", fix="stabilise the term (clamp, an eps), or lower "
                           "`gradients.descent_epsilon`", where=where, details=details)
         converging = len(slopes) > 1 and stop != NO_CLOSER and ratio > 0
@@ -386,6 +548,42 @@ def first_batch_hook(context: CheckContext) -> Callable[[dict], None] | None:
                 found.error = exc
 
     return hook
+
+
+def _scalar(term: Any) -> float:
+    """A term's value in float64; NaN when it vanished as the parameters moved (judged as not finite)."""
+    if term is None:
+        return float("nan")
+    return float(term.detach().double().reshape(()))
+
+
+def _shared_weights(blocks) -> tuple[Any, list[float]]:
+    """Weights w (parameters × terms) of the direction d_p = Σ_k w_pk g_kp that every term k sees, on
+    every parameter p, as it sees its own normalised gradient: g_kp·d_p = |g_kp|²/|g_k|; and, per
+    term, how far they miss that: Σ_p |g_kp·d_p − |g_kp|²/|g_k|| / |g_k| (0: exactly).
+
+    `blocks` are the terms' per-parameter dot products G_p (`gram_blocks`). Per parameter this is
+    the linear system G_p w_p = diag(G_p)/|g|, over the terms with a gradient there. Why: along d,
+    term k's ratio (measured change over g_k·δ) weighs each parameter as the ratio along ĝ_k does,
+    so a gradient wrong by a factor on any set of parameters (a reversal layer upstream of some
+    modules, a reversed or scaled term) gives the same ratio along d as along ĝ_k, to within twice
+    the misfit. Where the terms' gradients on a parameter are linearly dependent (a one-element
+    bias), the system may have no exact solution: least squares, and the misfit says by how much.
+    """
+    import torch
+
+    diag = blocks.diagonal(dim1=1, dim2=2)  # (P, K) |g_kp|²
+    norms = diag.sum(dim=0).clamp(min=0).sqrt()
+    target = diag / norms.clamp(min=1e-300)
+    active = diag > 0
+    pair = active[:, :, None] & active[:, None, :]
+    gram = torch.where(pair, blocks, torch.zeros_like(blocks))
+    system = gram + torch.diag_embed((~active).double())  # a term without gradient on p: weight 0 there
+    weights = torch.linalg.lstsq(system, target.unsqueeze(-1)).solution.squeeze(-1)
+    weights = torch.where(active & torch.isfinite(weights), weights, torch.zeros_like(weights))
+    residual = (torch.einsum("pkl,pl->pk", gram, weights) - target).abs().sum(dim=0)
+    misfit = torch.where(norms > 0, residual / norms.clamp(min=1e-300), torch.full_like(norms, math.inf))
+    return weights, misfit.tolist()
 
 
 def _tensors(outputs: Any) -> list:

@@ -1,13 +1,17 @@
-"""θ + step·g written into a model's parameters, and the step it really takes, for loss.descent.
+"""θ + step·d written into a model's parameters, and the step it really takes, for loss.descent.
+
+The direction d is given per parameter as a combination of the terms' gradients, d_p = Σ_k w_pk g_kp
+(one term with weight 1: its own gradient; several: the direction loss.descent shares between
+terms, see `descent._shared_weights`), so no whole-model copy of d is ever held: large parameters
+build it chunk by chunk from the gradients (no temporary larger than `CHUNK`), the many small ones
+(a ResNet's BatchNorm weights and 1x1 convolutions) build their piece of d per call and go in
+bundles of at most `CHUNK` elements through one `torch._foreach_*` call per bundle, because one call per
+parameter cost as much Python overhead as the arithmetic.
 
 The perturbed values are computed twice, identically: once to measure the step the parameters
-will hold after rounding to their dtype (`Moved.along`: g·(δ₊ − δ₋) and |δ₊ − δ₋| in float64, so
-the prediction is exact whatever that rounding does) and once to write them (`Moved.hold`), so no
-whole-model temporary is ever held. Large parameters go chunk by chunk (no temporary larger than
-`CHUNK`); the many small ones (a ResNet's BatchNorm weights and 1x1 convolutions) go in bundles of
-at most `CHUNK` elements through one `torch._foreach_*` call per bundle, because one call per
-parameter cost as much Python overhead as the arithmetic (half of loss.descent's bookkeeping on the
-ResNet-50 layout).
+will hold after rounding to their dtype (`Moved.along`: every term's g_k·(δ₊ − δ₋) and |δ₊ − δ₋|
+in float64, so each prediction is exact whatever that rounding does) and once to write them
+(`Moved.hold`).
 """
 
 from __future__ import annotations
@@ -20,83 +24,139 @@ from alignguard.gradients.measure import CHUNK
 
 
 class Moved:
-    """The parameters one gradient moves: `params`, their saved values `origin`, and `pieces` (the
-    gradient per parameter, None where it is zero: that parameter is never written)."""
+    """The parameters a direction moves: `params`, their saved values `origin`, the terms' gradients
+    `terms` (per term, one piece per parameter, None where it is zero) and `weights` ((parameters,
+    terms) float64: d_p = Σ_k weights[p, k]·terms[k][p]; default: the single term's own gradient).
+    A parameter where d is zero is never written."""
 
-    def __init__(self, params: Sequence[torch.Tensor], origin: Sequence[torch.Tensor], pieces: Sequence[Any]):
-        self.bundles: list[tuple[list, list, list]] = []  # (flat params, flat origins, flat gradients)
-        self.large: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    def __init__(self, params: Sequence[torch.Tensor], origin: Sequence[torch.Tensor],
+                 terms: Sequence[Sequence[Any]], weights: torch.Tensor | None = None):
+        self.count = len(terms)
+        self.bundles: list[tuple[list, list, list, list]] = []  # (flat params, origins, d's mixes, [per term pieces])
+        self.large: list[tuple[torch.Tensor, torch.Tensor, list, list]] = []  # (p, origin, [(w, g)], per term g)
         size = CHUNK + 1
-        for p, start, g in zip(params, origin, pieces):
-            if g is None:
+        for index, (p, start) in enumerate(zip(params, origin)):
+            pieces = [term[index] for term in terms]
+            mix = [(1.0 if weights is None else float(weights[index, k]), g) for k, g in enumerate(pieces)]
+            mix = [(w, g) for w, g in mix if g is not None and w != 0.0]
+            if not mix:
                 continue
-            if _bundled(p, start, g):
+            if _bundled(p, start, pieces):
                 if size + p.numel() > CHUNK:
-                    self.bundles.append(([], [], []))
+                    self.bundles.append(([], [], [], [[] for _ in terms]))
                     size = 0
-                flats, starts, grads = self.bundles[-1]
+                flats, starts, directions, grads = self.bundles[-1]
                 flats.append(p.detach().view(-1))
                 starts.append(start.reshape(-1))
-                grads.append(g.reshape(-1))
+                directions.append(mix)  # d's piece is built per call (`_directions`): no model-sized copy held
+                for k, g in enumerate(pieces):
+                    grads[k].append(torch.zeros(p.numel(), device=p.device) if g is None else g.reshape(-1))
                 size += p.numel()
             else:
-                self.large.append((p, start, g))
+                self.large.append((p, start, mix, pieces))
 
-    def along(self, plus: float, minus: float) -> tuple[float, float]:
-        """(g·(δ₊ − δ₋), |δ₊ − δ₋|) in float64, δ± the perturbations the parameters will hold at
-        θ + plus·g and θ + minus·g."""
-        dot = sq = 0.0
-        for _, starts, grads in self.bundles:
-            a = torch.cat(torch._foreach_add(starts, grads, alpha=plus)).double()
-            span = a - torch.cat(torch._foreach_add(starts, grads, alpha=minus)).double()
-            dot += float(torch.cat(grads).double() @ span)
+    def along(self, plus: float, minus: float) -> tuple[list[float], float]:
+        """([g_k·(δ₊ − δ₋) for every term], |δ₊ − δ₋|) in float64, δ± the perturbations the parameters
+        will hold at θ + plus·d and θ + minus·d."""
+        dots, sq = [0.0] * self.count, 0.0
+        for _, starts, mixes, grads in self.bundles:
+            directions = _directions(mixes, starts)
+            a = torch.cat(torch._foreach_add(starts, directions, alpha=plus)).double()
+            span = a - torch.cat(torch._foreach_add(starts, directions, alpha=minus)).double()
+            for k, pieces in enumerate(grads):
+                dots[k] += float(torch.cat(pieces).double() @ span)
             sq += float(span @ span)
-        for p, start, g in self.large:
-            flat = g.reshape(-1)
-            for (i, a), (_, b) in zip(_held(p, start, g, plus), _held(p, start, g, minus)):
-                span = a.double() - b.double()
-                dot += float(flat[i:i + span.numel()].double().to(span.device) @ span)
-                sq += float(span @ span)
-        return dot, sq ** 0.5
+        # float64 chunks converted into buffers made once (a fresh 2 MiB tensor per conversion cost more
+        # than the arithmetic), products by torch.dot (1-D `@` in float64 took twice as long)
+        buffers: dict = {}
+        for p, start, mix, pieces in self.large:
+            flats = [None if g is None else g.reshape(-1) for g in pieces]
+            into_plus = lambda i, n, start=start: _buffer(buffers, 2, n, start.dtype, start.device)  # noqa: E731
+            into_minus = lambda i, n, start=start: _buffer(buffers, 3, n, start.dtype, start.device)  # noqa: E731
+            for (i, a), (_, b) in zip(_held(p, start, mix, plus, into_plus), _held(p, start, mix, minus, into_minus)):
+                span, other = (_buffer(buffers, slot, a.numel(), torch.float64, a.device) for slot in (0, 1))
+                torch.sub(span.copy_(a), other.copy_(b), out=span)
+                for k, flat in enumerate(flats):
+                    if flat is not None:
+                        dots[k] += float(torch.dot(other.copy_(flat[i:i + span.numel()]), span))
+                sq += float(torch.dot(span, span))
+        return dots, sq ** 0.5
 
     def hold(self, step: float) -> None:
-        """Write θ + step·g into the parameters in place (the values `along` measured)."""
+        """Write θ + step·d into the parameters in place (the values `along` measured)."""
         with torch.no_grad():
-            for flats, starts, grads in self.bundles:
-                torch._foreach_copy_(flats, torch._foreach_add(starts, grads, alpha=step))
-            for p, start, g in self.large:
-                _hold(p, start, g, step)
+            for flats, starts, mixes, _ in self.bundles:
+                torch._foreach_copy_(flats, torch._foreach_add(starts, _directions(mixes, starts), alpha=step))
+            for p, start, mix, _ in self.large:
+                _hold(p, start, mix, step)
 
     def restore(self) -> None:
-        """θ again in every parameter this gradient moves."""
+        """θ again in every parameter the direction moves."""
         with torch.no_grad():
-            for flats, starts, _ in self.bundles:
+            for flats, starts, _, _ in self.bundles:
                 torch._foreach_copy_(flats, starts)
-            for p, start, _ in self.large:
+            for p, start, _, _ in self.large:
                 p.copy_(start)
 
 
-def _bundled(p, start, g) -> bool:
-    """Small float32 parameters, contiguous, on one device with their origin and gradient: one foreach call."""
-    return (p.numel() <= CHUNK and p.dtype == start.dtype == g.dtype == torch.float32 and p.is_contiguous()
-            and p.device == start.device == g.device)
+def _buffer(buffers: dict, slot: int, size: int, dtype, device) -> torch.Tensor:
+    """A flat buffer of `size` elements, made once per slot, dtype and device (a view of its start)."""
+    key = (slot, dtype, device)
+    if key not in buffers or buffers[key].numel() < size:
+        buffers[key] = torch.empty(max(size, CHUNK), dtype=dtype, device=device)
+    return buffers[key][:size]
 
 
-def _held(p, start, g, step: float):
-    """The values parameter `p` would hold at θ + step·g (g unnormalised: `step` carries 1/|g|), rounded
-    to its dtype, flat, one chunk at a time: (offset, values). One fused add in at least float32 (a
-    float64 detour cost half of loss.descent on the ResNet-50 layout); no temporary is larger than a chunk."""
+def _bundled(p, start, pieces) -> bool:
+    """Small float32 parameters, contiguous, on one device with their origin and gradients: one foreach call."""
+    return (p.numel() <= CHUNK and p.dtype == start.dtype == torch.float32 and p.is_contiguous()
+            and p.device == start.device
+            and all(g is None or (g.dtype == torch.float32 and g.device == p.device) for g in pieces))
+
+
+def _directions(mixes: list, starts: list) -> list[torch.Tensor]:
+    """A bundle's pieces of d, flat float32, built now (a bundle is at most `CHUNK` elements)."""
+    return [_combined(mix, start.numel()) for mix, start in zip(mixes, starts)]
+
+
+def _combined(mix: list, numel: int) -> torch.Tensor:
+    """A small parameter's piece of d, flat float32 (the gradient itself, no copy, for weight 1 alone)."""
+    if len(mix) == 1 and mix[0][0] == 1.0:
+        return mix[0][1].reshape(-1)
+    total = torch.zeros(numel, dtype=torch.float64, device=mix[0][1].device)
+    for w, g in mix:
+        total.add_(g.reshape(-1).double(), alpha=w)
+    return total.float()
+
+
+def _held(p, start, mix, step: float, into=None):
+    """The values parameter `p` would hold at θ + step·d (d = Σ w·g, unnormalised: `step` carries
+    1/|d|), rounded to its dtype, flat, one chunk at a time: (offset, values). Fused adds in at least
+    float32 (a float64 detour cost half of loss.descent on the ResNet-50 layout); no temporary is
+    larger than a chunk. `into(offset, size)` gives the tensor of `compute`'s dtype each chunk is
+    written to (a buffer, or the parameter itself): the same kernels, so the same values, without a
+    fresh chunk per add (which cost as much as the adds)."""
     compute = torch.promote_types(start.dtype, torch.float32)
-    start, g = start.reshape(-1), g.reshape(-1).to(start.device)
+    start = start.reshape(-1)
+    flats = [(w, g.reshape(-1).to(start.device)) for w, g in mix]
     for i in range(0, start.numel(), CHUNK):
-        yield i, torch.add(start[i:i + CHUNK].to(compute), g[i:i + CHUNK].to(compute), alpha=step).to(p.dtype)
+        n = min(CHUNK, start.numel() - i)
+        out = into(i, n) if into is not None and compute == start.dtype else None
+        values = start[i:i + n]
+        for w, g in flats:
+            if out is None:
+                values = torch.add(values.to(compute), g[i:i + n].to(compute), alpha=step * w)
+            else:
+                values = torch.add(values, g[i:i + n].to(compute), alpha=step * w, out=out)
+        yield i, values.to(p.dtype)
 
 
-def _hold(p, start, g, step: float) -> None:
-    """Write θ + step·g into parameter `p` in place, chunk by chunk (the values `_held` gives)."""
+def _hold(p, start, mix, step: float) -> None:
+    """Write θ + step·d into parameter `p` in place, chunk by chunk (the values `_held` gives)."""
     flat = p.detach().view(-1) if p.is_contiguous() else None
     if flat is None:
-        p.copy_(torch.cat([values for _, values in _held(p, start, g, step)]).view_as(p))
+        p.copy_(torch.cat([values for _, values in _held(p, start, mix, step)]).view_as(p))
         return
-    for i, values in _held(p, start, g, step):
-        flat[i:i + values.numel()].copy_(values)
+    for i, values in _held(p, start, mix, step, into=lambda i, n: flat[i:i + n]):
+        if values.data_ptr() != flat[i:].data_ptr():  # computed elsewhere (another dtype): copied in
+            flat[i:i + values.numel()].copy_(values)
