@@ -522,15 +522,17 @@ class SymbolRunner:
         """Replay across inputs the calls do not take only if, on these inputs (`changed` differ in value from
         the captured run's), the whole model run for real and with the calls replayed agree bit for bit: state
         flowing from a changed input into a captured call (an attribute set from c that the encoder reads)
-        shows there. Symbols read by hooks are left out (a hook inside a call keeps it from being replayed)."""
+        shows there. The replayed run goes first, so state the skipped calls would have set is the captured
+        run's, not this run's: state a call sets that depends on the changed inputs shows too. Symbols read by
+        hooks are left out (a hook inside a call keeps it from being replayed)."""
         replays = self._replays
         names = [n for n in observe if self.binding(n).output is not None]
         try:
             with torch.no_grad():
-                replays.crossing = "real"
-                real = self._run(inputs, False, seed, names, {}, False, None, True)
                 replays.crossing = "replay"
                 again = self._run(inputs, False, seed, names, {}, False, None, True)
+                replays.crossing = "real"
+                real = self._run(inputs, False, seed, names, {}, False, None, True)
             same = all(_identical(again[n], real[n]) for n in names) and _same_outputs(
                 again["__outputs__"], real["__outputs__"])
         except (SymbolError, ForwardError):

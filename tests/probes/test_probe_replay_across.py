@@ -17,34 +17,36 @@ from probe_helpers import PROBE_MODEL, spec_with
 
 class Net(nn.Module):
     """logit = u(x)·softplus(m(c)) + r(c). `film`: the context's gain is left on the model before the encoder
-    runs and the encoder reads it (state, not an argument)."""
+    runs and the encoder reads it (state, not an argument). `sets`: the encoder's output is x's alone, but it
+    leaves a value scaled by that gain, which forward adds to the logit."""
 
-    def __init__(self, film: bool = False):
+    def __init__(self, film: bool = False, sets: bool = False):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
         self.context = nn.Linear(2, 2)
-        self.film, self.gain, self.encoder_runs = film, torch.ones(()), 0
-        self.encoder.register_forward_pre_hook(lambda *_: None)
+        self.film, self.sets, self.gain, self.left, self.encoder_runs = film, sets, torch.ones(()), 0.0, 0
         plain = self.encoder.forward
 
         def counted(*args):
             self.encoder_runs += 1
-            return plain(*args) * (self.gain if self.film else 1.0)
+            out = plain(*args)
+            self.left = out.mean() * self.gain
+            return out * (self.gain if self.film else 1.0)
         self.encoder.forward = counted  # an instance forward: a replayed call does not reach it
 
     def forward(self, x, c):
         m, r = self.context(c).unbind(-1)
         self.gain = torch.sigmoid(m).mean()
         u = self.encoder(x).squeeze(-1)
-        return {"logit": u * nn.functional.softplus(m) + r, "U": u}
+        return {"logit": u * nn.functional.softplus(m) + r + (self.left if self.sets else 0.0), "U": u}
 
 
 BINDINGS = {"U": SymbolBinding(output="U"), "logit": SymbolBinding(output="logit")}
 
 
-def fresh(film=False):
+def fresh(film=False, sets=False):
     torch.manual_seed(0)
-    return SymbolRunner(Net(film), BINDINGS)
+    return SymbolRunner(Net(film, sets), BINDINGS)
 
 
 def contexts():
@@ -73,6 +75,16 @@ def test_an_encoder_reading_state_set_from_c_is_never_replayed_across_contexts()
         runs = runner.model.encoder_runs
         runner.run({"x": x, "c": contexts()[0]}, observe=["logit"])
     assert runner._replays.cross_refused and runner.model.encoder_runs == runs + 1
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_an_encoder_leaving_state_that_depends_on_c_is_never_replayed_across_contexts():
+    runner, x, c = fresh(sets=True), torch.randn(5, 4), torch.randn(5, 2)
+    with torch.no_grad():
+        runner.run({"x": x, "c": c}, observe=["logit"])
+        got = [runner.run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+        want = [fresh(sets=True).run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+    assert runner._replays.cross_refused
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 
