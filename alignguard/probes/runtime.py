@@ -476,7 +476,8 @@ class SymbolRunner:
             return False, False, none
         key = replays.key_of(inputs, seed)
         if replays.crossing is not None:  # one of _confirm_across's two runs
-            return replays.crossing == "replay", False, replays.changed(key, inputs) or none
+            changed = replays.changed(key, inputs)
+            return replays.crossing == "replay" and changed is not None, False, changed or none
         if not grad and replays.pending is not None and replays.key == key and not hold:
             self._confirm(inputs, seed)
         if replays.ready(key):
