@@ -17,6 +17,15 @@ confirmation waits for the second run on the same inputs: most inputs a probe ma
 independence's halves, swap's shuffled contexts) run once, and confirming their capture straight
 away ran the model twice for nothing (DeepSEA's first convolution is its only input-only call, so
 each confirmation was a whole forward).
+
+A capture also serves a run whose inputs differ only in inputs a captured call does not take
+(modulation's sixteen contexts and swap's shuffled ones keep x, so `encoder(x)` need not rerun):
+same tensor objects for the call's own arguments, same seed, parameters and buffers, input names
+and shapes; the calls that take a changed input run. That is sound only if no state flows from
+the other inputs into the call (a FiLM-like forward may set an attribute from c that the encoder
+reads), so the first such run is confirmed by the runner: the whole model run for real and with the
+calls replayed, on those inputs (changed in value, not only in identity), must agree bit for bit;
+otherwise no capture is ever replayed across differing inputs for this model (`cross_refused`).
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ class Call:
     rng_after: torch.Tensor
     first_op: int  # forward's torch-call counter on entry; the call made ops first_op+1 .. first_op+ops
     ops: int
+    reads: frozenset = frozenset()  # the forward inputs passed to the call (by name)
 
     def holds(self, path: str | None = None, op: int | None = None) -> bool:
         """Whether a module at `path` or torch call number `op` runs inside this call."""
@@ -60,10 +70,13 @@ class Replays:
         # The keyed inputs themselves: the key names them by id(), and CPython reuses a freed object's id
         # (a half batch made after the full one was freed got its id and was answered with the full
         # batch's encoder output). Held here, no other tensor can take those ids while the key lives.
-        self.pinned: tuple = ()
+        self.pinned: dict[str, Any] = {}
         self.calls: list[Call] = []
         self.valid = False
         self.pending: tuple | None = None  # what the captured run observed, until a replayed run confirms it
+        self.crossed = False  # confirmed for runs whose inputs differ only in inputs the calls do not take
+        self.cross_refused = False  # such a confirmation failed once: never again for this model
+        self.crossing: str | None = None  # "real" / "replay" while the runner confirms a crossing
         self._own = False  # a forward of ours is running: the root hook lets it through
         self._hook = None
 
@@ -75,13 +88,42 @@ class Replays:
     def ready(self, key: tuple) -> bool:
         return self.valid and self.key == key and all(call.intact() for call in self.calls)
 
+    def changed(self, key: tuple, inputs: Mapping[str, Any]) -> frozenset | None:
+        """The tensor inputs a run on `key` changes from the capture's when that is all it changes (same
+        seed, parameters and buffers, input names and shapes, non-tensor inputs) and some captured call
+        takes none of them; None otherwise."""
+        if self.key is None or self.cross_refused or key[0] != self.key[0] or key[2] != self.key[2]:
+            return None
+        mine, theirs = self.key[1], key[1]
+        if [(k, s) for k, _, s in mine] != [(k, s) for k, _, s in theirs]:
+            return None
+        names = frozenset(k for (k, a, _), (_, b, _) in zip(mine, theirs) if a != b)
+        if not names or not all(isinstance(inputs[k], torch.Tensor) and isinstance(self.pinned.get(k), torch.Tensor)
+                                for k in names):
+            return None
+        return names if any(not call.reads & names for call in self.calls) else None
+
+    def differs(self, inputs: Mapping[str, Any], names: frozenset) -> bool:
+        """Whether some of the inputs `names` differs in value from the captured run's (a confirmation on
+        equal values would not show state flowing from them)."""
+        return any(not torch.equal(inputs[k], self.pinned[k]) for k in names)
+
+    def ready_across(self, key: tuple, inputs: Mapping[str, Any]) -> frozenset | None:
+        """The changed inputs when a run on `key` may replay the calls that take none of them."""
+        names = self.changed(key, inputs)
+        if names is None or not (self.valid and self.crossed) or not all(call.intact() for call in self.calls):
+            return None
+        return names
+
     def hold(self, key: tuple, inputs: Mapping[str, Any], observed: tuple) -> None:
         """Keep the calls just captured for `key`, unconfirmed: `observed` is what the captured run saw."""
-        self.key, self.valid, self.pinned, self.pending = key, False, tuple(inputs.values()), observed
+        self.key, self.valid, self.pinned, self.pending = key, False, dict(inputs), observed
+        self.crossed = False
         self.watch()
 
     def drop(self) -> None:
-        self.key, self.calls, self.valid, self.pinned, self.pending = None, [], False, (), None
+        self.key, self.calls, self.valid, self.pinned, self.pending = None, [], False, {}, None
+        self.crossed = False
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -114,19 +156,21 @@ class Replays:
             def hook(module, args, kwargs):
                 with counter.pause():  # our own tensor reads must not shift forward's call numbering
                     number = counts[path] = counts.get(path, -1) + 1
-                    if opened or _as_inputs(args, names) is None or any(_as_input(v, names) is None
-                                                                       for v in kwargs.values()):
+                    entries = _as_inputs(args, names)
+                    keywords = [_as_input(v, names) for v in kwargs.values()]
+                    if opened or entries is None or any(e is None for e in keywords):
                         return
-                    opened.append((module, path, number, counter.count, torch.get_rng_state()))
+                    reads = frozenset(v for kind, v in (*entries, *keywords) if kind == "input")
+                    opened.append((module, path, number, counter.count, torch.get_rng_state(), reads))
             return hook
 
         def post(module, args, kwargs, output):
             with counter.pause():
                 if opened and opened[-1][0] is module:
-                    _, path, number, first, rng = opened.pop()
+                    _, path, number, first, rng, reads = opened.pop()
                     if _capturable(output):
                         calls.append(Call(path, number, output, _versions(output), rng, torch.get_rng_state(),
-                                          first, counter.count - first))
+                                          first, counter.count - first, reads))
 
         with ExitStack() as stack:
             for path, module in self.model.named_modules():

@@ -367,7 +367,7 @@ class SymbolRunner:
             if site.op is not None:
                 op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
-        replay, capture = self._replay_plan(inputs, train, seed, edits, hold)
+        replay, capture, changed = self._replay_plan(inputs, train, seed, edits, observe, hold, param_grads)
         capture = capture and not hold  # a capture must hold the model as it is, not as the caller changed it
         if capture:
             calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
@@ -402,7 +402,9 @@ class SymbolRunner:
             if replay:
                 stack.enter_context(self._replays.replaying(calls_mode, lambda call: self._touches(
                     call, sites, [n for n in observe if self.binding(n).module is not None]) or any(
-                    not path or call.holds(path=path) for path in hold)))  # '' is the root: it holds every call
+                    not path or call.holds(path=path) for path in hold)  # '' is the root: it holds every call
+                    or bool(call.reads & changed) or (torch.is_grad_enabled() and any(
+                        getattr(inputs[n], "requires_grad", False) for n in call.reads))))
             if capture and not self._located(train):
                 # Nothing is located yet: this capture is also the discovery recording (batch_independence's
                 # symbol_where, identifiability's first edit recorded a forward more); other shapes borrow.
@@ -461,18 +463,32 @@ class SymbolRunner:
             self._quiet = was
 
     # ---- replaying (see replay.py) ------------------------------------------------------
-    def _replay_plan(self, inputs, train: bool, seed: int, edits, hold=()) -> tuple[bool, bool]:
-        """(replay captured calls, capture them in this run): eval runs under no_grad only. A run that holds
-        modules the caller changed neither confirms a pending capture nor takes one (both must see the model
-        as it is)."""
-        if train or torch.is_grad_enabled():
-            return False, False
-        key = self._replays.key_of(inputs, seed)
-        if self._replays.pending is not None and self._replays.key == key and not hold:
+    def _replay_plan(self, inputs, train: bool, seed: int, edits, observe, hold=(),
+                     param_grads: bool = True) -> tuple[bool, bool, frozenset]:
+        """(replay captured calls, capture them in this run, the inputs changed from the capture's: calls
+        taking them run). Eval runs only; captures under no_grad only. A grad-enabled run may replay when it
+        differentiates with respect to its own leaves only (`param_grads=False`): a captured output holds no
+        graph, and a call taking an input that requires grad runs. A run that holds modules the caller
+        changed neither confirms a capture nor takes one (both must see the model as it is)."""
+        replays, none = self._replays, frozenset()
+        grad = torch.is_grad_enabled()
+        if train or (grad and param_grads):
+            return False, False, none
+        key = replays.key_of(inputs, seed)
+        if replays.crossing is not None:  # one of _confirm_across's two runs
+            changed = replays.changed(key, inputs)
+            return replays.crossing == "replay" and changed is not None, False, changed or none
+        if not grad and replays.pending is not None and replays.key == key and not hold:
             self._confirm(inputs, seed)
-        if self._replays.ready(key):
-            return True, False
-        return False, not edits and key not in self._refused
+        if replays.ready(key):
+            return True, False, none
+        changed = replays.changed(key, inputs)
+        if changed is not None and not replays.crossed and not hold and replays.differs(inputs, changed):
+            self._confirm_across(inputs, seed, changed, observe)
+        changed = replays.ready_across(key, inputs)
+        if changed is not None:
+            return True, False, changed
+        return False, not grad and not edits and key not in self._refused, none
 
     def _touches(self, call, sites: Mapping[str, Site], hooked: list[str]) -> bool:
         """Whether the run edits, or reads by a hook, something inside the captured call."""
@@ -502,6 +518,33 @@ class SymbolRunner:
         if not same:
             replays.drop()
             self._refused.add(key)
+
+    def _confirm_across(self, inputs, seed: int, changed: frozenset, observe) -> None:
+        """Replay across inputs the calls do not take only if, on these inputs (`changed` differ in value from
+        the captured run's), the whole model run for real and with the calls replayed agree bit for bit: state
+        flowing from a changed input into a captured call (an attribute set from c that the encoder reads)
+        shows there. The replayed run goes first, so state the skipped calls would have set is the captured
+        run's, not this run's: state a call sets that depends on the changed inputs shows too. Symbols read by
+        hooks are left out (a hook inside a call keeps it from being replayed)."""
+        replays = self._replays
+        names = [n for n in observe if self.binding(n).output is not None]
+        try:
+            with torch.no_grad():
+                replays.crossing = "replay"
+                again = self._run(inputs, False, seed, names, {}, False, None, True)
+                replays.crossing = "real"
+                real = self._run(inputs, False, seed, names, {}, False, None, True)
+            same = all(_identical(again[n], real[n]) for n in names) and _same_outputs(
+                again["__outputs__"], real["__outputs__"])
+        except (SymbolError, ForwardError):
+            same = False
+        finally:
+            replays.crossing = None
+        if same:
+            replays.crossed, replays.valid, replays.pending = True, True, None
+        else:
+            replays.drop()
+            replays.cross_refused = True
 
     # ---- slicing ------------------------------------------------------------------------
     def plan(self, observe: Iterable[str], inputs: Mapping[str, Any], *, train: bool, seed: int,
@@ -719,8 +762,9 @@ class SymbolRunner:
                  mode: "_TorchCalls | None" = None) -> Any:
         """forward (or `call`) in the mode under the seed; `mode` counts only the model's own torch calls
         (entered inside the RNG fork, whose own torch calls vary with the process's history)."""
-        if self._replays.key is not None and (train or self._replays.key_of(inputs, seed) != self._replays.key):
-            self._replays.drop()  # another forward may change state a replayed call would have set
+        replays = self._replays
+        if replays.key is not None and (train or self._elsewhere(replays.key_of(inputs, seed), inputs)):
+            replays.drop()  # another forward may change state a replayed call would have set
         self._mode.enter(train)
         with torch.random.fork_rng(devices=[]), self._replays.own():
             manual_seed(seed)
@@ -731,6 +775,13 @@ class SymbolRunner:
                 raise
             except Exception as exc:
                 raise ForwardError(exc) from exc
+
+    def _elsewhere(self, key: tuple, inputs) -> bool:
+        """Whether a run on `key` is neither the capture's inputs nor a confirmed (or confirming) crossing."""
+        replays = self._replays
+        if key == replays.key:
+            return False
+        return replays.crossing is None and replays.ready_across(key, inputs) is None
 
     def settle(self) -> None:
         """Put the model back in the mode it had before this runner's runs (see `_Mode`)."""

@@ -169,7 +169,7 @@ def test_inputs_are_held_while_keyed_so_a_reused_id_never_answers_for_another_ba
     runner, inputs = setup()
     with torch.no_grad():
         runner.run(inputs, observe=["U", "logit"])  # captures and confirms
-        assert all(any(v is p for p in runner._replays.pinned) for v in inputs.values())
+        assert all(any(v is p for p in runner._replays.pinned.values()) for v in inputs.values())
         monkeypatch.setattr(replay, "id", lambda value: 0, raising=False)  # every object "reuses" one id
         half = {k: v[:2].clone() for k, v in inputs.items()}
         got = runner.run(half, observe=["U"])["U"]

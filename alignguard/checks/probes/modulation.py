@@ -60,7 +60,11 @@ class ModulationProbeCheck(Check):
         yield self._judge(probe, element, expected, slopes, symbol_where(context, probe.energy, inputs))
 
     def _slopes(self, context, probe, inputs):
-        """(examples, contexts) slopes: every example's x paired with every context."""
+        """(examples, contexts) slopes: every example's x paired with every context.
+
+        One run per context, on the same x tensors with that context in every row, rather than one run of
+        all n·k pairs: a submodule call that takes x only (the encoder) is then replayed across the runs
+        (probes/replay.py, confirmed there against a real run) instead of running on k times the batch."""
         import torch
 
         from alignguard.probes.contexts import draw_contexts
@@ -69,14 +73,25 @@ class ModulationProbeCheck(Check):
         n, k = min(MAX_EXAMPLES, len(c)), MAX_CONTEXTS
         # Observed contexts and draws up to CONTEXT_SCALE std devs out: cell lines not in the batch.
         contexts = draw_contexts(c, k, CONTEXT_SCALE, torch.Generator().manual_seed(probe_seed(context)))
-        pairs = {}
-        for key, value in inputs.items():
-            if key == probe.context:
-                pairs[key] = contexts.repeat(n, *[1] * (value.dim() - 1))  # contexts cycle fastest
-            elif isinstance(value, torch.Tensor) and len(value) == len(c):
-                pairs[key] = value[:n].repeat_interleave(k, dim=0)
-            else:
-                pairs[key] = value
+        rows = {key: (value if len(value) == n else value[:n]) if key != probe.context and isinstance(
+            value, torch.Tensor) and len(value) == len(c) else value for key, value in inputs.items()}
+        seed, run = probe_seed(context), runner(context)
+        with torch.no_grad():  # captures the x-only calls on these rows, if no check left them captured
+            run.run({**rows, probe.context: c[:n]} if n < len(c) else rows, seed=seed, observe=[probe.output])
+        columns = []
+        for j in range(k):
+            shape = contexts[j:j + 1].shape
+            paired = {**rows, probe.context: contexts[j:j + 1].expand(n, *shape[1:]).contiguous()}
+            columns.append(self._column(run, probe, paired, seed, n))
+        return torch.stack(columns, dim=1).double()
+
+    @staticmethod
+    def _column(run, probe, paired, seed, n):
+        """Each row's slope under this run's context: the effect of shifting all of U_I's row."""
+        import torch
+
+        from alignguard.probes.runtime import SymbolError
+
         leaves = []
 
         def make_leaf(tensor):
@@ -84,18 +99,16 @@ class ModulationProbeCheck(Check):
             leaves.append(leaf)
             return leaf
 
-        run = runner(context).run(pairs, seed=probe_seed(context), observe=[probe.output],
-                                  edits={probe.energy: make_leaf}, param_grads=False)
-        output = run[probe.output]
+        output = run.run(paired, seed=seed, observe=[probe.output], edits={probe.energy: make_leaf},
+                         param_grads=False)[probe.output]
         if not leaves:
             raise SymbolError(f"{probe.energy} was not produced in this forward pass")
         if not output.requires_grad:
-            return torch.zeros(n, k)
+            return torch.zeros(n)
         (grad,) = torch.autograd.grad(output.sum(), leaves[-1], allow_unused=True)
         if grad is None:
-            return torch.zeros(n, k)
-        # Row i·k + j is example i under context j; the slope is the effect of shifting all of U_I's row.
-        return grad.reshape(n * k, -1).sum(-1).reshape(n, k).double()
+            return torch.zeros(n)
+        return grad.reshape(n, -1).sum(-1)
 
     def _judge(self, probe, element, expected, slopes, where) -> CheckResult:
         magnitude = slopes.abs()

@@ -102,12 +102,16 @@ class SwapProbeCheck(Check):
                           f"'{probe.context}' is a {c.dtype} tensor, which has no gradient: the gradient form "
                           "cannot run", fix="set `probes.swap_invariance.gradient: false` (the value form still "
                           "runs) or pass the context as floating-point features", where=where)
+        runs = {}
+        # Eval first: it may replay the x-only calls the value form captured (a train run drops them).
+        for mode, train in (("eval", False), ("train", True)):
+            leaf = c.detach().clone().requires_grad_(True)
+            runs[mode] = leaf, runner(context).run({**inputs, probe.context: leaf}, train=train,
+                                                   seed=probe_seed(context), observe=[name], param_grads=False)[name]
         norms = {}
         generator = torch.Generator().manual_seed(probe_seed(context))
-        for mode, train in (("train", True), ("eval", False)):
-            leaf = c.detach().clone().requires_grad_(True)
-            value = runner(context).run({**inputs, probe.context: leaf}, train=train, seed=probe_seed(context),
-                                        observe=[name], param_grads=False)[name]
+        for mode in ("train", "eval"):  # the weights drawn in this order, as before the runs were reordered
+            leaf, value = runs[mode]
             weights = torch.randn(value.shape, generator=generator, dtype=value.dtype)
             grad = None
             if value.requires_grad:

@@ -105,6 +105,35 @@ class InlineEnergy(Design):
         return {"logit": (M * U_I + B) / T, "z_I": z_I, "U_I": U_I, "M": M, "B": B, "T": T}
 
 
+class GainedEncoder(nn.Module):
+    """Takes x only, but scales its features by a gain the model sets on it beforehand."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(X_DIM, 8), nn.ReLU())
+        self.gain = torch.ones(())
+
+    def forward(self, x):
+        return self.body(x) * self.gain
+
+
+class StateFilm(Design):
+    """FiLM through state: the modulator runs first and leaves a gain from c on the encoder, which reads it
+    (no argument of the encoder call shows c; c reaches z_I)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = GainedEncoder()
+
+    def forward(self, x, c):
+        M, B, T = self.modulator(c)
+        self.encoder.gain = T.unsqueeze(-1)
+        z_I, mu, logvar = self.bottleneck(self.encoder(x))
+        U_I = self.energy(z_I)
+        return {"logit": (M * U_I + B) / T, "z_I": z_I, "mu": mu, "logvar": logvar, "U_I": U_I,
+                "M": M, "B": B, "T": T}
+
+
 def _seeded(factory):
     torch.manual_seed(0)
     return factory()
@@ -132,6 +161,10 @@ def build_additive():
 
 def build_inline_energy():
     return _seeded(InlineEnergy)
+
+
+def build_state_film():
+    return _seeded(StateFilm)
 
 
 def build_signed_modulator():
