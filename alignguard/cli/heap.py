@@ -11,9 +11,16 @@ A check runs thousands of small operators (batch-sized tensors, many forwards), 
 parallel region. libgomp's default makes idle pool threads spin for ~300,000 iterations waiting
 for the next region; on a machine whose cores are busy with other jobs, a spinning thread holds
 the core the working one needs, and the check ran 7-30x slower in wall time (10x the CPU time) at
-a load average of 7-10. `OMP_WAIT_POLICY=PASSIVE` makes waiting threads sleep instead. libgomp
-reads it once, when torch loads it, so it is set before the import and never over a value the
-user chose.
+a load average of 7-10. `OMP_WAIT_POLICY=PASSIVE` makes waiting threads sleep instead. On an idle
+machine sleeping is the expensive choice: every parallel region then wakes the pool with a syscall,
+and the check of a ResNet-50-layout model (a few thousand small convolutions) took 6.5-7.1 s with
+sleeping threads against 4.7-4.8 s with a short spin (`GOMP_SPINCOUNT=30000`, ~0.3 ms; libgomp's
+default spins 10x longer), while on CMDN under 4 competing busy loops the short spin took 12 s
+against passive's 7 s (benchmarks §10.13). So the policy follows the load when the worker starts
+(`wait_policy`): a short spin while the 1-minute load average is below the number of cores (it
+counts this command's own earlier runs too), sleeping threads otherwise. libgomp reads both variables once, when torch loads it,
+so they are set before the import and never over a value the user chose (either variable set:
+nothing changes).
 """
 
 from __future__ import annotations
@@ -35,13 +42,26 @@ def import_torch_and_freeze_heap(*, sleeping_threads: bool = False) -> None:
     """
     global _frozen
     if sleeping_threads and "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        os.environ.update(wait_policy(os.environ, os.getloadavg()[0], len(os.sched_getaffinity(0))))
     with _collector_paused():
         import torch  # noqa: F401  (imported for its side effect: the objects to freeze)
 
         if not _frozen:
             gc.freeze()
             _frozen = True
+
+
+SHORT_SPIN = "30000"  # libgomp spins (~0.3 ms) before a waiting thread sleeps; its default is 300000
+
+
+def wait_policy(environ, load: float, cores: int) -> dict[str, str]:
+    """The OpenMP variables to set for torch's pool (see the module docstring): {} when the user set
+    either; a short spin while the load is below the core count, else sleeping."""
+    if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
+        return {}
+    if load < cores:
+        return {"GOMP_SPINCOUNT": SHORT_SPIN}
+    return {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @contextmanager

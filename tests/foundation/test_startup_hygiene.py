@@ -61,11 +61,12 @@ def test_a_failing_check_imports_no_compiler_stack_either():
 
 
 def _cli_check_env(tmp_path: Path, tiny_spec: Path, tiny_model: Path, env: dict) -> str:
-    """Standard error of `python -m alignguard check` on a model that prints its OpenMP wait policy."""
+    """Standard error of `python -m alignguard check` on a model that prints its OpenMP variables."""
     model = tmp_path / "tiny_policy.py"
     model.write_text(tiny_model.read_text() + (
         "\n\nimport os as _os\n_build = build_model\n\n\ndef build_model():\n"
         "    print('OMP_WAIT_POLICY=' + _os.environ.get('OMP_WAIT_POLICY', '(unset)'))\n"
+        "    print('GOMP_SPINCOUNT=' + _os.environ.get('GOMP_SPINCOUNT', '(unset)'))\n"
         "    return _build()\n"))
     result = subprocess.run([sys.executable, "-m", "alignguard", "check", str(tiny_spec), str(model)],
                             capture_output=True, text=True, env=env, cwd=ROOT)
@@ -73,27 +74,43 @@ def _cli_check_env(tmp_path: Path, tiny_spec: Path, tiny_model: Path, env: dict)
     return result.stderr  # the model's prints go to standard error
 
 
-def test_the_cli_check_makes_torchs_threads_sleep_but_keeps_the_users_choice(tmp_path, tiny_spec, tiny_model):
+def test_the_cli_check_sets_torchs_thread_wait_but_keeps_the_users_choice(tmp_path, tiny_spec, tiny_model):
     import os
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    assert "OMP_WAIT_POLICY=PASSIVE" in _cli_check_env(tmp_path, tiny_spec, tiny_model, env)
-    assert "OMP_WAIT_POLICY=ACTIVE" in _cli_check_env(tmp_path, tiny_spec, tiny_model,
-                                                      {**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    chosen = _cli_check_env(tmp_path, tiny_spec, tiny_model, env)
+    assert "OMP_WAIT_POLICY=PASSIVE" in chosen or "GOMP_SPINCOUNT=30000" in chosen  # which one: the load
+    mine = _cli_check_env(tmp_path, tiny_spec, tiny_model, {**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert "OMP_WAIT_POLICY=ACTIVE" in mine and "GOMP_SPINCOUNT=(unset)" in mine
+    mine = _cli_check_env(tmp_path, tiny_spec, tiny_model, {**env, "GOMP_SPINCOUNT": "7"})
+    assert "OMP_WAIT_POLICY=(unset)" in mine and "GOMP_SPINCOUNT=7" in mine
+
+
+def test_the_wait_policy_follows_the_load():
+    """A short spin while the load leaves the cores to the pool, sleeping threads on a busy machine
+    (a spinning thread there holds the core the working one needs); the user's variables win."""
+    from alignguard.cli.heap import wait_policy
+
+    assert wait_policy({}, 0.3, 2) == {"GOMP_SPINCOUNT": "30000"}
+    assert wait_policy({}, 1.9, 2) == {"GOMP_SPINCOUNT": "30000"}
+    assert wait_policy({}, 2.0, 2) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert wait_policy({}, 11.0, 16) == {"GOMP_SPINCOUNT": "30000"}
+    assert wait_policy({"OMP_WAIT_POLICY": "ACTIVE"}, 0.1, 2) == {}
+    assert wait_policy({"GOMP_SPINCOUNT": "0"}, 9.0, 2) == {}
 
 
 def test_the_wait_policy_is_set_before_torch_loads_libgomp():
-    """libgomp reads OMP_WAIT_POLICY once, when torch loads it: set afterwards it would do nothing."""
-    script = ("import os, sys\nos.environ.pop('OMP_WAIT_POLICY', None)\n"
+    """libgomp reads its variables once, when torch loads it: set afterwards they would do nothing."""
+    script = ("import os, sys\nos.environ.pop('OMP_WAIT_POLICY', None)\nos.environ.pop('GOMP_SPINCOUNT', None)\n"
               "from alignguard.cli.heap import import_torch_and_freeze_heap\n"
               "import_torch_and_freeze_heap(sleeping_threads=True)\n"
-              "print(os.environ.get('OMP_WAIT_POLICY'))\n"
+              "print(os.environ.get('OMP_WAIT_POLICY') or os.environ.get('GOMP_SPINCOUNT'))\n"
               "import torch\n")  # already imported: the call above imported it after setting the variable
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "PASSIVE"
-    late = ("import os, torch\nos.environ.pop('OMP_WAIT_POLICY', None)\n"
+    assert out.strip() in ("PASSIVE", "30000")
+    late = ("import os, torch\nos.environ.pop('OMP_WAIT_POLICY', None)\nos.environ.pop('GOMP_SPINCOUNT', None)\n"
             "from alignguard.cli.heap import import_torch_and_freeze_heap\n"
             "import_torch_and_freeze_heap(sleeping_threads=True)\n"
-            "print(os.environ.get('OMP_WAIT_POLICY'))\n")
+            "print(os.environ.get('OMP_WAIT_POLICY') or os.environ.get('GOMP_SPINCOUNT'))\n")
     out = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "None"  # torch was already loaded: setting it would only mislead
