@@ -17,8 +17,9 @@ and the check of a ResNet-50-layout model (a few thousand small convolutions) to
 sleeping threads against 4.7-4.8 s with a short spin (`GOMP_SPINCOUNT=30000`, ~0.3 ms; libgomp's
 default spins 10x longer), while on CMDN under 4 competing busy loops the short spin took 12 s
 against passive's 7 s (benchmarks §10.13). So the policy follows the load when the worker starts
-(`wait_policy`): a short spin while the 1-minute load average is below the number of cores (it
-counts this command's own earlier runs too), sleeping threads otherwise. libgomp reads both variables once, when torch loads it,
+(`wait_policy`): a short spin when nothing but this command is ready to run (`others_runnable`: the
+kernel's instantaneous count; with one busy loop beside it the spinning check of the ResNet-50 layout
+took 20-27 s against passive's 8 s), sleeping threads otherwise. libgomp reads both variables once, when torch loads it,
 so they are set before the import and never over a value the user chose (either variable set:
 nothing changes).
 """
@@ -42,7 +43,7 @@ def import_torch_and_freeze_heap(*, sleeping_threads: bool = False) -> None:
     """
     global _frozen
     if sleeping_threads and "torch" not in sys.modules:
-        os.environ.update(wait_policy(os.environ, os.getloadavg()[0], len(os.sched_getaffinity(0))))
+        os.environ.update(wait_policy(os.environ, others_runnable()))
     with _collector_paused():
         import torch  # noqa: F401  (imported for its side effect: the objects to freeze)
 
@@ -54,14 +55,39 @@ def import_torch_and_freeze_heap(*, sleeping_threads: bool = False) -> None:
 SHORT_SPIN = "30000"  # libgomp spins (~0.3 ms) before a waiting thread sleeps; its default is 300000
 
 
-def wait_policy(environ, load: float, cores: int) -> dict[str, str]:
+def wait_policy(environ, others: int) -> dict[str, str]:
     """The OpenMP variables to set for torch's pool (see the module docstring): {} when the user set
-    either; a short spin while the load is below the core count, else sleeping."""
+    either; a short spin when no other task is ready to run (`others`), sleeping threads otherwise."""
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
         return {}
-    if load < cores:
+    if others <= 0:
         return {"GOMP_SPINCOUNT": SHORT_SPIN}
     return {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def others_runnable(samples: int = 5) -> int:
+    """The fewest tasks ready to run, other than this process and its parent (the CLI parsing beside
+    its worker), in a few readings of the kernel's instantaneous count (/proc/loadavg's `running`).
+    Not the load average: it counts a benchmark's own previous runs, while one busy process beside a
+    spinning pool already made a check 3x slower. The fewest, because a busy process is always
+    ready and a kernel thread only now and then. Large where it cannot be read, so threads sleep."""
+    fewest = 1 << 20
+    for _ in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            fewest = min(fewest, running - 1 - _parent_running())
+        except (OSError, ValueError, IndexError):
+            return 1 << 20
+    return fewest
+
+
+def _parent_running() -> int:
+    try:
+        with open(f"/proc/{os.getppid()}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[0] == "R")
+    except OSError:
+        return 0
 
 
 @contextmanager
