@@ -48,14 +48,19 @@ TEXT_DAMAGE = [":", "[", "]", "{", "}", "- ", "&a ", "*a", "!!python/object:os.s
                "%YAML 1.1\n", "---\n", "? ", "'", '"', "#", "\\", "\n  ", "<<: *a\n", "2024-13-45", ".inf"]
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+def _paths(node: Any, prefix: tuple = (), above: frozenset = frozenset()) -> list[tuple]:
+    """Every path into the document; a node that contains itself (an alias made a cycle: valid YAML,
+    `&a [*a]`, which the dumper writes and the loader must survive) is entered once per path."""
     found = [prefix]
+    if id(node) in above:
+        return found
+    above = above | {id(node)}
     if isinstance(node, dict):
         for key, value in node.items():
-            found += _paths(value, prefix + (key,))
+            found += _paths(value, prefix + (key,), above)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            found += _paths(value, prefix + (index,))
+            found += _paths(value, prefix + (index,), above)
     return found
 
 
