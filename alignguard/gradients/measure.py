@@ -198,6 +198,15 @@ def norm64(pieces: Iterable[torch.Tensor | None]) -> float:
     return sum(dot64(g, g) for g in pieces if g is not None) ** 0.5
 
 
+def chunk_buffer(buffers: dict, slot: int, size: int, dtype, device) -> torch.Tensor:
+    """A flat buffer of `size` elements, made once per slot, dtype and device and kept in `buffers` (a view
+    of its start): converting chunk after chunk into it costs less than a fresh tensor per chunk."""
+    key = (slot, dtype, device)
+    if key not in buffers or buffers[key].numel() < size:
+        buffers[key] = torch.empty(max(size, CHUNK), dtype=dtype, device=device)
+    return buffers[key][:size]
+
+
 def gram_blocks(sums: Sequence[Sequence[torch.Tensor | None] | None], count: int) -> torch.Tensor:
     """(count, K, K) float64: per parameter, the dot products of the K terms' pieces (None: zero).
 
@@ -218,10 +227,7 @@ def gram_blocks(sums: Sequence[Sequence[torch.Tensor | None] | None], count: int
             n = min(CHUNK, size - start)
             chunk = []
             for slot, (i, g) in enumerate(present):
-                key = (slot, g.device)
-                if key not in buffers:
-                    buffers[key] = torch.empty(CHUNK, dtype=torch.float64, device=g.device)
-                chunk.append((i, buffers[key][:n].copy_(g[start:start + n])))
+                chunk.append((i, chunk_buffer(buffers, slot, n, torch.float64, g.device).copy_(g[start:start + n])))
             for a, (i, x) in enumerate(chunk):
                 for j, y in chunk[a:]:
                     value = float(torch.dot(x, y.to(x.device)))

@@ -120,6 +120,6 @@ def _drop_recording(context: "CheckContext") -> None:
     layout) is not read while gradients are measured, whose K gradient sums and training graph set
     the check's peak memory: free it first (sites and slices stay located; a later discovery records
     again)."""
-    runner = context._memo.get("probes:runner")
+    runner = context.memoised("probes:runner")
     if runner is not None:
         runner.drop_recording()

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from alignguard.gradients.measure import CHUNK
+from alignguard.gradients.measure import CHUNK, chunk_buffer
 
 
 class Moved:
@@ -71,10 +71,10 @@ class Moved:
         buffers: dict = {}
         for p, start, mix, pieces in self.large:
             flats = [None if g is None else g.reshape(-1) for g in pieces]
-            into_plus = lambda i, n, start=start: _buffer(buffers, 2, n, start.dtype, start.device)  # noqa: E731
-            into_minus = lambda i, n, start=start: _buffer(buffers, 3, n, start.dtype, start.device)  # noqa: E731
+            into_plus = lambda i, n, start=start: chunk_buffer(buffers, 2, n, start.dtype, start.device)  # noqa: E731
+            into_minus = lambda i, n, start=start: chunk_buffer(buffers, 3, n, start.dtype, start.device)  # noqa: E731
             for (i, a), (_, b) in zip(_held(p, start, mix, plus, into_plus), _held(p, start, mix, minus, into_minus)):
-                span, other = (_buffer(buffers, slot, a.numel(), torch.float64, a.device) for slot in (0, 1))
+                span, other = (chunk_buffer(buffers, slot, a.numel(), torch.float64, a.device) for slot in (0, 1))
                 torch.sub(span.copy_(a), other.copy_(b), out=span)
                 for k, flat in enumerate(flats):
                     if flat is not None:
@@ -97,14 +97,6 @@ class Moved:
                 torch._foreach_copy_(flats, starts)
             for p, start, _, _ in self.large:
                 p.copy_(start)
-
-
-def _buffer(buffers: dict, slot: int, size: int, dtype, device) -> torch.Tensor:
-    """A flat buffer of `size` elements, made once per slot, dtype and device (a view of its start)."""
-    key = (slot, dtype, device)
-    if key not in buffers or buffers[key].numel() < size:
-        buffers[key] = torch.empty(max(size, CHUNK), dtype=dtype, device=device)
-    return buffers[key][:size]
 
 
 def _bundled(p, start, pieces) -> bool:
