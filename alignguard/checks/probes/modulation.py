@@ -73,11 +73,13 @@ class ModulationProbeCheck(Check):
         n, k = min(MAX_EXAMPLES, len(c)), MAX_CONTEXTS
         # Observed contexts and draws up to CONTEXT_SCALE std devs out: cell lines not in the batch.
         contexts = draw_contexts(c, k, CONTEXT_SCALE, torch.Generator().manual_seed(probe_seed(context)))
-        rows = {key: (value if len(value) == n else value[:n]) if key != probe.context and isinstance(
-            value, torch.Tensor) and len(value) == len(c) else value for key, value in inputs.items()}
+        # the first n rows of every batch-sized input: the very tensors when n is all of them (replay keys
+        # them by identity, so a capture an earlier check made on the example inputs serves these runs)
+        rows = {key: value[:n] if isinstance(value, torch.Tensor) and len(value) == len(c) > n else value
+                for key, value in inputs.items()}
         seed, run = probe_seed(context), runner(context)
         with torch.no_grad():  # captures the x-only calls on these rows, if no check left them captured
-            run.run({**rows, probe.context: c[:n]} if n < len(c) else rows, seed=seed, observe=[probe.output])
+            run.run(rows, seed=seed, observe=[probe.output])
         columns = []
         for j in range(k):
             shape = contexts[j:j + 1].shape
