@@ -81,7 +81,7 @@ class Replays:
         self._hook = None
 
     def key_of(self, inputs: Mapping[str, Any], seed: int) -> tuple:
-        state = tuple(t._version for t in (*self.model.parameters(), *self.model.buffers()))
+        state = state_versions(self.model)
         shapes = tuple((k, id(v), tuple(getattr(v, "shape", ()))) for k, v in inputs.items())
         return (seed, shapes, state)
 
@@ -195,6 +195,21 @@ class Replays:
                 module = self.model.get_submodule(path)
                 stack.enter_context(_patched(module, numbers, counter))
             yield
+
+
+def state_versions(model: torch.nn.Module) -> tuple:
+    """Every parameter's and buffer's version counter (and identity: one replaced through setattr is
+    another tensor), by a walk of `_modules`: `parameters()` builds every module's name and dedups by
+    hash, 2 ms on a ResNet-50, and runs twice per probe run (0.27 s of its check)."""
+    state, stack = [], [model]
+    while stack:
+        module = stack.pop()
+        for tensors in (module._parameters, module._buffers):
+            for t in tensors.values():
+                if t is not None:
+                    state.append((id(t), t._version))
+        stack.extend(child for child in module._modules.values() if child is not None)
+    return tuple(state)
 
 
 @contextmanager
