@@ -263,9 +263,17 @@ class LossDescentCheck(Check):
         that then misses is judged along its own gradient, with forwards)."""
         from alignguard.checks.gradients.perturb import Moved
 
+        moved = Moved(params, origin, [e[2] for e in group], weights)
+        try:  # `along` leaves θ + δ₊ held: θ again whichever way the steps end
+            return self._shared_steps(context, moved, group, norms, d_norm, free_terms)
+        finally:
+            moved.restore()
+
+    def _shared_steps(self, context, moved, group: list, norms: list[float], d_norm: float,
+                      free_terms: Callable[[], set]) -> tuple[list, list]:
+        """`_shared_slopes`' steps along d, the direction `moved` holds."""
         tolerance = context.spec.gradients.descent_tolerance
         epsilon = context.spec.gradients.descent_epsilon
-        moved = Moved(params, origin, [e[2] for e in group], weights)
         slopes: list[list[Slope]] = [[] for _ in group]
         stops = [""] * len(group)
         open_ = list(range(len(group)))
@@ -273,6 +281,7 @@ class LossDescentCheck(Check):
             if not open_:
                 break
             held = {sign: sign * epsilon / divisor / d_norm for sign in (1.0, -1.0)}
+            free = free_terms() if divisor > 1 else set()  # evaluated at θ: `along` leaves θ + δ₊ held
             predicted, span = moved.along(held[1.0], held[-1.0])
             for k in list(open_):
                 _, _, _, value, roundoff, _ = group[k]
@@ -287,7 +296,7 @@ class LossDescentCheck(Check):
             if not open_:
                 break
             keys = [(group[k][0], group[k][1]) for k in open_]
-            stale = self._stale if divisor > 1 and set(keys) <= free_terms() else None
+            stale = self._stale if divisor > 1 and set(keys) <= free else None
             changes = self._changes(context, moved, held, keys, stale)
             for k, change in zip(list(open_), changes):
                 slopes[k].append(Slope(epsilon / divisor, change, predicted[k], span))
@@ -402,8 +411,6 @@ class LossDescentCheck(Check):
         ratio closer to 1, and float rounding would not dominate it ("" when none of these stopped it).
         With `stale` (outputs of a term that reads none, see `_output_free`) no forward is run.
         """
-        tolerance = context.spec.gradients.descent_tolerance
-        epsilon = context.spec.gradients.descent_epsilon
         from alignguard.gradients.measure import norm64
 
         # `pieces`: the gradient per parameter (None: zero), float32; no float64 copy of it is made.
@@ -412,6 +419,15 @@ class LossDescentCheck(Check):
         from alignguard.checks.gradients.perturb import Moved
 
         moved = Moved(params, origin, [pieces])
+        try:  # `along` leaves θ + δ₊ held: θ again whichever way the steps end
+            return self._steps_along(context, moved, name, step, norm, value, roundoff, stale)
+        finally:
+            moved.restore()
+
+    def _steps_along(self, context, moved, name, step, norm, value, roundoff, stale) -> tuple[list[Slope], str]:
+        """`_slopes`' steps along ĝ, the direction `moved` holds."""
+        tolerance = context.spec.gradients.descent_tolerance
+        epsilon = context.spec.gradients.descent_epsilon
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
             # θ ± step·g is recomputed where it is needed (deterministically, so identically) rather
