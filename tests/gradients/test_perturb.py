@@ -82,3 +82,14 @@ def test_a_parameter_no_term_moves_is_never_written():
     moved.hold(-1e-3)
     assert torch.equal(params[3], origin[3])
     moved.restore()
+
+
+def test_restore_writes_theta_after_a_write_that_failed_midway():
+    params, origin, terms, weights = layout()
+    moved = Moved(params, origin, terms, weights)
+    moved.large[0][2].append((1.0, "not a tensor"))  # the large parameter's second write fails
+    with pytest.raises(AttributeError):
+        moved.along(1e-3, -1e-3)
+    assert not all(torch.equal(p, o) for p, o in zip(params, origin))  # the bundles were written
+    moved.restore()
+    assert all(torch.equal(p, o) for p, o in zip(params, origin))

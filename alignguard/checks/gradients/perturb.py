@@ -27,6 +27,9 @@ import torch
 from alignguard.gradients.measure import CHUNK, chunk_buffer
 
 
+_PARTLY = float("nan")  # `Moved.holding` while parameters are being written: equal to no step, not θ
+
+
 class Moved:
     """The parameters a direction moves: `params`, their saved values `origin`, the terms' gradients
     `terms` (per term, one piece per parameter, None where it is zero) and `weights` ((parameters,
@@ -65,6 +68,7 @@ class Moved:
         hold at θ + plus·d and θ + minus·d. The parameters are left holding θ + plus·d, the values just
         measured, until `hold` or `restore`: a caller restores θ however it ends."""
         dots, sq = [0.0] * self.count, 0.0
+        self.holding = _PARTLY
         with torch.no_grad():
             for flats, starts, mixes, grads in self.bundles:
                 directions = _directions(mixes, starts)
@@ -97,6 +101,7 @@ class Moved:
         they hold it already."""
         if self.holding == step:
             return
+        self.holding = _PARTLY
         with torch.no_grad():
             for flats, starts, mixes, _ in self.bundles:
                 torch._foreach_copy_(flats, torch._foreach_add(starts, _directions(mixes, starts), alpha=step))
