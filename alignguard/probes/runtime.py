@@ -486,7 +486,10 @@ class SymbolRunner:
         if replays.ready(key):
             return True, False, none, False
         if replays.other_seed(key) and not replays.seeds_crossed and not hold:
-            self._confirm_seed(inputs, seed, observe)
+            if not grad and replays.pending is not None:  # the capture itself first, at its own seed
+                self._confirm(inputs, replays.key[0])
+            if replays.other_seed(key):
+                self._confirm_seed(inputs, seed, observe)
         if replays.ready_seed(key):
             return True, False, none, True
         changed = replays.changed(key, inputs)
