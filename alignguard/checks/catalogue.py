@@ -52,12 +52,18 @@ ROOMS: tuple[Room, ...] = (
 
 CHECKS: tuple[type[Check], ...] = tuple(check for room in ROOMS for check in room.checks)
 
-# The order the checks *run* in (the report keeps CHECKS' order): the probes whose runs read the example
-# inputs in eval without gradients run right after identifiability, which does too. The runner's replay
-# capture of those inputs (the encoder's output) and its discovery recording then serve them all; a
-# train-mode or gradient forward in between (the gradient measurement, the noise probe) drops both, and
-# each of these checks paid a whole forward of the encoder again.
-_EVAL_GROUP = (TranslationProbeCheck, ComponentEffectCheck, SwapProbeCheck, PositivityProbeCheck)
+# The order the checks *run* in (the report keeps CHECKS' order). An eval run of the example inputs through
+# the runner captures the calls that take them alone (the encoder's output: probes/replay.py) and records
+# where the symbols are; a train-mode or gradient forward (the gradient measurement, swap's gradient, the
+# noise probe's train pair, noise.reparameterised), a forward outside the runner (noise.eval's eval-mode
+# graph capture) or a run of other inputs (positivity's validation of a slice on moved inputs) drops the
+# capture, and every check after it paid whole forwards of the encoder again. noise.eval's pair of eval
+# passes (seeds s and s+1, after its graph capture) makes the capture; identifiability and the checks that
+# read those inputs in eval only replay it right after; then swap, whose eval runs replay it across contexts
+# (modulation confirmed that crossing) before its gradient run drops it; then the noise probe (its eval pair
+# is noise.eval's) and positivity, which only drop it.
+_EVAL_GROUP = (TranslationProbeCheck, ComponentEffectCheck, ModulationProbeCheck, SwapProbeCheck,
+               NoiseProbeCheck, PositivityProbeCheck)
 EXECUTION: tuple[type[Check], ...] = tuple(
     later for check in CHECKS if check not in _EVAL_GROUP
     for later in ((check, *_EVAL_GROUP) if check is IdentifiabilityCheck else (check,)))

@@ -64,3 +64,30 @@ def user_forward(context: "CheckContext") -> Iterator[None]:
         yield
     except ForwardError as exc:
         raise context.model_file.forward_error(exc.original, on="a probe's intervened example batch") from None
+
+
+def eval_pair(context: "CheckContext", symbol: str) -> tuple:
+    """The tensor a symbol is read from (all of it: a slice or chunk is the reader's to take) in two eval,
+    no-grad runs on the probe inputs at seeds s and s+1, as ("values", (first, second)) or ("error",
+    SymbolError). Memoised: noise.eval and probe.noise ask the same question (does the symbol differ
+    between two eval passes?) and judge these two runs each in its own way, where each ran its own pair
+    of passes (four whole forwards). The runs go through the runner, so they replay the capture an
+    earlier eval run of the probe inputs made (the second one across seeds, through the calls that drew
+    nothing: probes/replay.py); the model's own exceptions become its ModelFileError."""
+    import torch
+
+    from alignguard.probes.runtime import SymbolError
+
+    def pair() -> tuple:
+        binding = context.spec.symbols[symbol]
+        whole = f"{symbol} (whole tensor)"
+        reader = runner(context).extended({whole: binding.model_copy(update={"slice": None, "chunk": None})})
+        inputs, seed = probe_inputs(context), probe_seed(context)
+        try:
+            with torch.no_grad(), user_forward(context):
+                return "values", tuple(reader.run(inputs, train=False, seed=seed + offset, observe=[whole])[whole]
+                                       for offset in (0, 1))
+        except SymbolError as exc:
+            return "error", exc
+
+    return context.memo(f"probes:eval_pair:{symbol}", pair)

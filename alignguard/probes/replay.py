@@ -26,6 +26,16 @@ the other inputs into the call (a FiLM-like forward may set an attribute from c 
 reads), so the first such run is confirmed by the runner: the whole model run for real and with the
 calls replayed, on those inputs (changed in value, not only in identity), must agree bit for bit;
 otherwise no capture is ever replayed across differing inputs for this model (`cross_refused`).
+
+A capture also serves a run at another seed on the same inputs, parameters and buffers (the noise
+checks' eval pair at seeds s and s+1), but only through the calls that drew no randomness: torch's CPU
+generator, CUDA's generators when CUDA is initialised, numpy's and Python's global streams all as they
+were on entry (`Call.drew`). Such a call is replayed without restoring the captured random state (the
+run's own stream continues); a call that drew (the bottleneck's sample in train, dropout, a stochastic
+eval) runs. The first such run is confirmed like a crossing of inputs (the replayed run first, then the
+real one, on the new seed, bit for bit); one disagreement and no capture of this model is ever replayed
+across seeds again (`seeds_refused`). A call that drew from numpy's or Python's stream, which the runner
+does not seed, is never replayed at all: its captured draw would stand in for a fresh one.
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ class Call:
     first_op: int  # forward's torch-call counter on entry; the call made ops first_op+1 .. first_op+ops
     ops: int
     reads: frozenset = frozenset()  # the forward inputs passed to the call (by name)
+    drew: bool = True  # some random stream moved during the call (see `_streams`): never crosses seeds
+    foreign: bool = False  # numpy's or Python's stream moved (the runner seeds neither): never replayed
 
     def holds(self, path: str | None = None, op: int | None = None) -> bool:
         """Whether a module at `path` or torch call number `op` runs inside this call."""
@@ -77,6 +89,9 @@ class Replays:
         self.crossed = False  # confirmed for runs whose inputs differ only in inputs the calls do not take
         self.cross_refused = False  # such a confirmation failed once: never again for this model
         self.crossing: str | None = None  # "real" / "replay" while the runner confirms a crossing
+        self.seeds_crossed = False  # confirmed for runs at another seed (through the calls that drew nothing)
+        self.seeds_refused = False  # such a confirmation failed once: never again for this model
+        self.seeding: str | None = None  # "real" / "replay" while the runner confirms a seed crossing
         self._own = False  # a forward of ours is running: the root hook lets it through
         self._hook = None
 
@@ -115,15 +130,25 @@ class Replays:
             return None
         return names
 
+    def other_seed(self, key: tuple) -> bool:
+        """Whether a run on `key` differs from the capture's in its seed only and some captured call drew
+        nothing (so it may be replayed there, once confirmed)."""
+        return (self.key is not None and not self.seeds_refused and key[0] != self.key[0]
+                and key[1:] == self.key[1:] and any(not call.drew for call in self.calls))
+
+    def ready_seed(self, key: tuple) -> bool:
+        """Whether a run on `key` may replay the calls that drew nothing (confirmed at another seed)."""
+        return self.seeds_crossed and self.other_seed(key) and all(call.intact() for call in self.calls)
+
     def hold(self, key: tuple, inputs: Mapping[str, Any], observed: tuple) -> None:
         """Keep the calls just captured for `key`, unconfirmed: `observed` is what the captured run saw."""
         self.key, self.valid, self.pinned, self.pending = key, False, dict(inputs), observed
-        self.crossed = False
+        self.crossed = self.seeds_crossed = False
         self.watch()
 
     def drop(self) -> None:
         self.key, self.calls, self.valid, self.pinned, self.pending = None, [], False, {}, None
-        self.crossed = False
+        self.crossed = self.seeds_crossed = False
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
@@ -161,16 +186,19 @@ class Replays:
                     if opened or entries is None or any(e is None for e in keywords):
                         return
                     reads = frozenset(v for kind, v in (*entries, *keywords) if kind == "input")
-                    opened.append((module, path, number, counter.count, torch.get_rng_state(), reads))
+                    opened.append((module, path, number, counter.count, torch.get_rng_state(), _streams(), reads))
             return hook
 
         def post(module, args, kwargs, output):
             with counter.pause():
                 if opened and opened[-1][0] is module:
-                    _, path, number, first, rng, reads = opened.pop()
+                    _, path, number, first, rng, streams, reads = opened.pop()
                     if _capturable(output):
-                        calls.append(Call(path, number, output, _versions(output), rng, torch.get_rng_state(),
-                                          first, counter.count - first, reads))
+                        after, now = torch.get_rng_state(), _streams()
+                        foreign = now[1:] != streams[1:]
+                        drew = foreign or now[0] != streams[0] or not torch.equal(rng, after)
+                        calls.append(Call(path, number, output, _versions(output), rng, after,
+                                          first, counter.count - first, reads, drew, foreign))
 
         with ExitStack() as stack:
             for path, module in self.model.named_modules():
@@ -183,17 +211,18 @@ class Replays:
 
     # ---- replaying ----------------------------------------------------------------------
     @contextmanager
-    def replaying(self, counter, skip: Callable[[Call], bool]) -> Iterator[None]:
+    def replaying(self, counter, skip: Callable[[Call], bool], any_seed: bool = False) -> Iterator[None]:
         """Captured calls not `skip`ped return their output instead of running (advancing `counter`,
-        when there is one, by the torch calls they made and the random state past them)."""
-        chosen = [call for call in self.calls if not skip(call)]
+        when there is one, by the torch calls they made and the random state past them). `any_seed`: a run
+        at another seed (confirmed): only the calls that drew nothing, the run's own random state kept."""
+        chosen = [call for call in self.calls if not skip(call) and not call.foreign and not (any_seed and call.drew)]
         by_path: dict[str, dict[int, Call]] = {}
         for call in chosen:
             by_path.setdefault(call.path, {})[call.number] = call
         with ExitStack() as stack:
             for path, numbers in by_path.items():
                 module = self.model.get_submodule(path)
-                stack.enter_context(_patched(module, numbers, counter))
+                stack.enter_context(_patched(module, numbers, counter, any_seed))
             yield
 
 
@@ -213,7 +242,7 @@ def state_versions(model: torch.nn.Module) -> tuple:
 
 
 @contextmanager
-def _patched(module: torch.nn.Module, numbers: Mapping[int, Call], counter) -> Iterator[None]:
+def _patched(module: torch.nn.Module, numbers: Mapping[int, Call], counter, any_seed: bool = False) -> Iterator[None]:
     original = module.forward
     had_own = "forward" in vars(module)
     seen = [-1]
@@ -222,12 +251,14 @@ def _patched(module: torch.nn.Module, numbers: Mapping[int, Call], counter) -> I
         seen[0] += 1
         call = numbers.get(seen[0])
         with counter.pause() if counter is not None else _nothing():
-            usable = call is not None and call.intact() and torch.equal(torch.get_rng_state(), call.rng_before)
+            usable = call is not None and call.intact() and (
+                any_seed or torch.equal(torch.get_rng_state(), call.rng_before))
         if not usable:
             return original(*args, **kwargs)
         if counter is not None:
             counter.count += call.ops
-        torch.set_rng_state(call.rng_after)
+        if not any_seed:  # across seeds only calls that drew nothing replay: the run's own stream goes on
+            torch.set_rng_state(call.rng_after)
         return call.output
 
     module.forward = forward
@@ -243,6 +274,25 @@ def _patched(module: torch.nn.Module, numbers: Mapping[int, Call], counter) -> I
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _streams() -> tuple:
+    """The states of the random streams a call may draw from besides torch's CPU generator (compared
+    through `rng_before`/`rng_after`): CUDA's generators when CUDA is initialised (reading them otherwise
+    would initialise it), then numpy's and Python's global streams (which the runner does not seed)."""
+    import random
+
+    cuda = tuple(bytes(s.numpy()) for s in torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else ()
+    return (cuda, _numpy_state(), random.getstate())
+
+
+def _numpy_state() -> tuple:
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
+        return ()
+    kind, keys, *rest = numpy.random.get_state()
+    return (kind, keys.tobytes(), *rest)
 
 
 def _capturable(output: Any) -> bool:

@@ -367,7 +367,7 @@ class SymbolRunner:
             if site.op is not None:
                 op_edits.setdefault(site.op, []).append((site, edits[name]))
         calls_mode = _TorchCalls(edits=op_edits) if op_edits else None
-        replay, capture, changed = self._replay_plan(inputs, train, seed, edits, observe, hold, param_grads)
+        replay, capture, changed, any_seed = self._replay_plan(inputs, train, seed, edits, observe, hold, param_grads)
         capture = capture and not hold  # a capture must hold the model as it is, not as the caller changed it
         if capture:
             calls_mode = _TorchCalls()  # numbers the captured calls' torch calls as the recording does
@@ -404,7 +404,7 @@ class SymbolRunner:
                     call, sites, [n for n in observe if self.binding(n).module is not None]) or any(
                     not path or call.holds(path=path) for path in hold)  # '' is the root: it holds every call
                     or bool(call.reads & changed) or (torch.is_grad_enabled() and any(
-                        getattr(inputs[n], "requires_grad", False) for n in call.reads))))
+                        getattr(inputs[n], "requires_grad", False) for n in call.reads)), any_seed))
             if capture and not self._located(train):
                 # Nothing is located yet: this capture is also the discovery recording (batch_independence's
                 # symbol_where, identifiability's first edit recorded a forward more); other shapes borrow.
@@ -464,31 +464,41 @@ class SymbolRunner:
 
     # ---- replaying (see replay.py) ------------------------------------------------------
     def _replay_plan(self, inputs, train: bool, seed: int, edits, observe, hold=(),
-                     param_grads: bool = True) -> tuple[bool, bool, frozenset]:
+                     param_grads: bool = True) -> tuple[bool, bool, frozenset, bool]:
         """(replay captured calls, capture them in this run, the inputs changed from the capture's: calls
-        taking them run). Eval runs only; captures under no_grad only. A grad-enabled run may replay when it
+        taking them run, at another seed than the capture's: only calls that drew nothing replay). Eval runs
+        only; captures under no_grad only. A grad-enabled run may replay when it
         differentiates with respect to its own leaves only (`param_grads=False`): a captured output holds no
         graph, and a call taking an input that requires grad runs. A run that holds modules the caller
         changed neither confirms a capture nor takes one (both must see the model as it is)."""
         replays, none = self._replays, frozenset()
         grad = torch.is_grad_enabled()
         if train or (grad and param_grads):
-            return False, False, none
+            return False, False, none, False
         key = replays.key_of(inputs, seed)
         if replays.crossing is not None:  # one of _confirm_across's two runs
             changed = replays.changed(key, inputs)
-            return replays.crossing == "replay" and changed is not None, False, changed or none
+            return replays.crossing == "replay" and changed is not None, False, changed or none, False
+        if replays.seeding is not None:  # one of _confirm_seed's two runs
+            return replays.seeding == "replay" and replays.other_seed(key), False, none, True
         if not grad and replays.pending is not None and replays.key == key and not hold:
             self._confirm(inputs, seed)
         if replays.ready(key):
-            return True, False, none
+            return True, False, none, False
+        if replays.other_seed(key) and not replays.seeds_crossed and not hold:
+            if not grad and replays.pending is not None:  # the capture itself first, at its own seed
+                self._confirm(inputs, replays.key[0])
+            if replays.other_seed(key):
+                self._confirm_seed(inputs, seed, observe)
+        if replays.ready_seed(key):
+            return True, False, none, True
         changed = replays.changed(key, inputs)
         if changed is not None and not replays.crossed and not hold and replays.differs(inputs, changed):
             self._confirm_across(inputs, seed, changed, observe)
         changed = replays.ready_across(key, inputs)
         if changed is not None:
-            return True, False, changed
-        return False, not grad and not edits and key not in self._refused, none
+            return True, False, changed, False
+        return False, not grad and not edits and key not in self._refused, none, False
 
     def _touches(self, call, sites: Mapping[str, Site], hooked: list[str]) -> bool:
         """Whether the run edits, or reads by a hook, something inside the captured call."""
@@ -545,6 +555,28 @@ class SymbolRunner:
         else:
             replays.drop()
             replays.cross_refused = True
+
+    def _confirm_seed(self, inputs, seed: int, observe) -> None:
+        """Replay the calls that drew nothing at another seed than the capture's only if, at this seed, the
+        whole model run with them replayed and run for real agree bit for bit (replayed first, as in
+        `_confirm_across`): a call whose output depends on the seed without moving a stream we watch (a
+        generator of the model's own) shows there. Symbols read by hooks are left out, as there."""
+        replays = self._replays
+        names = [n for n in observe if self.binding(n).output is not None]
+        try:
+            with torch.no_grad():
+                replays.seeding = "replay"
+                again = self._run(inputs, False, seed, names, {}, False, None, True)
+                replays.seeding = "real"
+                real = self._run(inputs, False, seed, names, {}, False, None, True)
+            same = all(_identical(again[n], real[n]) for n in names) and _same_outputs(
+                again["__outputs__"], real["__outputs__"])
+        except (SymbolError, ForwardError):
+            same = False
+        finally:
+            replays.seeding = None
+        replays.seeds_crossed = same
+        replays.seeds_refused = not same
 
     # ---- slicing ------------------------------------------------------------------------
     def plan(self, observe: Iterable[str], inputs: Mapping[str, Any], *, train: bool, seed: int,
@@ -781,7 +813,8 @@ class SymbolRunner:
         replays = self._replays
         if key == replays.key:
             return False
-        return replays.crossing is None and replays.ready_across(key, inputs) is None
+        return (replays.crossing is None and replays.ready_across(key, inputs) is None
+                and replays.seeding is None and not replays.ready_seed(key))
 
     def settle(self) -> None:
         """Put the model back in the mode it had before this runner's runs (see `_Mode`)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from alignguard.checks.probes.support import (
+    eval_pair,
     max_abs_diff,
     probe_inputs,
     probe_seed,
@@ -49,11 +50,17 @@ class NoiseProbeCheck(Check):
         inputs = probe_inputs(context)
         values = {}
         try:
+            # The eval pair first, shared with noise.eval (eval_pair): it replays the capture an earlier eval
+            # run of these inputs made, which the train pair would drop.
+            kind, pair = eval_pair(context, name)
+            if kind == "error":
+                raise pair
+            for offset, value in enumerate(pair):
+                values[False, offset] = runner(context).part(name, value)
             with torch.no_grad(), user_forward(context):
-                for train in (True, False):
-                    for offset in (0, 1):
-                        run = runner(context).run(inputs, train=train, seed=seed + offset, observe=[name])
-                        values[train, offset] = run[name]
+                for offset in (0, 1):
+                    run = runner(context).run(inputs, train=True, seed=seed + offset, observe=[name])
+                    values[True, offset] = run[name]
         except SymbolError as exc:
             yield failed("probe.noise", element, f"{name} readable by running the model", str(exc),
                          fix=f"bind {name} to a forward output or a module output that exists")

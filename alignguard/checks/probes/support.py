@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from alignguard.checks.running import probe_inputs, probe_seed, runner, user_forward  # noqa: F401 (the probes' door)
+from alignguard.checks.running import eval_pair, probe_inputs, probe_seed, runner, user_forward  # noqa: F401 (the probes' door)
 from alignguard.results import Where
 
 if TYPE_CHECKING:

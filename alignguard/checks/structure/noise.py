@@ -55,18 +55,25 @@ class NoiseCheck(Check):
         return any(c.stochastic for c in spec.components.values()) or bool(spec.stochastic_symbols())
 
     def run(self, context: CheckContext) -> Iterable[CheckResult]:
+        # In report order, but every eval judgement before any train-mode run (noise.reparameterised's): a
+        # train run drops the runner's replay capture of the probe inputs, which the eval pair replays.
+        results, later = [], []
         for name, component in context.spec.components.items():
             if component.stochastic is None:
                 continue
-            yield self._present(context, f"component {name}", component.module, component.stochastic)
+            results.append(self._present(context, f"component {name}", component.module, component.stochastic))
             if component.stochastic.eval != "any":
-                yield self._eval(context, f"component {name}", component.stochastic)
+                results.append(self._eval(context, f"component {name}", component.stochastic))
         for name, noise in context.spec.stochastic_symbols().items():
             requirement = _SymbolRequirement(name, noise.through_scale, noise.eval)
-            yield self._present(context, f"symbol {name}", None, requirement)
+            results.append(self._present(context, f"symbol {name}", None, requirement))
             if noise.eval != "any":
-                yield self._eval(context, f"symbol {name}", requirement)
-            yield self._reparameterised(context, name, noise)
+                results.append(self._eval(context, f"symbol {name}", requirement))
+            later.append(len(results))
+            results.append((name, noise))
+        for position in later:
+            results[position] = self._reparameterised(context, *results[position])
+        yield from results
 
     # ---- noise.present --------------------------------------------------------------------
     def _present(self, context: CheckContext, element: str, path: str | None, requirement) -> CheckResult:
@@ -227,43 +234,17 @@ def _sample_gradient(context: CheckContext, symbol: str, scale: str | None) -> d
 
 
 def eval_passes(context: CheckContext, symbol: str, binding) -> float | None:
-    """Largest |difference| of the symbol between two eval-mode passes on one batch (memoised).
-
-    None when the symbol's value cannot be read from a run (e.g. a module output that is not a tensor).
-    """
-    return context.memo(f"eval_passes:{symbol}", lambda: _two_eval_passes(context, binding))
-
-
-def _two_eval_passes(context: CheckContext, binding) -> float | None:
+    """Largest |difference| of the symbol between two eval-mode passes on the probe inputs, at seeds s
+    and s+1 (the runs probe.noise judges too: `checks/running.py::eval_pair`); differences within float
+    jitter (non-deterministic GPU kernels) count as none. None when the symbol's value cannot be read from
+    a run (e.g. a module output that is not a tensor) or its slice does not fit the tensor."""
     import torch
 
-    from alignguard.graph.capture_eager import preserved_rng
-    from alignguard.graph.capture_fx import flatten_output
-    from alignguard.modelfile.loader import forward_inputs
+    from alignguard.checks.running import eval_pair
 
-    model = context.model
-    inputs = forward_inputs(model, context.batch(0))
-    seen: list = []
-    hook = None
-    if binding.module is not None:
-        hook = model.get_submodule(binding.module).register_forward_hook(lambda m, a, out: seen.append(out))
-    modes = {m: m.training for m in model.modules()}
-    values = []
-    try:
-        model.eval()
-        with torch.no_grad(), preserved_rng(model):
-            for _ in range(2):
-                output = model(**inputs)
-                if binding.output is not None:
-                    values.append(dict(flatten_output(output)).get(binding.output))
-                else:
-                    value = seen[-1] if seen else None
-                    values.append(value[binding.index or 0] if isinstance(value, (tuple, list)) else value)
-    finally:
-        if hook is not None:
-            hook.remove()
-        for module, mode in modes.items():
-            module.training = mode
+    kind, values = eval_pair(context, symbol)
+    if kind != "values":
+        return None
     first, second = values
     if not isinstance(first, torch.Tensor) or not isinstance(second, torch.Tensor) or first.shape != second.shape:
         return None
