@@ -25,9 +25,9 @@ one extra step), or when float rounding would dominate the shorter step (see `_r
 One pair of forwards serves every term. Every term's value comes from the same forward, so the
 terms are first measured together along one direction d shared by all of them, built per
 parameter tensor p from their gradients, d_p = Σ_k w_pk g_kp, with weights that make each term see
-every parameter as it sees its own gradient: g_kp·d_p = |g_kp|²/|g_k| (`shared_direction.py`: the
-weights are solved on the per-parameter Gram blocks of the first batch's gradients). Along d, term k's measured change is
-compared with g_k·(δ₊ − δ₋), and a gradient wrong by a factor on any set of parameter tensors (a
+every parameter as it sees its own gradient: g_kp·d_p = |g_kp|²/|g_k| (`shared_direction.py`, solved
+on the per-parameter Gram blocks of the first batch's gradients). Along d, term k's measured change
+is compared with g_k·(δ₊ − δ₋), and a gradient wrong by a factor on any set of parameter tensors (a
 reversal layer upstream of some modules, a reversed or scaled term) gives the same ratio as along
 ĝ_k. A term that passes along d is judged there; a term that misses along d is measured again
 along its own ĝ_k, as described above, and judged there, so every failure (and the ratios it
@@ -193,7 +193,7 @@ class LossDescentCheck(Check):
                 return found_free[0]
 
             shared = judged_along_d(self, context, params, origin,
-                                  [e for e in entries if not e[5] and _nonzero(e[2])], free_terms)
+                                    [e for e in entries if not e[5] and _nonzero(e[2])], free_terms)
             for name, step, pieces, value, roundoff, _ in entries:
                 if not _nonzero(pieces):
                     judged.append((name, step, 0.0, value, None, "", None))

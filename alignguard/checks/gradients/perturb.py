@@ -2,8 +2,8 @@
 
 The direction d is given per parameter as a combination of the terms' gradients, d_p = Σ_k w_pk g_kp
 (one term with weight 1: its own gradient; several: the direction loss.descent shares between
-terms, see `shared_direction.shared_weights`), so no whole-model copy of d is ever held: large parameters
-build it chunk by chunk from the gradients (no temporary larger than `CHUNK`), the many small ones
+terms, see `shared_direction.shared_weights`), so no whole-model copy of d is ever held: large
+parameters build it chunk by chunk from the gradients (no temporary larger than `CHUNK`), the many small ones
 (a ResNet's BatchNorm weights and 1x1 convolutions) build their piece of d per call and go in
 bundles of at most `CHUNK` elements through one `torch._foreach_*` call per bundle, because one call per
 parameter cost as much Python overhead as the arithmetic.
