@@ -10,6 +10,7 @@ import torch
 from alignguard.checks.catalogue import explanation
 from alignguard.checks.context import CheckContext
 from alignguard.checks.gradients.descent import LossDescentCheck
+from alignguard.checks.gradients.shared_direction import shared_group
 from alignguard.modelfile.loader import forward_inputs, load_model_file
 from alignguard.results import Status
 from grad_helpers import HERE, REPO, spec_with
@@ -268,11 +269,11 @@ def random_pieces(generator, sizes, missing=()):
 
 
 def shared_direction(terms):
-    """(d per parameter, whether each term's weights solved exactly) from `_shared_weights`."""
-    from alignguard.checks.gradients.descent import _shared_weights
+    """(d per parameter, whether each term's weights solved exactly) from `shared_weights`."""
+    from alignguard.checks.gradients.shared_direction import shared_weights
     from alignguard.gradients.measure import gram_blocks
 
-    weights, misfit = _shared_weights(gram_blocks(terms, len(terms[0])))
+    weights, misfit = shared_weights(gram_blocks(terms, len(terms[0])))
     d = [sum(float(weights[p, k]) * term[p].double() for k, term in enumerate(terms) if term[p] is not None)
          for p in range(len(terms[0]))]
     return d, misfit
@@ -320,7 +321,7 @@ def test_terms_whose_gradients_on_a_parameter_cannot_be_weighed_apart_are_judged
     context = context_for()
     params = [torch.nn.Parameter(torch.zeros(n)) for n in sizes]
     entries = [(name, 0, pieces, 1.0, 1e-7, False) for name, pieces in zip("abc", (first, second, third))]
-    kept = LossDescentCheck()._shared_group(context, params, entries)
+    kept = shared_group(context, params, entries)
     assert kept is not None and len(kept[0]) == 2 and 2 in kept[0]
 
 

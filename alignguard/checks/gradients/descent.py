@@ -25,9 +25,9 @@ one extra step), or when float rounding would dominate the shorter step (see `_r
 One pair of forwards serves every term. Every term's value comes from the same forward, so the
 terms are first measured together along one direction d shared by all of them, built per
 parameter tensor p from their gradients, d_p = Σ_k w_pk g_kp, with weights that make each term see
-every parameter as it sees its own gradient: g_kp·d_p = |g_kp|²/|g_k| (`_shared_weights`, solved on
-the per-parameter Gram blocks of the first batch's gradients). Along d, term k's measured change is
-compared with g_k·(δ₊ − δ₋), and a gradient wrong by a factor on any set of parameter tensors (a
+every parameter as it sees its own gradient: g_kp·d_p = |g_kp|²/|g_k| (`shared_direction.py`, solved
+on the per-parameter Gram blocks of the first batch's gradients). Along d, term k's measured change
+is compared with g_k·(δ₊ − δ₋), and a gradient wrong by a factor on any set of parameter tensors (a
 reversal layer upstream of some modules, a reversed or scaled term) gives the same ratio as along
 ĝ_k. A term that passes along d is judged there; a term that misses along d is measured again
 along its own ĝ_k, as described above, and judged there, so every failure (and the ratios it
@@ -173,6 +173,8 @@ class LossDescentCheck(Check):
             for name in grads.names:
                 if terms_step.get(name, conflict_step(spec)) == step and grads.status[name] == "alive":
                     measured.append((name, step, sums[name], grads.values[name], _roundoff(params, grads.dtypes[name])))
+        from alignguard.checks.gradients.shared_direction import shared as judged_along_d
+
         judged = []
         with _restored(model) as saved, _train_mode(model):
             origin = [saved[id(p)] for p in params]  # θ as `_restored` copied it: no second copy
@@ -190,8 +192,8 @@ class LossDescentCheck(Check):
                     found_free.append(self._output_free(context, measured, outputs))
                 return found_free[0]
 
-            shared = self._shared(context, params, origin,
-                                  [e for e in entries if not e[5] and _nonzero(e[2])], free_terms)
+            shared = judged_along_d(self, context, params, origin,
+                                    [e for e in entries if not e[5] and _nonzero(e[2])], free_terms)
             for name, step, pieces, value, roundoff, _ in entries:
                 if not _nonzero(pieces):
                     judged.append((name, step, 0.0, value, None, "", None))
@@ -209,95 +211,6 @@ class LossDescentCheck(Check):
                 judged.append((name, step, norm, value, slopes, stop, None))
         self._saved_buffers = self._stale = None  # the copies `_restored` made: freed with it
         return judged
-
-    def _shared(self, context, params, origin, entries: list, free_terms: Callable[[], set]) -> dict:
-        """{(name, step): (|g|, value, slopes, why shrinking stopped, "shared")} of the terms judged
-        along one direction d shared by all of them (see `_shared_weights`): one pair of forwards per
-        step length serves every term, since every term's value comes from the same forward. A term
-        the shared direction cannot judge exactly (its weights do not solve, or its predicted change
-        along d is below the value's float rounding at the spec's ε) is left out: it is measured
-        along its own gradient, as is a term that misses along d (its verdict and ratios are then
-        exactly those of its own gradient) and a term that declares parameters out (`reversed_on`,
-        `straight_through`: d would move them)."""
-        import torch
-
-        chosen = self._shared_group(context, params, entries)
-        if chosen is None:
-            return {}
-        keep, weights, sub = chosen
-        group = [entries[k] for k in keep]
-        norms = sub.diagonal(dim1=1, dim2=2).sum(dim=0).clamp(min=0).sqrt().tolist()
-        d_norm = float(torch.einsum("pk,pkl,pl->", weights, sub, weights).clamp(min=0).sqrt())
-        slopes, stops = self._shared_slopes(context, params, origin, group, norms, weights, d_norm, free_terms)
-        # a term that misses along d is judged along its own gradient, as before sharing: its failure
-        # (and the ratios it shows) is the one ĝ_k gives
-        return {(e[0], e[1]): (norm, e[3], slopes[k], stops[k], "shared")
-                for k, (e, norm) in enumerate(zip(group, norms)) if slopes[k] and self._passes(context, slopes[k])}
-
-    def _shared_group(self, context, params, entries: list) -> tuple[list[int], Any, Any] | None:
-        """(the entries judged along d, its weights, their Gram blocks), or None when fewer than two
-        terms can share it: terms are left out, one at a time, until the weights fit every term left
-        within tolerance/100 (see `_shared_weights`)."""
-        from alignguard.gradients.measure import gram_blocks
-
-        if len(entries) < 2:
-            return None
-        blocks = gram_blocks([e[2] for e in entries], len(params))
-        fits = lambda keep: max(_shared_weights(blocks[:, keep][:, :, keep])[1])  # noqa: E731
-        keep = list(range(len(entries)))
-        while len(keep) >= 2 and fits(keep) > context.spec.gradients.descent_tolerance / 100:
-            # least squares spreads a misfit over every term: leave out the term whose absence fits best
-            keep = min(([k for k in keep if k != out] for out in keep), key=fits)
-        if len(keep) < 2:
-            return None
-        sub = blocks[:, keep][:, :, keep]
-        return keep, _shared_weights(sub)[0], sub
-
-    def _shared_slopes(self, context, params, origin, group: list, norms: list[float], weights, d_norm: float,
-                       free_terms: Callable[[], set]) -> tuple[list, list]:
-        """Every term's central differences along d = Σ_k w_pk g_kp (per parameter p), shortening the
-        step for the terms that still miss, by the rules `_slopes` follows for one term; a term whose
-        predicted change is below the float rounding at the spec's ε gets no slopes (judged along ĝ_k),
-        unless it would be below it along ĝ_k too (then it is measured at ε only, as there).
-        A shorter step for terms that all read no output of forward runs none (`_output_free`; one
-        that then misses is judged along its own gradient, with forwards)."""
-        from alignguard.checks.gradients.perturb import Moved
-
-        tolerance = context.spec.gradients.descent_tolerance
-        epsilon = context.spec.gradients.descent_epsilon
-        moved = Moved(params, origin, [e[2] for e in group], weights)
-        slopes: list[list[Slope]] = [[] for _ in group]
-        stops = [""] * len(group)
-        open_ = list(range(len(group)))
-        for divisor in (1, *SHORTER):
-            if not open_:
-                break
-            held = {sign: sign * epsilon / divisor / d_norm for sign in (1.0, -1.0)}
-            predicted, span = moved.along(held[1.0], held[-1.0])
-            for k in list(open_):
-                _, _, _, value, roundoff, _ = group[k]
-                below = _rounding(epsilon / divisor, span, predicted[k], value, roundoff, tolerance)
-                if below and divisor == 1 and _rounding(epsilon, 2 * epsilon, 2 * epsilon * norms[k], value,
-                                                        roundoff, tolerance):
-                    stops[k] = f"ε = {epsilon:g} itself {below}"  # as along ĝ_k: measured, and no shorter step
-                elif below:
-                    open_.remove(k)  # at the spec's ε: judged along ĝ_k, whose predicted change is larger
-                    if divisor > 1:
-                        stops[k] = f"no shorter step: ε = {epsilon / divisor:g} {below}"
-            if not open_:
-                break
-            keys = [(group[k][0], group[k][1]) for k in open_]
-            stale = self._stale if divisor > 1 and set(keys) <= free_terms() else None
-            changes = self._changes(context, moved, held, keys, stale)
-            for k, change in zip(list(open_), changes):
-                slopes[k].append(Slope(epsilon / divisor, change, predicted[k], span))
-                miss = [abs(s.ratio - 1.0) for s in slopes[k]]
-                if miss[-1] <= tolerance or stops[k]:
-                    open_.remove(k)
-                elif len(miss) > 1 and not _closer(miss[-1], miss[-2]):
-                    stops[k] = NO_CLOSER
-                    open_.remove(k)
-        return slopes, stops
 
     def _changes(self, context, moved, held, keys: list[tuple[str, int]], stale: Any = None) -> list[float]:
         """[L_k(θ+δ₊) − L_k(θ+δ₋)] in float64 for every (term, step) of `keys`, from one forward per
@@ -402,8 +315,6 @@ class LossDescentCheck(Check):
         ratio closer to 1, and float rounding would not dominate it ("" when none of these stopped it).
         With `stale` (outputs of a term that reads none, see `_output_free`) no forward is run.
         """
-        tolerance = context.spec.gradients.descent_tolerance
-        epsilon = context.spec.gradients.descent_epsilon
         from alignguard.gradients.measure import norm64
 
         # `pieces`: the gradient per parameter (None: zero), float32; no float64 copy of it is made.
@@ -412,6 +323,15 @@ class LossDescentCheck(Check):
         from alignguard.checks.gradients.perturb import Moved
 
         moved = Moved(params, origin, [pieces])
+        try:  # `along` leaves θ + δ₊ held: θ again whichever way the steps end
+            return self._steps_along(context, moved, name, step, norm, value, roundoff, stale)
+        finally:
+            moved.restore()
+
+    def _steps_along(self, context, moved, name, step, norm, value, roundoff, stale) -> tuple[list[Slope], str]:
+        """`_slopes`' steps along ĝ, the direction `moved` holds."""
+        tolerance = context.spec.gradients.descent_tolerance
+        epsilon = context.spec.gradients.descent_epsilon
         slopes: list[Slope] = []
         for divisor in (1, *SHORTER):
             # θ ± step·g is recomputed where it is needed (deterministically, so identically) rather
@@ -555,35 +475,6 @@ def _scalar(term: Any) -> float:
     if term is None:
         return float("nan")
     return float(term.detach().double().reshape(()))
-
-
-def _shared_weights(blocks) -> tuple[Any, list[float]]:
-    """Weights w (parameters × terms) of the direction d_p = Σ_k w_pk g_kp that every term k sees, on
-    every parameter p, as it sees its own normalised gradient: g_kp·d_p = |g_kp|²/|g_k|; and, per
-    term, how far they miss that: Σ_p |g_kp·d_p − |g_kp|²/|g_k|| / |g_k| (0: exactly).
-
-    `blocks` are the terms' per-parameter dot products G_p (`gram_blocks`). Per parameter this is
-    the linear system G_p w_p = diag(G_p)/|g|, over the terms with a gradient there. Why: along d,
-    term k's ratio (measured change over g_k·δ) weighs each parameter as the ratio along ĝ_k does,
-    so a gradient wrong by a factor on any set of parameters (a reversal layer upstream of some
-    modules, a reversed or scaled term) gives the same ratio along d as along ĝ_k, to within twice
-    the misfit. Where the terms' gradients on a parameter are linearly dependent (a one-element
-    bias), the system may have no exact solution: least squares, and the misfit says by how much.
-    """
-    import torch
-
-    diag = blocks.diagonal(dim1=1, dim2=2)  # (P, K) |g_kp|²
-    norms = diag.sum(dim=0).clamp(min=0).sqrt()
-    target = diag / norms.clamp(min=1e-300)
-    active = diag > 0
-    pair = active[:, :, None] & active[:, None, :]
-    gram = torch.where(pair, blocks, torch.zeros_like(blocks))
-    system = gram + torch.diag_embed((~active).double())  # a term without gradient on p: weight 0 there
-    weights = torch.linalg.lstsq(system, target.unsqueeze(-1)).solution.squeeze(-1)
-    weights = torch.where(active & torch.isfinite(weights), weights, torch.zeros_like(weights))
-    residual = (torch.einsum("pkl,pl->pk", gram, weights) - target).abs().sum(dim=0)
-    misfit = torch.where(norms > 0, residual / norms.clamp(min=1e-300), torch.full_like(norms, math.inf))
-    return weights, misfit.tolist()
 
 
 def _tensors(outputs: Any) -> list:
