@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import torch
 
 from alignguard.gradients.stats import GradientStats, gradient_stats_from_gram
+from alignguard.memory import return_freed_memory
 from alignguard.seeding import manual_seed
 
 TermStatus = Literal["alive", "detached", "unreached", "zero_value", "zero_gradient", "nonfinite", "absent"]
@@ -483,6 +484,7 @@ def measure_steps(
             seen = _detached(outputs) if i == 0 and on_first_batch is not None else None
             del outputs  # frees the retained graph before the next batch
             if i == 0 and on_first_batch is not None:
+                return_freed_memory()  # the graph's pages, before the caller's phase (loss.descent: the peak)
                 on_first_batch(first, seen)
             del first, seen
     finally:
