@@ -537,20 +537,7 @@ class SymbolRunner:
         run's, not this run's: state a call sets that depends on the changed inputs shows too. Symbols read by
         hooks are left out (a hook inside a call keeps it from being replayed)."""
         replays = self._replays
-        names = [n for n in observe if self.binding(n).output is not None]
-        try:
-            with torch.no_grad():
-                replays.crossing = "replay"
-                again = self._run(inputs, False, seed, names, {}, False, None, True)
-                replays.crossing = "real"
-                real = self._run(inputs, False, seed, names, {}, False, None, True)
-            same = all(_identical(again[n], real[n]) for n in names) and _same_outputs(
-                again["__outputs__"], real["__outputs__"])
-        except (SymbolError, ForwardError):
-            same = False
-        finally:
-            replays.crossing = None
-        if same:
+        if self._replay_agrees(inputs, seed, observe, "crossing"):
             replays.crossed, replays.valid, replays.pending = True, True, None
         else:
             replays.drop()
@@ -561,22 +548,27 @@ class SymbolRunner:
         whole model run with them replayed and run for real agree bit for bit (replayed first, as in
         `_confirm_across`): a call whose output depends on the seed without moving a stream we watch (a
         generator of the model's own) shows there. Symbols read by hooks are left out, as there."""
+        same = self._replay_agrees(inputs, seed, observe, "seeding")
+        self._replays.seeds_crossed, self._replays.seeds_refused = same, not same
+
+    def _replay_agrees(self, inputs, seed: int, observe, phase: str) -> bool:
+        """Whether the whole model run with the captured calls replayed, then run for real, gives the same
+        outputs and observed forward outputs bit for bit; `phase` ('crossing' or 'seeding') is the Replays
+        attribute that tells the two runs apart while they run."""
         replays = self._replays
         names = [n for n in observe if self.binding(n).output is not None]
         try:
             with torch.no_grad():
-                replays.seeding = "replay"
+                setattr(replays, phase, "replay")
                 again = self._run(inputs, False, seed, names, {}, False, None, True)
-                replays.seeding = "real"
+                setattr(replays, phase, "real")
                 real = self._run(inputs, False, seed, names, {}, False, None, True)
-            same = all(_identical(again[n], real[n]) for n in names) and _same_outputs(
+            return all(_identical(again[n], real[n]) for n in names) and _same_outputs(
                 again["__outputs__"], real["__outputs__"])
         except (SymbolError, ForwardError):
-            same = False
+            return False
         finally:
-            replays.seeding = None
-        replays.seeds_crossed = same
-        replays.seeds_refused = not same
+            setattr(replays, phase, None)
 
     # ---- slicing ------------------------------------------------------------------------
     def plan(self, observe: Iterable[str], inputs: Mapping[str, Any], *, train: bool, seed: int,
