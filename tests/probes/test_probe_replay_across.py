@@ -54,23 +54,27 @@ def contexts():
     return [torch.randn(5, 2, generator=g) for _ in range(4)]
 
 
+def across_contexts(**kind):
+    """A runner that captured encoder(x) with c, its logits over other contexts, and a fresh runner's for each
+    (runner, x, c, got, want); called under no_grad."""
+    runner, x, c = fresh(**kind), torch.randn(5, 4), torch.randn(5, 2)
+    runner.run({"x": x, "c": c}, observe=["logit"])  # captures encoder(x)
+    got = [runner.run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+    want = [fresh(**kind).run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+    return runner, x, c, got, want
+
+
 def test_a_plain_encoder_runs_twice_across_contexts_and_matches_whole_runs():
-    runner, x, c = fresh(), torch.randn(5, 4), torch.randn(5, 2)
     with torch.no_grad():
-        runner.run({"x": x, "c": c}, observe=["logit"])  # captures encoder(x)
-        got = [runner.run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
-        want = [fresh().run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+        runner, _, _, got, want = across_contexts()
     assert runner.model.encoder_runs == 2  # the capture, and the real run that confirmed the crossing
     assert runner._replays.crossed and not runner._replays.cross_refused
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 
 def test_an_encoder_reading_state_set_from_c_is_never_replayed_across_contexts():
-    runner, x, c = fresh(film=True), torch.randn(5, 4), torch.randn(5, 2)
     with torch.no_grad():
-        runner.run({"x": x, "c": c}, observe=["logit"])
-        got = [runner.run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
-        want = [fresh(film=True).run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+        runner, x, c, got, want = across_contexts(film=True)
         runner.run({"x": x, "c": c}, observe=["logit"])  # a new capture: still not replayed across
         runs = runner.model.encoder_runs
         runner.run({"x": x, "c": contexts()[0]}, observe=["logit"])
@@ -79,11 +83,8 @@ def test_an_encoder_reading_state_set_from_c_is_never_replayed_across_contexts()
 
 
 def test_an_encoder_leaving_state_that_depends_on_c_is_never_replayed_across_contexts():
-    runner, x, c = fresh(sets=True), torch.randn(5, 4), torch.randn(5, 2)
     with torch.no_grad():
-        runner.run({"x": x, "c": c}, observe=["logit"])
-        got = [runner.run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
-        want = [fresh(sets=True).run({"x": x, "c": other}, observe=["logit"])["logit"] for other in contexts()]
+        runner, _, _, got, want = across_contexts(sets=True)
     assert runner._replays.cross_refused
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
